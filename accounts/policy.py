@@ -1,0 +1,137 @@
+"""Who may do what, in one place. Services and selectors call these; views never decide.
+
+An ``Actor`` is the acting principal for one request: a user with their memberships, or an
+organization API key. Deny is the default: every check answers False unless a rule allows it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.http import HttpRequest
+
+from accounts.models import PHI_ROLES, Membership, Organization, OrganizationApiKey, Role, User
+
+ACTIVE_ORG_SESSION_KEY = "readroom_active_org"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The acting principal. ``memberships`` maps organization id → membership (active only)."""
+
+    user: User | None
+    memberships: dict[int, Membership] = field(default_factory=dict)
+    active_organization: Organization | None = None
+    api_key: OrganizationApiKey | None = None
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self.user is not None or self.api_key is not None
+
+    @property
+    def is_platform_staff(self) -> bool:
+        return any(m.organization.kind == Organization.Kind.PLATFORM for m in self.memberships.values())
+
+    @property
+    def is_patient(self) -> bool:
+        return self.user is not None and self.user.kind == User.Kind.PATIENT and not self.memberships
+
+    def roles_in(self, organization: Organization | int | None) -> frozenset[str]:
+        if organization is None:
+            return frozenset()
+        org_id = organization if isinstance(organization, int) else organization.pk
+        membership = self.memberships.get(org_id)
+        return frozenset(membership.roles) if membership else frozenset()
+
+    def has_role(self, organization: Organization | int | None, *roles: str) -> bool:
+        return bool(self.roles_in(organization) & set(roles))
+
+    @property
+    def all_roles(self) -> frozenset[str]:
+        return frozenset(r for m in self.memberships.values() for r in m.roles)
+
+    @property
+    def active_roles(self) -> frozenset[str]:
+        return self.roles_in(self.active_organization)
+
+    @property
+    def audit_user(self) -> User | None:
+        return self.user
+
+
+ANONYMOUS = Actor(user=None)
+
+
+def actor_for_user(user: User | None, *, active_org_id: int | None = None) -> Actor:
+    """Load the user's active memberships once; pick the active organization (session choice or first)."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return ANONYMOUS
+    memberships = {
+        m.organization_id: m
+        for m in Membership.objects.filter(user=user, is_active=True).select_related("organization")
+    }
+    active = memberships.get(active_org_id) if active_org_id else None
+    if active is None and memberships:
+        active = sorted(memberships.values(), key=lambda m: m.organization.name)[0]
+    return Actor(user=user, memberships=memberships, active_organization=active.organization if active else None)
+
+
+def actor_for_api_key(key: OrganizationApiKey) -> Actor:
+    """An organization key acts inside its organization only, with the roles it was given."""
+    membership = Membership(organization=key.organization, roles=list(key.roles), is_active=True)
+    return Actor(user=None, memberships={key.organization_id: membership},
+                 active_organization=key.organization, api_key=key)
+
+
+def actor_from_request(request: HttpRequest) -> Actor:
+    """The actor of a request, computed once. DRF authentication may replace the user later."""
+    auth = getattr(request, "auth", None)
+    if isinstance(auth, OrganizationApiKey):
+        return actor_for_api_key(auth)
+    cached = getattr(request, "_readroom_actor", None)
+    user = getattr(request, "user", None)
+    if cached is not None and cached.user == (user if user and user.is_authenticated else None):
+        return cached
+    session = getattr(request, "session", None)
+    active_org_id = session.get(ACTIVE_ORG_SESSION_KEY) if session is not None else None
+    actor = actor_for_user(user, active_org_id=active_org_id)
+    request._readroom_actor = actor
+    return actor
+
+
+# --- rules ------------------------------------------------------------------------------------
+
+def requires_mfa(actor: Actor) -> bool:
+    """Roles that touch patient data (and platform staff) must have MFA before any such page or API."""
+    if actor.user is None:
+        return False
+    return actor.is_platform_staff or bool(actor.all_roles & PHI_ROLES)
+
+
+def has_idle_timeout(actor: Actor) -> bool:
+    return requires_mfa(actor)
+
+
+def can_view_organization(actor: Actor, organization: Organization) -> bool:
+    return actor.is_platform_staff or organization.pk in actor.memberships
+
+
+def can_view_members(actor: Actor, organization: Organization) -> bool:
+    return can_view_organization(actor, organization)
+
+
+def can_manage_members(actor: Actor, organization: Organization) -> bool:
+    """Only an admin of the organization itself invites, changes roles or removes members."""
+    return actor.user is not None and actor.has_role(organization, Role.ADMIN)
+
+
+def can_manage_api_keys(actor: Actor, organization: Organization) -> bool:
+    return actor.user is not None and actor.has_role(organization, Role.ADMIN)
+
+
+def can_view_audit_log(actor: Actor) -> bool:
+    return actor.user is not None and actor.is_platform_staff
+
+
+def can_use_admin_site(actor: Actor) -> bool:
+    return actor.user is not None and actor.user.is_staff and actor.is_platform_staff

@@ -1,0 +1,59 @@
+"""Views with no domain of their own."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+
+def _check_database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return "ok"
+
+
+def _check_storage() -> str:
+    name = default_storage.save(f"healthz/{uuid.uuid4().hex}.txt", ContentFile(b"ok"))
+    try:
+        with default_storage.open(name) as fh:
+            if fh.read() != b"ok":
+                raise OSError("storage returned different bytes")
+    finally:
+        default_storage.delete(name)
+    return "ok"
+
+
+def _check_broker() -> str:
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return "ok (eager: tasks run in-process)"
+    from config.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+    return "ok"
+
+
+CHECKS = {"database": _check_database, "storage": _check_storage, "broker": _check_broker}
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    """200 when database, storage and broker answer; 503 naming the ones that do not."""
+    results: dict[str, str] = {}
+    for name, check in CHECKS.items():
+        try:
+            results[name] = check()
+        except Exception as exc:  # noqa: BLE001 - any failure means "down"; report it, don't raise
+            results[name] = f"down: {exc.__class__.__name__}: {exc}"[:300]
+    down = [name for name, value in results.items() if value.startswith("down")]
+    return JsonResponse({"status": "down" if down else "ok", "down": down, "checks": results},
+                        status=503 if down else 200)
