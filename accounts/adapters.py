@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
+from allauth.account import app_settings as account_settings
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.authentication import get_authentication_records
 from allauth.mfa.adapter import DefaultMFAAdapter
 from django.urls import reverse
 
@@ -17,6 +21,21 @@ class AccountAdapter(DefaultAccountAdapter):
 
     def get_login_redirect_url(self, request) -> str:
         return reverse("dashboard")
+
+    def is_reauthentication_required(self, *, app: str, **kwargs) -> bool:
+        """A sign-in moments ago counts as a re-authentication.
+
+        Without this, a PHI user sent to enroll TOTP right after signing in would be asked for
+        the password a second time before the enrollment form.
+        """
+        if not super().is_reauthentication_required(app=app, **kwargs):
+            return False
+        request = self.request
+        if request is None or not request.user.is_authenticated:
+            return True
+        window = account_settings.REAUTHENTICATION_TIMEOUT
+        records = get_authentication_records(request, request.user)
+        return not any(time.time() - record.get("at", 0) < window for record in records)
 
 
 class MfaAdapter(DefaultMFAAdapter):

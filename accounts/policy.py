@@ -30,7 +30,9 @@ class Actor:
 
     @property
     def is_platform_staff(self) -> bool:
-        return any(m.organization.kind == Organization.Kind.PLATFORM for m in self.memberships.values())
+        # People only: an API key of the platform organization is an integration, not operations staff.
+        return self.user is not None and any(
+            m.organization.kind == Organization.Kind.PLATFORM for m in self.memberships.values())
 
     @property
     def is_patient(self) -> bool:

@@ -314,3 +314,53 @@ def credential_for_secret(secret: str) -> PersonalApiToken | OrganizationApiKey 
         model.objects.filter(pk=credential.pk).update(last_used_at=now)
         credential.last_used_at = now
     return credential
+
+
+# --- profile ----------------------------------------------------------------------------------
+
+@transaction.atomic
+def user_update_profile(*, actor: Actor, full_name: str | None = None, time_zone: str | None = None,
+                        request: HttpRequest | None = None) -> User:
+    """A person edits their own display name and time zone; the zone must be a known IANA name."""
+    from accounts.models import TIME_ZONE_CHOICES
+
+    if actor.user is None:
+        raise PermissionDenied("Only a signed-in person has a profile to edit.", code="user_required")
+    user = actor.user
+    changes: dict[str, str] = {}
+    if full_name is not None:
+        full_name = full_name.strip()
+        if len(full_name) > User._meta.get_field("full_name").max_length:
+            raise ApplicationError.for_field("full_name", "Use at most 200 characters.")
+        changes["full_name"] = full_name
+    if time_zone is not None:
+        time_zone = time_zone.strip()
+        # TIME_ZONE_CHOICES is zoneinfo's list of region/city zones: what the pages offer too.
+        if time_zone not in {value for value, _ in TIME_ZONE_CHOICES}:
+            raise ApplicationError.for_field(
+                "time_zone", f"Unknown time zone {time_zone!r}: use an IANA name such as America/Chicago.")
+        changes["time_zone"] = time_zone
+    changes = {field: value for field, value in changes.items() if getattr(user, field) != value}
+    if changes:
+        for field, value in changes.items():
+            setattr(user, field, value)
+        user.save(update_fields=list(changes))
+        audit_record(action="user.profile_updated", actor=user, request=request, obj=user,
+                     extra={"fields": sorted(changes)})
+    return user
+
+
+# --- audit log access (pages) -----------------------------------------------------------------
+
+AUDIT_LOG_ACCESS_ACTIONS = frozenset({"audit_log.viewed", "audit_log.exported", "audit_log.verified"})
+
+
+def audit_log_access_record(*, actor: Actor, action: str, request: HttpRequest | None = None,
+                            extra: dict | None = None) -> None:
+    """Reading the audit log is itself audited: who looked, with which filters, what they took away."""
+    if not policy.can_view_audit_log(actor):
+        raise NotFound()
+    if action not in AUDIT_LOG_ACCESS_ACTIONS:
+        raise ApplicationError(f"Unknown audit-log access action {action!r}.", code="invalid_action")
+    audit_record(action=action, actor=actor.audit_user, request=request, object_type="accounts.auditevent",
+                 extra=extra or {})

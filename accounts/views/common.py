@@ -1,0 +1,66 @@
+"""What every page view shares: the actor, the active organization, and errors as pages."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest
+from django.shortcuts import redirect
+from django.utils.http import url_has_allowed_host_and_scheme
+
+from accounts import policy
+from accounts.mfa import fresh_mfa_url, has_fresh_mfa, has_totp
+from accounts.models import Organization
+from accounts.policy import Actor
+from core.errors import NotFound
+from core.errors import PermissionDenied as AppPermissionDenied
+
+
+def actor_of(request: HttpRequest) -> Actor:
+    return policy.actor_from_request(request)
+
+
+def active_organization(actor: Actor) -> Organization:
+    """The organization the page acts on; a person without one (a patient) gets 404."""
+    if actor.active_organization is None:
+        raise NotFound()
+    return actor.active_organization
+
+
+def page_errors(view):
+    """Turn the application's NotFound / PermissionDenied into Django's 404 / 403 pages."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except NotFound as exc:
+            raise Http404(exc.message) from exc
+        except AppPermissionDenied as exc:
+            raise DjangoPermissionDenied(exc.message) from exc
+
+    return wrapper
+
+
+def fresh_mfa_if_enrolled(view):
+    """Like ``accounts.mfa.fresh_mfa_required``, for pages open to people without TOTP too.
+
+    Someone with TOTP must have confirmed a code recently; someone without (a patient, a finance
+    user) has no second factor to confirm, so the check does not apply to them.
+    """
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if has_totp(request.user) and not has_fresh_mfa(request):
+            return redirect(fresh_mfa_url(request.get_full_path()))
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def safe_next(request: HttpRequest, candidate: str | None, default: str) -> str:
+    if candidate and url_has_allowed_host_and_scheme(candidate, allowed_hosts={request.get_host()},
+                                                     require_https=request.is_secure()):
+        return candidate
+    return default

@@ -1,0 +1,100 @@
+"""The audit log: written through one service, hash-chained, append-only on PostgreSQL."""
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+
+from accounts.audit import GENESIS_HASH, audit_record, audit_verify_chain
+from accounts.models import AuditEvent
+
+
+def _three_events(cast):
+    return [
+        audit_record(
+            action="study.viewed",
+            actor=cast.center_admin,
+            organization=cast.center,
+            object_type="studies.study",
+            object_id="1.2.3",
+            reason="read",
+        ),
+        audit_record(action="auth.login", actor=cast.technologist),
+        audit_record(action="auth.login_failed", outcome=AuditEvent.Outcome.DENIED, extra={"email": "x@y.z"}),
+    ]
+
+
+def test_events_carry_who_what_where_and_chain_to_the_previous_one(cast, rf):
+    request = rf.get("/", REMOTE_ADDR="203.0.113.9", HTTP_USER_AGENT="pytest-agent")
+    first = audit_record(
+        action="study.viewed",
+        actor=cast.center_admin,
+        request=request,
+        obj=cast.center,
+        organization=cast.center,
+        reason="QA review",
+    )
+    second = audit_record(action="auth.logout", actor=cast.center_admin)
+    first.refresh_from_db()
+    assert first.actor_email == cast.center_admin.email
+    assert first.ip_address == "203.0.113.9"
+    assert first.user_agent == "pytest-agent"
+    assert first.object_type == "accounts.organization"
+    assert first.object_id == str(cast.center.public_id)
+    assert first.reason == "QA review"
+    assert first.created_at.tzinfo is not None
+    assert second.prev_hash == first.row_hash
+    assert AuditEvent.objects.order_by("id").first().prev_hash == GENESIS_HASH
+    assert audit_verify_chain() == []
+
+
+def _as_table_owner_bypassing_the_trigger(statement: str, params: list) -> None:
+    """Tamper the way only a database owner could (on PostgreSQL: with the trigger disabled)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE accounts_auditevent DISABLE TRIGGER accounts_auditevent_no_update_delete")
+        cursor.execute(statement, params)
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE accounts_auditevent ENABLE TRIGGER accounts_auditevent_no_update_delete")
+
+
+def test_chain_verification_finds_a_row_altered_behind_the_applications_back(cast):
+    events = _three_events(cast)
+    assert audit_verify_chain() == []
+    _as_table_owner_bypassing_the_trigger(
+        "UPDATE accounts_auditevent SET reason = %s WHERE id = %s", ["nothing to see", events[1].pk]
+    )
+    assert audit_verify_chain() == [events[1].pk]
+
+
+def test_chain_verification_finds_a_deleted_row(cast):
+    events = _three_events(cast)
+    _as_table_owner_bypassing_the_trigger("DELETE FROM accounts_auditevent WHERE id = %s", [events[1].pk])
+    assert audit_verify_chain() == [events[2].pk]
+
+
+@pytest.mark.postgres
+def test_update_on_the_audit_table_fails_on_postgresql(postgres_only, cast):
+    event = _three_events(cast)[0]
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditEvent.objects.filter(pk=event.pk).update(reason="tampered")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE accounts_auditevent SET action = 'x'")
+    event.refresh_from_db()
+    assert event.reason == "read"
+
+
+@pytest.mark.postgres
+def test_delete_on_the_audit_table_fails_on_postgresql(postgres_only, cast):
+    events = _three_events(cast)
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        AuditEvent.objects.filter(pk=events[0].pk).delete()
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM accounts_auditevent")
+    assert AuditEvent.objects.filter(pk__in=[e.pk for e in events]).count() == 3
+    assert audit_verify_chain() == []
+
+
+def test_deleting_a_user_keeps_their_audit_rows(cast):
+    event = audit_record(action="auth.login", actor=cast.patient)
+    # No foreign-key cascade reaches the append-only table (on PostgreSQL it would be refused).
+    cast.patient.delete()
+    assert AuditEvent.objects.filter(pk=event.pk, actor_email=cast.patient.email).exists()

@@ -1,0 +1,192 @@
+"""The demo world: what `manage.py load_demo` promises, and that running it again changes nothing."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import pytest
+from allauth.account.models import EmailAddress
+from django.apps import apps
+from django.contrib.auth import authenticate
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from accounts.models import AuditEvent, License, Membership, Organization, RadiologistProfile, Role, User
+
+DEMO_PASSWORD = "readroom-demo-2026"
+SUBSPECIALTIES = {"neuro", "musculoskeletal", "body", "chest", "breast", "pediatric", "cardiac", "nuclear",
+                  "interventional", "emergency", "head_and_neck", "general"}
+FIXED_LOGINS = [
+    "admin@lakeside.demo", "tech@lakeside.demo", "finance@lakeside.demo", "admin@summit.demo", "admin@bayview.demo",
+    "admin@mapleleaf.demo", "admin@nighthawk.demo", "admin@atlantic.demo", "ops@readroom.demo",
+    "finance@readroom.demo", "dr.okafor@radiologists.demo", "patient1@readroom.demo", "patient2@readroom.demo",
+    "patient3@readroom.demo",
+]
+
+
+def load_demo() -> str:
+    out = io.StringIO()
+    call_command("load_demo", stdout=out)
+    return out.getvalue()
+
+
+def every_row() -> dict[str, list[dict]]:
+    """A full dump of every table but the audit log, ordered by primary key."""
+    return {
+        model._meta.label: list(model.objects.order_by("pk").values())
+        for model in apps.get_models()
+        if model is not AuditEvent and model._meta.managed
+    }
+
+
+def demo_users():
+    return User.objects.filter(email__endswith=".demo")
+
+
+def test_demo_world_has_the_promised_centers_groups_and_platform(db):
+    load_demo()
+
+    centers = Organization.objects.filter(kind=Organization.Kind.IMAGING_CENTER)
+    assert sorted(centers.values_list("slug", flat=True)) == ["bayview", "lakeside", "mapleleaf", "summit"]
+    us_states = {c.region for c in centers if c.country == "US"}
+    assert len(us_states) == 3
+    outside_us = [c for c in centers if c.country != "US"]
+    assert [(c.name, c.jurisdiction, c.time_zone) for c in outside_us] == [
+        ("Maple Leaf Imaging", "CA-ON", "America/Toronto")]
+    lakeside = Organization.objects.get(slug="lakeside")
+    assert (lakeside.name, lakeside.jurisdiction, lakeside.time_zone) == ("Lakeside Imaging", "US-TX",
+                                                                          "America/Chicago")
+
+    groups = Organization.objects.filter(kind=Organization.Kind.RADIOLOGY_GROUP)
+    assert sorted(groups.values_list("name", flat=True)) == ["Atlantic Teleradiology Partners",
+                                                             "Night Hawk Radiology"]
+    assert Organization.objects.filter(kind=Organization.Kind.PLATFORM).count() == 1
+
+
+def test_demo_world_has_twelve_radiologists_in_groups_across_four_time_zones_with_licenses(db):
+    load_demo()
+    today = timezone.localdate()
+
+    radiologists = demo_users().filter(email__endswith="@radiologists.demo")
+    assert radiologists.count() == 12
+    zones = set()
+    for user in radiologists:
+        assert user.kind == User.Kind.PROFESSIONAL
+        membership = Membership.objects.get(user=user)
+        assert membership.organization.kind == Organization.Kind.RADIOLOGY_GROUP
+        assert membership.roles == [Role.RADIOLOGIST]
+        profile = RadiologistProfile.objects.get(user=user)
+        assert profile.credentials_line
+        assert profile.subspecialties
+        assert set(profile.subspecialties) <= SUBSPECIALTIES
+        assert 1 <= profile.licenses.count() <= 4
+        zones.add(profile.home_time_zone)
+    assert len(zones) >= 4
+    assert RadiologistProfile.objects.get(user__email="dr.okafor@radiologists.demo").user.full_name
+
+    licenses = License.objects.filter(radiologist__user__in=radiologists)
+    assert len({lic.region for lic in licenses if lic.country == "US"}) >= 5
+    assert licenses.filter(country="CA").exists()
+    assert licenses.filter(expires_on__gt=today, expires_on__lte=today + timedelta(days=30)).count() == 1
+    assert licenses.filter(expires_on__lt=today).count() == 1
+
+
+def test_demo_world_has_patients_finance_users_and_platform_staff(db):
+    load_demo()
+
+    patients = demo_users().filter(kind=User.Kind.PATIENT)
+    assert sorted(patients.values_list("email", flat=True)) == [f"patient{i}@readroom.demo" for i in (1, 2, 3)]
+    assert not Membership.objects.filter(user__in=patients).exists()
+
+    center_finance = Membership.objects.get(user__email="finance@lakeside.demo")
+    assert (center_finance.organization.slug, center_finance.roles) == ("lakeside", ["finance"])
+    platform_finance = Membership.objects.get(user__email="finance@readroom.demo")
+    assert platform_finance.organization.kind == Organization.Kind.PLATFORM
+    assert platform_finance.roles == ["finance"]
+
+    ops = User.objects.get(email="ops@readroom.demo")
+    assert ops.is_staff
+    assert not ops.is_superuser
+    ops_membership = Membership.objects.get(user=ops)
+    assert (ops_membership.organization.name, ops_membership.roles) == ("ReadRoom Operations", ["admin"])
+
+    assert Membership.objects.get(user__email="tech@lakeside.demo").roles == ["technologist"]
+    for email in ("admin@summit.demo", "admin@bayview.demo", "admin@mapleleaf.demo", "admin@nighthawk.demo",
+                  "admin@atlantic.demo"):
+        assert Membership.objects.get(user__email=email).roles == ["admin"]
+    valid_roles = set(Role.values)
+    assert all(set(m.roles) <= valid_roles for m in Membership.objects.all())
+
+
+def test_every_demo_user_signs_in_with_the_demo_password_and_has_a_verified_address(db):
+    load_demo()
+
+    users = list(demo_users())
+    assert len(users) == 25
+    for user in users:
+        assert authenticate(email=user.email, password=DEMO_PASSWORD) == user, user.email
+        assert EmailAddress.objects.filter(user=user, email=user.email, verified=True, primary=True).exists()
+
+
+def test_demo_password_can_be_overridden_by_the_environment(db, monkeypatch):
+    monkeypatch.setenv("DEMO_PASSWORD", "another-demo-password-77")
+
+    output = load_demo()
+
+    assert "another-demo-password-77" in output
+    assert authenticate(email="admin@lakeside.demo", password="another-demo-password-77") is not None
+    assert authenticate(email="admin@lakeside.demo", password=DEMO_PASSWORD) is None
+
+
+def test_load_demo_prints_every_login_with_role_organization_and_password(db, capsys):
+    output = load_demo()
+
+    assert DEMO_PASSWORD in output
+    for user in demo_users():
+        line = next((line for line in output.splitlines() if line.split()[:1] == [user.email]), None)
+        assert line is not None, f"{user.email} is not printed"
+    for email in FIXED_LOGINS:
+        assert email in output
+    admin_line = next(line for line in output.splitlines() if line.strip().startswith("admin@lakeside.demo"))
+    assert "admin" in admin_line.split("admin@lakeside.demo", 1)[1]
+    assert "Lakeside Imaging" in admin_line
+    # The progress bar goes to stderr and reaches the end.
+    assert "Demo world" in capsys.readouterr().err
+
+
+def test_running_load_demo_twice_leaves_every_row_the_same(db):
+    first_output = load_demo()
+    before = every_row()
+
+    second_output = load_demo()
+
+    assert every_row() == before
+    assert "Demo world ready: 0 created, 0 updated" in second_output
+    assert "Demo world ready: 0 created" not in first_output
+
+
+def test_rerun_keeps_a_password_the_user_changed_and_restores_edited_demo_fields(db):
+    load_demo()
+    user = User.objects.get(email="admin@summit.demo")
+    user.set_password("my-own-new-password-99")
+    user.full_name = "Someone Else"
+    user.save()
+    Membership.objects.filter(user=user).update(roles=["viewer"])
+
+    output = load_demo()
+
+    user.refresh_from_db()
+    assert user.check_password("my-own-new-password-99")
+    assert user.full_name == "Tom Becker"
+    assert Membership.objects.get(user=user).roles == ["admin"]
+    assert "0 created, 2 updated" in output
+
+
+def test_load_demo_refuses_production(db, settings):
+    settings.PRODUCTION = True
+
+    with pytest.raises(CommandError, match="production"):
+        load_demo()
+
+    assert not demo_users().exists()
