@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from accounts.models import Role
+from accounts.models import PHI_ROLES, Role
 
 register = template.Library()
 
@@ -80,3 +80,9 @@ def code_label(value: str) -> str:
     """``"head_and_neck"`` → ``"Head and neck"`` for stored codes without a label of their own."""
     text = str(value or "").replace("_", " ").replace("-", " ").strip()
     return text[:1].upper() + text[1:]
+
+
+@register.filter
+def sees_phi(roles) -> bool:
+    """Whether any of these roles touches patient data (and so must use two-factor authentication)."""
+    return bool(PHI_ROLES & set(roles or ()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from allauth.account.internal.flows.login import record_authentication
 from django.contrib import messages
 from django.contrib.auth import login
 from django.shortcuts import redirect, render
@@ -71,6 +72,9 @@ def invitation_accept(request, token):
             form.add_application_error(exc)
         else:
             login(request, user, backend=MODEL_BACKEND)
+            # They just chose this password: record it as allauth's sign-in would, so that enrolling
+            # TOTP right now does not ask for the same password again.
+            record_authentication(request, user, method="password", email=user.email)
             membership = policy.actor_for_user(user).memberships[invitation.organization_id]
             return _after_joining(request, membership)
     return render(request, "accounts/invitation_accept.html", {**context, "mode": "register", "form": form},

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import zoneinfo
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import policy, selectors, services
@@ -48,7 +51,6 @@ def member_list(request):
         "organization": organization,
         "page_obj": page,
         "can_manage": policy.can_manage_members(actor, organization),
-        "phi_roles": [Role.ADMIN, Role.TECHNOLOGIST, Role.RADIOLOGIST],
     })
 
 
@@ -122,9 +124,10 @@ def invitation_list(request):
         except ApplicationError as exc:
             form.add_application_error(exc)
         else:
+            expires = timezone.localtime(invitation.expires_at, zoneinfo.ZoneInfo(request.user.time_zone))
+            when = f"{expires:%b} {expires.day}, {expires:%Y at %H:%M} ({request.user.time_zone})"
             messages.success(request, f"Invitation sent to {invitation.email} as {Role(invitation.role).label}. "
-                                      "The link works once and expires in "
-                                      f"{(invitation.expires_at - invitation.created_at).days} days.")
+                                      f"The link works once and expires on {when}.")
             return redirect("invitation_list")
     page = Paginator(invitations, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "accounts/invitations.html", {"organization": organization, "form": form,
