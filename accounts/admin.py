@@ -93,3 +93,14 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+def _admin_site_has_permission(request) -> bool:
+    """The admin site is for platform operations staff (with is_staff), nobody else."""
+    from accounts import policy
+
+    return bool(request.user.is_active and policy.can_use_admin_site(policy.actor_from_request(request)))
+
+
+admin.site.has_permission = _admin_site_has_permission
+admin.site.site_header = "ReadRoom operations"

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from django.http import HttpRequest
 
 from accounts.models import PHI_ROLES, Membership, Organization, OrganizationApiKey, Role, User
+from core.access import Access
 
 ACTIVE_ORG_SESSION_KEY = "readroom_active_org"
 
@@ -137,3 +138,50 @@ def can_view_audit_log(actor: Actor) -> bool:
 
 def can_use_admin_site(actor: Actor) -> bool:
     return actor.user is not None and actor.user.is_staff and actor.is_platform_staff
+
+
+# --- who may reach each route (held to behaviour by tests/test_route_policy.py) -----------------
+
+ROUTES: dict[str, Access] = {
+    # pages
+    "dashboard": Access.AUTHENTICATED,
+    "organization_switch": Access.AUTHENTICATED,
+    "profile": Access.AUTHENTICATED,
+    "token_list": Access.AUTHENTICATED,
+    "token_create": Access.AUTHENTICATED,
+    "token_revoke": Access.AUTHENTICATED,
+    "member_list": Access.ORG_MEMBER,
+    "member_edit": Access.ORG_ADMIN,
+    "member_remove": Access.ORG_ADMIN,
+    "invitation_list": Access.ORG_ADMIN,
+    "invitation_revoke": Access.ORG_ADMIN,
+    "api_key_list": Access.ORG_ADMIN,
+    "api_key_create": Access.ORG_ADMIN,
+    "api_key_revoke": Access.ORG_ADMIN,
+    "audit_log": Access.PLATFORM_STAFF,
+    "audit_log_export": Access.PLATFORM_STAFF,
+    "audit_log_verify": Access.PLATFORM_STAFF,
+    "invitation_accept": Access.TOKEN,
+    # API
+    "api_me": Access.AUTHENTICATED,
+    "api_memberships": Access.AUTHENTICATED,
+    "api_tokens": Access.AUTHENTICATED,
+    "api_token_detail": Access.AUTHENTICATED,
+    "api_organizations": Access.AUTHENTICATED,
+    "api_organization_detail": Access.ORG_MEMBER,
+    "api_organization_activate": Access.ORG_MEMBER,
+    "api_members": Access.ORG_MEMBER,
+    "api_member_detail": Access.ORG_MEMBER,  # reading; changing roles or removing is admin-only
+    "api_invitations": Access.ORG_ADMIN,
+    "api_invitation_detail": Access.ORG_ADMIN,
+    "api_api_keys": Access.ORG_ADMIN,
+    "api_api_key_detail": Access.ORG_ADMIN,
+}
+
+# Routes of installed third-party apps, by name prefix: they apply their own checks, and our
+# middleware adds the MFA gate and session timeouts on top.
+DELEGATED_ROUTE_PREFIXES: dict[str, str] = {
+    "account_": "django-allauth: sign-in, sign-up, password and email pages (public or own account)",
+    "mfa_": "django-allauth MFA: own authenticators, signed-in users only",
+    "admin:": "Django admin: platform staff with is_staff only (accounts.admin)",
+}

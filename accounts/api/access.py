@@ -52,10 +52,17 @@ class InvitationListView(OrganizationRouteMixin, ListModelMixin, ActorAPIView):
 
 @extend_schema(tags=["invitations"])
 class InvitationDetailView(OrganizationRouteMixin, ActorAPIView):
+    serializer_class = InvitationSerializer
     queryset = Invitation.objects.none()  # names the model for the schema
 
     def get_scoped_queryset(self, actor):
         return selectors.invitation_list(actor=actor, organization=self.organization)
+
+    @extend_schema(operation_id="organizations_invitations_retrieve",
+                   responses={200: InvitationSerializer, **error_responses(404)})
+    def get(self, request, organization_id, public_id):
+        """One invitation (never its token) with its status."""
+        return Response(InvitationSerializer(self.get_object()).data)
 
     @extend_schema(operation_id="organizations_invitations_destroy", request=None,
                    responses={204: None, **error_responses(400, 404)})
@@ -98,10 +105,17 @@ class ApiKeyListView(OrganizationRouteMixin, ListModelMixin, ActorAPIView):
 
 @extend_schema(tags=["api-keys"])
 class ApiKeyDetailView(OrganizationRouteMixin, ActorAPIView):
+    serializer_class = ApiKeySerializer
     queryset = OrganizationApiKey.objects.none()  # names the model for the schema
 
     def get_scoped_queryset(self, actor):
         return selectors.api_key_list(actor=actor, organization=self.organization)
+
+    @extend_schema(operation_id="organizations_api_keys_retrieve",
+                   responses={200: ApiKeySerializer, **error_responses(404)})
+    def get(self, request, organization_id, public_id):
+        """One key (never its secret), with when it was last used."""
+        return Response(ApiKeySerializer(self.get_object()).data)
 
     @extend_schema(operation_id="organizations_api_keys_destroy", request=None,
                    responses={204: None, **error_responses(404)})

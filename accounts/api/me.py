@@ -97,10 +97,16 @@ class PersonalTokenListView(ListModelMixin, ActorAPIView):
 
 @extend_schema(tags=["tokens"])
 class PersonalTokenDetailView(ActorAPIView):
+    serializer_class = PersonalTokenSerializer
     queryset = PersonalApiToken.objects.none()  # names the model for the schema
 
     def get_scoped_queryset(self, actor):
         return selectors.personal_token_list(actor=actor)
+
+    @extend_schema(operation_id="tokens_retrieve", responses={200: PersonalTokenSerializer, **error_responses(404)})
+    def get(self, request, public_id):
+        """One of my tokens (never its secret), with when it was last used."""
+        return Response(PersonalTokenSerializer(self.get_object()).data)
 
     @extend_schema(operation_id="tokens_destroy", request=None, responses={204: None, **error_responses(404)})
     def delete(self, request, public_id):

@@ -14,11 +14,15 @@ import pytest
 from allauth.mfa.models import Authenticator
 from django.core.management import call_command
 
-# Playwright's sync API runs an event loop in this thread; Django's ORM calls in the test body
-# (the demo command, the assertions) are still synchronous and safe.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(autouse=True)
+def _allow_orm_under_playwright(monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; Django's ORM calls in the test body
+    # (the demo command, the assertions) are still synchronous and safe. Scoped to these tests so
+    # that the variable never leaks into other tests' subprocesses.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM_ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
