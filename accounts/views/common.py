@@ -6,7 +6,8 @@ from functools import wraps
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from accounts import policy
@@ -64,3 +65,13 @@ def safe_next(request: HttpRequest, candidate: str | None, default: str) -> str:
                                                      require_https=request.is_secure()):
         return candidate
     return default
+
+
+def render_secret_once(request: HttpRequest, *, title: str, credential, secret: str, kind: str, back_url_name: str,
+                       back_label: str):
+    """The one page that shows a new token or key. The secret exists only in this response."""
+    response = render(request, "accounts/secret_created.html", {
+        "title": title, "credential": credential, "secret": secret, "kind": kind,
+        "back_url": reverse(back_url_name), "back_label": back_label})
+    response["Cache-Control"] = "no-store"
+    return response

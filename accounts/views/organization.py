@@ -16,7 +16,7 @@ from accounts import policy, selectors, services
 from accounts.forms import ApiKeyCreateForm, InvitationCreateForm, MemberRolesForm, OrganizationSwitchForm
 from accounts.mfa import fresh_mfa_required
 from accounts.models import Role
-from accounts.views.common import active_organization, actor_of, page_errors, safe_next
+from accounts.views.common import active_organization, actor_of, page_errors, render_secret_once, safe_next
 from core.errors import ApplicationError, NotFound, PermissionDenied
 
 PAGE_SIZE = 50
@@ -190,12 +190,8 @@ def _api_key_create(request, *, actor, organization):
         except ApplicationError as exc:
             form.add_application_error(exc)
         else:
-            # The secret exists only in this response: it is not stored and cannot be shown again.
-            response = render(request, "accounts/secret_created.html", {
-                "title": "API key created", "credential": key, "secret": secret, "kind": "key",
-                "back_url": reverse("api_key_list"), "back_label": "Back to API keys"})
-            response["Cache-Control"] = "no-store"
-            return response
+            return render_secret_once(request, title="API key created", credential=key, secret=secret, kind="key",
+                                      back_url_name="api_key_list", back_label="Back to API keys")
     return render(request, "accounts/api_key_create.html", {"organization": organization, "form": form},
                   status=400 if form.errors else 200)
 

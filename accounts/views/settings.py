@@ -6,12 +6,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import selectors, services
 from accounts.forms import PersonalTokenCreateForm, ProfileForm
-from accounts.views.common import actor_of, fresh_mfa_if_enrolled, page_errors
+from accounts.views.common import actor_of, fresh_mfa_if_enrolled, page_errors, render_secret_once
 from core.errors import ApplicationError, NotFound, PermissionDenied
 
 
@@ -64,11 +63,8 @@ def token_create(request):
         except ApplicationError as exc:
             form.add_application_error(exc)
         else:
-            response = render(request, "accounts/secret_created.html", {
-                "title": "API token created", "credential": token, "secret": secret, "kind": "token",
-                "back_url": reverse("token_list"), "back_label": "Back to API tokens"})
-            response["Cache-Control"] = "no-store"
-            return response
+            return render_secret_once(request, title="API token created", credential=token, secret=secret,
+                                      kind="token", back_url_name="token_list", back_label="Back to API tokens")
     return render(request, "accounts/token_create.html", {"form": form}, status=400 if form.errors else 200)
 
 
