@@ -339,3 +339,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- DICOM ingest and DICOMweb ------------------------------------------------------------------
+DICOM_MAX_FILE_BYTES = env_int("DICOM_MAX_FILE_MB", 2048) * 1024 * 1024  # one instance
+DICOM_MAX_UPLOAD_BYTES = env_int("DICOM_MAX_UPLOAD_MB", 4096) * 1024 * 1024  # one request (STOW body, zip)
+DICOM_ZIP_MAX_ENTRIES = env_int("DICOM_ZIP_MAX_ENTRIES", 20000)
+DICOM_GATEWAY_PORT = env_int("DICOM_GATEWAY_PORT", 11112)

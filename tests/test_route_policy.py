@@ -1,11 +1,15 @@
 """Deny by default: every route of the URL configuration has a declared access rule."""
 
+import importlib
+
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from accounts import policy as accounts_policy
-from core import policy as core_policy
 
-DECLARED = {**core_policy.ROUTES, **accounts_policy.ROUTES}
+APPS_WITH_ROUTES = ["core", "accounts", "studies"]
+DECLARED = {}
+for _app in APPS_WITH_ROUTES:
+    DECLARED.update(importlib.import_module(f"{_app}.policy").ROUTES)
 
 
 def _walk(patterns, namespace=""):

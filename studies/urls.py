@@ -1,0 +1,3 @@
+"""Study pages (list, detail, upload). Access rules: studies.policy.ROUTES."""
+
+urlpatterns: list = []

@@ -1,0 +1,177 @@
+"""The one ingest service: validation, dedupe by SOPInstanceUID, tenancy, byte-for-byte storage."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import pydicom
+import pytest
+from django.core.files.storage import default_storage
+from pydicom.uid import ImplicitVRLittleEndian
+
+from studies import synthetic
+from studies.ingest import Source, Status, ingest_files, ingest_stream, storage_key
+from studies.models import Instance, Series, Study
+
+
+def _ingest(org, data: bytes, name="file.dcm", **kwargs):
+    return ingest_stream(organization=org, stream=io.BytesIO(data), filename=name, source=Source.UPLOAD, **kwargs)
+
+
+def test_instances_are_indexed_and_stored_byte_for_byte_under_the_server_key(cast, ct_files, study_spec):
+    outcomes = [_ingest(cast.center, data) for data in ct_files]
+    assert [o.status for o in outcomes] == [Status.STORED] * 5
+    study = Study.objects.get(organization=cast.center)
+    assert study.study_instance_uid == study_spec.study_uid
+    assert study.patient_name == "Rivera^Ana"
+    assert study.accession_number == "ACC000123"
+    assert study.modalities == ["CT"]
+    assert study.number_of_instances == 5
+    assert study.number_of_series == 1
+    assert study.total_size == sum(len(d) for d in ct_files)
+    assert study.jurisdiction == "US-TX"
+    instance = Instance.objects.get(sop_instance_uid=outcomes[0].sop_instance_uid)
+    assert instance.storage_key == storage_key(cast.center, study.study_instance_uid,
+                                               instance.series.series_instance_uid, instance.sop_instance_uid)
+    with default_storage.open(instance.storage_key) as fh:
+        stored = fh.read()
+    assert stored == ct_files[0]
+    assert instance.sha256 == hashlib.sha256(ct_files[0]).hexdigest()
+    assert instance.rows == 128
+    assert instance.pixel_data_length == 128 * 128 * 2
+    pixel_bytes = pydicom.dcmread(io.BytesIO(stored)).PixelData
+    assert stored[instance.pixel_data_offset:instance.pixel_data_offset + instance.pixel_data_length] == pixel_bytes
+
+
+def test_same_bytes_again_is_a_success_that_writes_nothing(cast, ct_files):
+    _ingest(cast.center, ct_files[0])
+    again = _ingest(cast.center, ct_files[0])
+    assert again.status == Status.DUPLICATE
+    assert again.ok
+    assert Instance.objects.count() == 1
+    assert Study.objects.get().number_of_instances == 1
+
+
+def test_different_bytes_under_a_known_sop_uid_is_a_conflict_and_never_overwrites(cast, study_spec):
+    ds = synthetic.ct_series(study_spec, slices=1, size=64)[0]
+    original = synthetic.to_bytes(ds)
+    _ingest(cast.center, original)
+    ds.SeriesDescription = "CHANGED"
+    changed = synthetic.to_bytes(ds)
+    outcome = _ingest(cast.center, changed)
+    assert outcome.status == Status.CONFLICT
+    instance = Instance.objects.get()
+    with default_storage.open(instance.storage_key) as fh:
+        assert fh.read() == original
+
+
+def test_the_same_study_uid_at_another_organization_stays_separate(cast, ct_files):
+    _ingest(cast.center, ct_files[0])
+    other = _ingest(cast.other_center, ct_files[0])
+    assert other.status == Status.STORED
+    assert Study.objects.count() == 2
+    keys = set(Instance.objects.values_list("storage_key", flat=True))
+    assert len(keys) == 2
+
+
+@pytest.mark.parametrize(("data", "code"), [
+    (b"", "empty"),
+    (b"hello, this is not DICOM at all" * 10, "not_dicom"),
+])
+def test_non_dicom_input_is_rejected_with_a_reason(cast, data, code):
+    outcome = _ingest(cast.center, data, name="notes.txt")
+    assert outcome.status == Status.REJECTED
+    assert outcome.code == code
+    assert outcome.filename == "notes.txt"
+    assert not Study.objects.exists()
+
+
+def test_a_file_without_preamble_is_rejected(cast, ct_files):
+    outcome = _ingest(cast.center, ct_files[0][128:])
+    assert outcome.status == Status.REJECTED
+    assert "preamble" in outcome.reason
+
+
+def test_a_truncated_file_is_rejected_and_leaves_nothing(cast, ct_files, tmp_path):
+    outcome = _ingest(cast.center, ct_files[0][: len(ct_files[0]) // 2])
+    assert outcome.status == Status.REJECTED
+    assert "truncated" in outcome.reason
+    assert not Instance.objects.exists()
+    assert not Series.objects.exists()
+
+
+@pytest.mark.parametrize(("uid", "why"), [
+    ("1.2." + "3" * 70, "longer than 64"),
+    ("1.2.abc", "digits and dots"),
+    ("1.2/../3", "digits and dots"),
+    ("1.02.3", "digits and dots"),
+])
+def test_bad_uids_are_rejected_before_they_are_used(cast, study_spec, uid, why):
+    ds = synthetic.ct_series(study_spec, slices=1, size=32)[0]
+    ds.StudyInstanceUID = uid
+    outcome = _ingest(cast.center, synthetic.to_bytes(ds))
+    assert outcome.status == Status.REJECTED
+    assert why in outcome.reason
+    assert "StudyInstanceUID" in outcome.reason
+
+
+def test_deeply_nested_sequences_are_rejected(cast, study_spec):
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    ds = synthetic.ct_series(study_spec, slices=1, size=32)[0]
+    inner = Dataset()
+    inner.CodeMeaning = "deep"
+    for _ in range(60):
+        outer = Dataset()
+        outer.ContentSequence = Sequence([inner])
+        inner = outer
+    ds.ContentSequence = inner.ContentSequence
+    outcome = _ingest(cast.center, synthetic.to_bytes(ds))
+    assert outcome.status == Status.REJECTED
+    assert "nested" in outcome.reason
+
+
+def test_a_study_path_that_differs_from_the_instance_is_refused(cast, ct_files):
+    outcome = _ingest(cast.center, ct_files[0], expected_study_uid="1.2.3.4")
+    assert outcome.status == Status.REJECTED
+    assert outcome.code == "study_mismatch"
+
+
+def test_oversized_files_are_refused(cast, ct_files):
+    outcome = _ingest(cast.center, ct_files[0], max_size=1000)
+    assert outcome.status == Status.REJECTED
+    assert outcome.code == "too_large"
+
+
+def test_implicit_little_endian_and_rle_are_stored_as_received(cast, study_spec):
+    for syntax in (ImplicitVRLittleEndian, synthetic.RLELossless):
+        data = synthetic.to_bytes(synthetic.ct_series(study_spec, slices=1, size=64, transfer_syntax=syntax)[0])
+        outcome = _ingest(cast.center, data)
+        assert outcome.status == Status.STORED, outcome.reason
+        instance = outcome.instance
+        assert instance.transfer_syntax_uid == syntax
+        with default_storage.open(instance.storage_key) as fh:
+            assert fh.read() == data
+
+
+def test_ingest_files_writes_one_audit_row_per_study(cast, ct_files):
+    from accounts.models import AuditEvent
+
+    outcomes = ingest_files(organization=cast.center, files=[(f"{i}.dcm", io.BytesIO(d)) for i, d in
+                                                             enumerate(ct_files)], source=Source.UPLOAD,
+                            actor=cast.technologist)
+    assert all(o.status == Status.STORED for o in outcomes)
+    event = AuditEvent.objects.get(action="study.ingested")
+    assert event.extra["stored"] == 5
+    assert event.extra["source"] == "upload"
+
+
+def test_metadata_json_keeps_bulk_data_out(cast, ct_files):
+    import json
+
+    outcome = _ingest(cast.center, ct_files[0])
+    body = json.loads(outcome.instance.dicom_json)
+    assert body["7FE00010"]["BulkDataURI"].endswith("/bulkdata/7FE00010")
+    assert body["00100010"]["Value"][0]["Alphabetic"] == "Rivera^Ana"
