@@ -345,3 +345,4 @@ DICOM_MAX_FILE_BYTES = env_int("DICOM_MAX_FILE_MB", 2048) * 1024 * 1024  # one i
 DICOM_MAX_UPLOAD_BYTES = env_int("DICOM_MAX_UPLOAD_MB", 4096) * 1024 * 1024  # one request (STOW body, zip)
 DICOM_ZIP_MAX_ENTRIES = env_int("DICOM_ZIP_MAX_ENTRIES", 20000)
 DICOM_GATEWAY_PORT = env_int("DICOM_GATEWAY_PORT", 11112)
+STUDY_RETENTION_DAYS = env_int("STUDY_RETENTION_DAYS", 30)  # soft-deleted studies are purged after this

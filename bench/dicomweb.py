@@ -1,0 +1,255 @@
+"""DICOMweb and C-STORE figures for ReadRoom on PostgreSQL with local-folder storage, beside Orthanc's.
+
+It sets up a throw-away PostgreSQL database and media folder, starts ReadRoom under gunicorn and
+the C-STORE gateway, then runs the shared harness (../shared/bench/bench_dicomweb.py) against
+them — the same phases and data as the Orthanc baseline in ../shared/bench/orthanc-baseline.md.
+It also measures what the harness does not: QIDO-RS with 10,000 studies indexed, and the server's
+peak memory during a 1 GB study retrieve.
+
+    uv run python bench/dicomweb.py [--workers 4] [--phases ...] [--skip-harness] [--skip-memory]
+
+Needs: PostgreSQL and (for C-STORE) DCMTK's storescu. Data (~1.1 GB) is generated once under
+/tmp/bench-dicom by the shared make_dicom.py; nothing is written inside the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "bench"
+WORK = Path(os.environ.get("READROOM_BENCH_DIR", "/tmp/readroom-bench"))
+DATA = Path(os.environ.get("READROOM_BENCH_DATA", "/tmp/bench-dicom"))
+DB = os.environ.get("READROOM_BENCH_DB", "readroom_bench")
+PG = os.environ.get("READROOM_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+HTTP_PORT, DIMSE_PORT = 18080, 11190
+AE = "READROOM"
+
+
+def run(cmd, env=None, check=True, **kwargs):
+    return subprocess.run(cmd, env=env, check=check, text=True, **kwargs)
+
+
+def server_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_ALLOW")}
+    env.update({
+        "DATABASE_URL": f"{PG}/{DB}",
+        "READROOM_VAR_DIR": str(WORK / "var"),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "LOG_LEVEL": "WARNING",
+        "TCP_NODELAY": "1",
+    })
+    return env
+
+
+def manage(*args, env):
+    return run([sys.executable, "manage.py", *args], env=env, cwd=ROOT, capture_output=True)
+
+
+def setup_database(env) -> str:
+    """Fresh database; one center with an API key, an AE title and the harness's calling AE allowed."""
+    run(["psql", f"{PG}/postgres", "-q", "-c", f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)'])
+    run(["psql", f"{PG}/postgres", "-q", "-c", f'CREATE DATABASE "{DB}"'])
+    manage("migrate", "--noinput", env=env)
+    script = f"""
+from accounts.models import Organization
+from accounts import services
+from studies.models import DicomAeTitle, DicomPeer
+org = Organization.objects.create(name="Bench Imaging", legal_name="Bench Imaging LLC", slug="bench",
+    kind="imaging_center", country="US", region="TX", time_zone="America/Chicago")
+ae = DicomAeTitle.objects.create(organization=org, ae_title="{AE}")
+DicomPeer.objects.create(called=ae, calling_ae_title="BENCHSCU", host="127.0.0.1")
+_, secret = services.api_key_create(actor=None, organization=org, name="bench", roles=["technologist"])
+print(secret)
+"""
+    out = run([sys.executable, "manage.py", "shell", "-c", script], env=env, cwd=ROOT, capture_output=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def start_servers(env, workers: int):
+    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{HTTP_PORT}",
+                            "-w", str(workers), "--timeout", "600", "--log-level", "warning"],
+                           cwd=ROOT, env=env)
+    gateway = subprocess.Popen([sys.executable, "manage.py", "dicom_gateway", "--host", "127.0.0.1",
+                                "--port", str(DIMSE_PORT)], cwd=ROOT, env=env)
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{HTTP_PORT}/healthz", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.2)
+    return web, gateway
+
+
+def worker_pids(master: int) -> list[int]:
+    out = run(["pgrep", "-P", str(master)], capture_output=True, check=False).stdout.split()
+    return [int(p) for p in out]
+
+
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def index_studies(env, n: int) -> None:
+    """Index n more studies (rows only, as a busy archive's index would hold) for the QIDO figure."""
+    script = f"""
+import random, datetime
+from accounts.models import Organization
+from studies.models import Study
+org = Organization.objects.get(slug="bench")
+have = Study.objects.filter(organization=org).count()
+rng = random.Random(7)
+family = ["Smith","Muller","Garcia","Nguyen","Kowalski","Rossi","Dubois","Jensen","Okafor","Tanaka"]
+rows = []
+for i in range(have, {n}):
+    d = datetime.date(2020, 1, 1) + datetime.timedelta(days=rng.randrange(2200))
+    rows.append(Study(organization=org, study_instance_uid=f"2.25.{{10**20 + i}}",
+        patient_id=f"BENCH{{i % 3000:05d}}", patient_name=f"{{rng.choice(family)}}^P{{i}}",
+        accession_number=f"B{{i:07d}}",
+        modalities_in_study=rng.choice(["\\\\CT\\\\", "\\\\MR\\\\", "\\\\CR\\\\", "\\\\CT\\\\SR\\\\"]), study_date=d,
+        study_description="Indexed study", jurisdiction_country="US", jurisdiction_region="TX",
+        number_of_series=1, number_of_instances=100))
+Study.objects.bulk_create(rows, batch_size=2000)
+print(Study.objects.filter(organization=org).count())
+"""
+    out = run([sys.executable, "manage.py", "shell", "-c", script], env=env, cwd=ROOT, capture_output=True)
+    print(f"studies indexed: {out.stdout.strip()}")
+
+
+def qido_figures(secret: str, n: int = 200) -> dict:
+    import requests
+
+    session = requests.Session()
+    session.headers.update({"Authorization": f"Bearer {secret}", "Accept": "application/dicom+json"})
+    base = f"http://127.0.0.1:{HTTP_PORT}/dicomweb"
+    shapes = {
+        "studies?PatientID": "/studies?PatientID=BENCH00042",
+        "studies?StudyDate=range": "/studies?StudyDate=20230101-20230301&limit=100",
+        "studies?PatientName=prefix*&limit=50": "/studies?PatientName=Gar*&limit=50",
+        "studies?ModalitiesInStudy=CT&limit=50&includefield": "/studies?ModalitiesInStudy=CT&limit=50"
+                                                              "&includefield=StudyDescription",
+        "studies?limit=101&offset=0 (OHIF list)": "/studies?limit=101&offset=0&fuzzymatching=false"
+                                                  "&includefield=00081030%2C00080060",
+    }
+    out = {}
+    for name, path in shapes.items():
+        times = []
+        for _ in range(n):
+            start = time.perf_counter()
+            response = session.get(base + path)
+            times.append((time.perf_counter() - start) * 1000)
+            response.raise_for_status()
+        times.sort()
+        out[name] = (statistics.median(times), times[int(len(times) * 0.95) - 1])
+    return out
+
+
+def memory_during_big_retrieve(env, secret: str, master: int) -> dict:
+    """Ingest ~1 GB as ONE study, then retrieve it while sampling worker RSS."""
+    import requests
+
+    script = f"""
+import io, pathlib, pydicom
+from accounts.models import Organization
+from studies.ingest import ingest_stream, Source
+org = Organization.objects.get(slug="bench")
+uid = "2.25.424242424242424242"
+n = 0
+for path in sorted(pathlib.Path("{DATA}/ct").rglob("*.dcm")):
+    ds = pydicom.dcmread(path)
+    ds.StudyInstanceUID = uid
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = "2.25.9" + str(n).zfill(8)
+    buf = io.BytesIO(); ds.save_as(buf, enforce_file_format=True); buf.seek(0)
+    ingest_stream(organization=org, stream=buf, filename=path.name, source=Source.IMPORT)
+    n += 1
+print(uid)
+"""
+    uid = run([sys.executable, "manage.py", "shell", "-c", script], env=env, cwd=ROOT,
+              capture_output=True).stdout.strip().splitlines()[-1]
+    workers = worker_pids(master)
+    before = {pid: rss_kib(pid) for pid in workers}
+    peak = dict(before)
+    total = 0
+    start = time.perf_counter()
+    with requests.get(f"http://127.0.0.1:{HTTP_PORT}/dicomweb/studies/{uid}", stream=True,
+                      headers={"Authorization": f"Bearer {secret}",
+                               "Accept": 'multipart/related; type="application/dicom"'}) as response:
+        response.raise_for_status()
+        for i, chunk in enumerate(response.iter_content(1024 * 1024)):
+            total += len(chunk)
+            if i % 16 == 0:
+                for pid in workers:
+                    peak[pid] = max(peak[pid], rss_kib(pid))
+    seconds = time.perf_counter() - start
+    growth = max(peak[pid] - before[pid] for pid in workers) / 1024
+    return {"bytes": total, "seconds": seconds, "mb_per_s": total / seconds / 1e6,
+            "rss_before_mib": max(before.values()) / 1024, "rss_peak_mib": max(peak.values()) / 1024,
+            "rss_growth_mib": growth}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--phases", default="stow-study,stow-instance,cstore,dwc,qido,wado-series,wado-instance,"
+                                            "wado-frames,wado-metadata")
+    parser.add_argument("--limit-instances", type=int, default=0)
+    parser.add_argument("--skip-harness", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--studies", type=int, default=10_000)
+    args = parser.parse_args()
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    if not (DATA / "manifest.json").exists():
+        print("generating benchmark data (once) ...")
+        run([sys.executable, str(SHARED / "make_dicom.py"), "--out", str(DATA), "--quiet"])
+    env = server_env()
+    secret = setup_database(env)
+    web, gateway = start_servers(env, args.workers)
+    try:
+        if not args.skip_harness:
+            out = WORK / "readroom_harness.json"
+            cmd = [sys.executable, str(SHARED / "bench_dicomweb.py"), "--base-url",
+                   f"http://127.0.0.1:{HTTP_PORT}/dicomweb", "--token", secret, "--data", str(DATA),
+                   "--phases", args.phases, "--dimse", f"127.0.0.1:{DIMSE_PORT}", "--dimse-aec", AE,
+                   "--cstore-env", "TCP_NODELAY=1", "--retrieve-encodings", "default", "--label", "readroom",
+                   "--json-out", str(out)]
+            if args.limit_instances:
+                cmd += ["--limit-instances", str(args.limit_instances)]
+            run(cmd, cwd=SHARED)
+            print(f"harness JSON: {out}")
+        index_studies(env, args.studies)
+        print(f"\nQIDO-RS with {args.studies:,} studies indexed (200 requests each)")
+        print(f"{'query':55} {'p50 ms':>8} {'p95 ms':>8}")
+        for name, (p50, p95) in qido_figures(secret).items():
+            print(f"{name:55} {p50:8.2f} {p95:8.2f}")
+        if not args.skip_memory:
+            mem = memory_during_big_retrieve(env, secret, web.pid)
+            print(f"\n1 GB study retrieve: {mem['bytes'] / 1e9:.2f} GB in {mem['seconds']:.1f} s "
+                  f"({mem['mb_per_s']:.0f} MB/s); worker RSS before {mem['rss_before_mib']:.0f} MiB, "
+                  f"peak {mem['rss_peak_mib']:.0f} MiB, growth {mem['rss_growth_mib']:.1f} MiB")
+            (WORK / "readroom_memory.json").write_text(json.dumps(mem, indent=2))
+    finally:
+        for proc in (web, gateway):
+            proc.send_signal(signal.SIGTERM)
+        for proc in (web, gateway):
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+if __name__ == "__main__":
+    main()
