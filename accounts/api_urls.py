@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from accounts.api import access, me, organizations
+from accounts.api import access, credentials, me, organizations
 
 ORG = "organizations/<uuid:organization_id>"
 
@@ -23,4 +23,24 @@ urlpatterns = [
          name="api_invitation_detail"),
     path(f"{ORG}/api-keys/", access.ApiKeyListView.as_view(), name="api_api_keys"),
     path(f"{ORG}/api-keys/<uuid:public_id>/", access.ApiKeyDetailView.as_view(), name="api_api_key_detail"),
+    # credentialing
+    path("me/radiologist-profile/", credentials.MyRadiologistProfileView.as_view(),
+         name="api_my_radiologist_profile"),
+    path("me/radiologist-profile/submit/", credentials.MyProfileSubmitView.as_view(),
+         name="api_my_radiologist_profile_submit"),
+    path("me/credentials/<str:kind>/", credentials.MyCredentialListView.as_view(), name="api_my_credentials"),
+    path("me/credentials/<str:kind>/<uuid:public_id>/", credentials.MyCredentialDetailView.as_view(),
+         name="api_my_credential_detail"),
+    path("me/credentials/<str:kind>/<uuid:public_id>/documents/", credentials.MyCredentialDocumentView.as_view(),
+         name="api_my_credential_documents"),
+    path("credentials/pending/", credentials.VerificationQueueView.as_view(), name="api_verification_queue"),
+    path("credentials/<str:kind>/<uuid:public_id>/decision/", credentials.CredentialDecisionView.as_view(),
+         name="api_credential_decision"),
+    path("radiologists/", credentials.RadiologistDirectoryView.as_view(), name="api_radiologists"),
+    path("radiologists/<uuid:public_id>/", credentials.RadiologistDetailView.as_view(), name="api_radiologist_detail"),
+    path("radiologists/<uuid:public_id>/eligibility/", credentials.RadiologistEligibilityView.as_view(),
+         name="api_radiologist_eligibility"),
+    path(f"{ORG}/privileges/", credentials.PrivilegeListView.as_view(), name="api_privileges"),
+    path(f"{ORG}/privileges/<uuid:public_id>/", credentials.PrivilegeDetailView.as_view(),
+         name="api_privilege_detail"),
 ]

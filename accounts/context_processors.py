@@ -1,7 +1,8 @@
 """What the base template needs to draw navigation that fits the actor's roles."""
 
 from accounts import policy
-from accounts.models import Role
+from accounts.credentials import policy as credential_policy
+from accounts.models import Organization, Role
 
 
 def navigation(request):
@@ -20,4 +21,9 @@ def navigation(request):
         "nav_is_platform_staff": actor.is_platform_staff,
         "nav_can_view_audit": policy.can_view_audit_log(actor),
         "nav_is_patient": actor.is_patient,
+        "nav_is_radiologist": credential_policy.is_radiologist(actor),
+        "nav_group_credentials": org is not None and org.kind == Organization.Kind.RADIOLOGY_GROUP
+        and Role.ADMIN in roles,
+        "nav_directory": org is not None and org.kind == Organization.Kind.IMAGING_CENTER,
+        "nav_privileges": org is not None and org.kind == Organization.Kind.IMAGING_CENTER and Role.ADMIN in roles,
     }

@@ -1,6 +1,6 @@
 """Users, organizations (tenants), memberships and roles, invitations, API credentials, audit log.
 
-Radiologist credentials are simple records here until the credentialing issue fleshes them out.
+Radiologist profiles and credentials live in ``accounts.credentials.models`` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -94,6 +94,8 @@ class Organization(TimeStampedModel):
     country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2, e.g. US")
     region = models.CharField(max_length=3, blank=True, help_text="State/province code, e.g. TX")
     time_zone = models.CharField(max_length=64, choices=TIME_ZONE_CHOICES)
+    requires_privileges = models.BooleanField(
+        default=False, help_text="Imaging centers: offer studies only to radiologists holding our facility privileges.")
 
     class Meta:
         ordering = ["name"]
@@ -198,36 +200,6 @@ class OrganizationApiKey(ApiCredential):
         return f"key {self.name} ({self.prefix}) of {self.organization}"
 
 
-class RadiologistProfile(TimeStampedModel):
-    """A radiologist's professional profile (simple until the credentialing issue)."""
-
-    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="radiologist_profile")
-    credentials_line = models.CharField(max_length=100, blank=True, help_text='e.g. "MD, FACR"')
-    home_time_zone = models.CharField(max_length=64, choices=TIME_ZONE_CHOICES)
-    subspecialties = models.JSONField(default=list)
-
-    def __str__(self) -> str:
-        return f"{self.user.display_name}, {self.credentials_line}".rstrip(", ")
-
-
-class License(TimeStampedModel):
-    """A medical license in one jurisdiction (simple record until the credentialing issue)."""
-
-    radiologist = models.ForeignKey(RadiologistProfile, on_delete=models.CASCADE, related_name="licenses")
-    country = models.CharField(max_length=2)
-    region = models.CharField(max_length=3, blank=True)
-    number = models.CharField(max_length=40)
-    expires_on = models.DateField()
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["radiologist", "country", "region", "number"], name="license_unique")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.country}-{self.region} {self.number}"
-
-
 class AuditEvent(models.Model):
     """One append-only, hash-chained record of an access to PHI or a security-relevant action.
 
@@ -295,3 +267,32 @@ class AuditEvent(models.Model):
             default=str,
         )
         return hashlib.sha256(payload.encode()).hexdigest()
+
+
+# Radiologist profiles and credentials (a package of their own, same app label).
+from accounts.credentials.models import (  # noqa: E402
+    ITEM_MODELS,
+    ITEM_TRANSITIONS,
+    BoardCertification,
+    CredentialDocument,
+    CredentialItem,
+    CredentialKind,
+    CredentialReminder,
+    CredentialStatusChange,
+    FacilityPrivilege,
+    License,
+    MalpracticeInsurance,
+    MqsaQualification,
+    Notification,
+    RadiologistProfile,
+    VerificationMethod,
+    VerificationStatus,
+)
+
+__all__ = [
+    "ITEM_MODELS", "ITEM_TRANSITIONS", "PHI_ROLES", "TIME_ZONE_CHOICES", "ApiCredential", "AuditEvent",
+    "BoardCertification", "CredentialDocument", "CredentialItem", "CredentialKind", "CredentialReminder",
+    "CredentialStatusChange", "FacilityPrivilege", "Invitation", "License", "MalpracticeInsurance", "Membership",
+    "MqsaQualification", "Notification", "Organization", "OrganizationApiKey", "PersonalApiToken",
+    "RadiologistProfile", "Role", "User", "VerificationMethod", "VerificationStatus",
+]

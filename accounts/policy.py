@@ -176,6 +176,37 @@ ROUTES: dict[str, Access] = {
     "api_invitation_detail": Access.ORG_ADMIN,
     "api_api_keys": Access.ORG_ADMIN,
     "api_api_key_detail": Access.ORG_ADMIN,
+    # credentialing pages (accounts.credentials.policy decides; others' items are 404)
+    "credentials_mine": Access.AUTHENTICATED,  # radiologists: their own items
+    "credential_add": Access.AUTHENTICATED,
+    "credential_edit": Access.AUTHENTICATED,
+    "credential_delete": Access.AUTHENTICATED,
+    "credential_document_upload": Access.AUTHENTICATED,
+    "credential_document": Access.AUTHENTICATED,  # the owner and platform staff
+    "onboarding": Access.AUTHENTICATED,
+    "onboarding_step": Access.AUTHENTICATED,
+    "verification_queue": Access.PLATFORM_STAFF,
+    "verification_review": Access.PLATFORM_STAFF,
+    "group_credentials": Access.ORG_ADMIN,  # admins of a radiology group
+    "center_privileges": Access.ORG_ADMIN,  # admins of an imaging center
+    "privilege_grant": Access.ORG_ADMIN,
+    "privilege_change": Access.ORG_ADMIN,
+    "radiologist_directory": Access.ORG_MEMBER,  # people of imaging centers, platform staff
+    "radiologist_profile_public": Access.ORG_MEMBER,  # any professional
+    "radiologist_photo": Access.ORG_MEMBER,
+    # credentialing API
+    "api_my_radiologist_profile": Access.AUTHENTICATED,
+    "api_my_radiologist_profile_submit": Access.AUTHENTICATED,
+    "api_my_credentials": Access.AUTHENTICATED,
+    "api_my_credential_detail": Access.AUTHENTICATED,
+    "api_my_credential_documents": Access.AUTHENTICATED,
+    "api_verification_queue": Access.PLATFORM_STAFF,
+    "api_credential_decision": Access.PLATFORM_STAFF,
+    "api_radiologists": Access.ORG_MEMBER,
+    "api_radiologist_detail": Access.ORG_MEMBER,
+    "api_radiologist_eligibility": Access.ORG_MEMBER,  # people of the active imaging center
+    "api_privileges": Access.ORG_ADMIN,
+    "api_privilege_detail": Access.ORG_ADMIN,
 }
 
 # Routes of installed third-party apps, by name prefix: they apply their own checks, and our

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from accounts import views
+from accounts.views import credentials as credential_views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -26,4 +27,27 @@ urlpatterns = [
     path("ops/audit/", views.audit_log, name="audit_log"),
     path("ops/audit/export.csv", views.audit_log_export, name="audit_log_export"),
     path("ops/audit/verify/", views.audit_log_verify, name="audit_log_verify"),
+    # credentialing: the radiologist's own credentials and onboarding
+    path("credentials/", credential_views.credentials_mine, name="credentials_mine"),
+    path("credentials/documents/<uuid:public_id>/", credential_views.credential_document, name="credential_document"),
+    path("credentials/<str:kind>/new/", credential_views.credential_add, name="credential_add"),
+    path("credentials/<str:kind>/<uuid:public_id>/", credential_views.credential_edit, name="credential_edit"),
+    path("credentials/<str:kind>/<uuid:public_id>/delete/", credential_views.credential_delete,
+         name="credential_delete"),
+    path("credentials/<str:kind>/<uuid:public_id>/documents/", credential_views.credential_document_upload,
+         name="credential_document_upload"),
+    path("onboarding/", credential_views.onboarding, name="onboarding"),
+    path("onboarding/<str:step>/", credential_views.onboarding_step, name="onboarding_step"),
+    # credentialing: platform operations, group admins, centers
+    path("ops/credentials/", credential_views.verification_queue, name="verification_queue"),
+    path("ops/credentials/<str:kind>/<uuid:public_id>/", credential_views.verification_review,
+         name="verification_review"),
+    path("org/credentials/", credential_views.group_credentials, name="group_credentials"),
+    path("org/privileges/", credential_views.center_privileges, name="center_privileges"),
+    path("org/privileges/grant/", credential_views.privilege_grant, name="privilege_grant"),
+    path("org/privileges/<uuid:public_id>/", credential_views.privilege_change, name="privilege_change"),
+    path("radiologists/", credential_views.directory, name="radiologist_directory"),
+    path("radiologists/<uuid:public_id>/", credential_views.radiologist_profile_public,
+         name="radiologist_profile_public"),
+    path("radiologists/<uuid:public_id>/photo/", credential_views.radiologist_photo, name="radiologist_photo"),
 ]

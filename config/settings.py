@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -135,6 +136,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.navigation",
+                "studies.context_processors.navigation",
             ],
         },
     },
@@ -258,7 +260,10 @@ _default_storage = (
             "default_acl": "private",
             "querystring_auth": True,
             "querystring_expire": 300,  # signed URLs live 5 minutes at most
+            "signature_version": "s3v4",
             "file_overwrite": False,
+            # Reads of large DICOM files spill to a temporary file instead of sitting in memory.
+            "max_memory_size": 8 * 1024 * 1024,
         },
     }
     if S3_BUCKET
@@ -346,3 +351,21 @@ DICOM_MAX_UPLOAD_BYTES = env_int("DICOM_MAX_UPLOAD_MB", 4096) * 1024 * 1024  # o
 DICOM_ZIP_MAX_ENTRIES = env_int("DICOM_ZIP_MAX_ENTRIES", 20000)
 DICOM_GATEWAY_PORT = env_int("DICOM_GATEWAY_PORT", 11112)
 STUDY_RETENTION_DAYS = env_int("STUDY_RETENTION_DAYS", 30)  # soft-deleted studies are purged after this
+DEMO_STUDIES = env_str("DEMO_STUDIES", "full")  # load_demo: full, small (tiny images) or none
+
+# --- Credentialing (accounts.credentials) -------------------------------------------------------
+CREDENTIAL_DOCUMENT_MAX_BYTES = env_int("CREDENTIAL_DOCUMENT_MAX_MB", 10) * 1024 * 1024
+MQSA_ATTESTATION_VALID_DAYS = env_int("MQSA_ATTESTATION_VALID_DAYS", 365)  # continuing experience re-attested yearly
+
+CELERY_BEAT_SCHEDULE = {
+    # 05:30 UTC: before the US working day; expiry itself never waits for this (eligibility reads the dates).
+    "credentials-daily": {"task": "accounts.credentials_daily", "schedule": crontab(hour=5, minute=30)},
+    # Files and rows of studies soft-deleted more than STUDY_RETENTION_DAYS ago.
+    "purge-deleted-studies": {"task": "studies.purge_deleted_studies", "schedule": crontab(hour=3, minute=15)},
+}
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    **SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"],
+    "VerificationStatusEnum": "accounts.credentials.models.VerificationStatus",
+    "VerificationMethodEnum": "accounts.credentials.models.VerificationMethod",
+    "PrivilegeStatusEnum": "accounts.credentials.models.PrivilegeStatus",
+}

@@ -72,7 +72,8 @@ def text(ds: Dataset, keyword: str, limit: int) -> str:
         return ""
     if isinstance(value, pydicom.multival.MultiValue):
         value = "\\".join(str(v) for v in value)
-    return str(value).strip()[:limit]
+    # NUL and other control characters are not valid in DICOM text and PostgreSQL refuses NUL.
+    return "".join(ch for ch in str(value) if ch >= " " or ch in "\t").strip()[:limit]
 
 
 def int_or_none(ds: Dataset, keyword: str) -> int | None:

@@ -113,6 +113,7 @@ def ingest_stream(*, organization: Organization, stream: BinaryIO, filename: str
     """Ingest one file from a stream for ``organization``; never raises for bad input."""
     limit = max_size or settings.DICOM_MAX_FILE_BYTES
     path = None
+    parsed = None
     try:
         path, size, sha256 = _spool(stream, limit)
         _check_preamble(path, size)
@@ -123,7 +124,10 @@ def ingest_stream(*, organization: Organization, stream: BinaryIO, filename: str
         return _index_and_store(organization=organization, parsed=parsed, path=path, size=size, sha256=sha256,
                                 filename=filename, source=source, jurisdiction=jurisdiction)
     except DicomRejected as exc:
-        return IngestOutcome(filename=filename, status=Status.REJECTED, reason=exc.reason, code=exc.code)
+        # Name the instance when the file was readable, so that STOW can report which one failed.
+        uids = {"sop_instance_uid": parsed.sop_uid, "sop_class_uid": parsed.sop_class_uid,
+                "study_instance_uid": parsed.study_uid, "series_instance_uid": parsed.series_uid} if parsed else {}
+        return IngestOutcome(filename=filename, status=Status.REJECTED, reason=exc.reason, code=exc.code, **uids)
     finally:
         if path and os.path.exists(path):
             os.unlink(path)
@@ -254,10 +258,13 @@ def ingest_files(*, organization: Organization, files: list[tuple[str, BinaryIO]
 
 
 def audit_ingest(outcomes: list[IngestOutcome], *, organization: Organization, source: str, actor=None,
-                 request=None) -> None:
+                 request=None, api_key=None, extra: dict | None = None) -> None:
+    """One audit row per study touched, with the counts per outcome (an API key is named by its prefix)."""
     per_study: dict[str, Counter] = {}
     for outcome in outcomes:
         per_study.setdefault(outcome.study_instance_uid or "-", Counter())[outcome.status] += 1
+    who = {"api_key": api_key.prefix} if api_key is not None else {}
     for study_uid, counts in per_study.items():
         audit_record(action="study.ingested", actor=actor, request=request, organization=organization,
-                     object_type="studies.study", object_id=study_uid, extra={"source": source, **counts})
+                     object_type="studies.study", object_id=study_uid,
+                     extra={"source": source, **counts, **who, **(extra or {})})

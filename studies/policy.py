@@ -43,3 +43,32 @@ def level_from_grant(grant_level: str | None) -> str | None:
 
 
 ROUTES: dict[str, Access] = {}
+
+# DICOMweb (studies/dicomweb/urls.py): any authenticated principal (session, personal token or
+# organization key) may call; what each one sees is decided per study by the selectors above.
+ROUTES.update({name: Access.AUTHENTICATED for name in (
+    "dicomweb_studies", "dicomweb_study", "dicomweb_study_series", "dicomweb_series", "dicomweb_study_instances",
+    "dicomweb_series_instances", "dicomweb_instances", "dicomweb_study_metadata", "dicomweb_study_rendered",
+    "dicomweb_study_thumbnail", "dicomweb_series_retrieve", "dicomweb_series_metadata", "dicomweb_series_rendered",
+    "dicomweb_series_thumbnail", "dicomweb_instance_retrieve", "dicomweb_instance_metadata",
+    "dicomweb_instance_rendered", "dicomweb_instance_thumbnail", "dicomweb_instance_frames",
+    "dicomweb_frames_rendered", "dicomweb_instance_bulkdata",
+)})
+
+# Study pages (studies/urls.py). The list and the upload act in the active organization; a study's
+# own pages are reached by its public id, and the selectors answer 404 for a study the actor may not see.
+ROUTES.update({
+    "study_list": Access.ORG_MEMBER,  # roles that see studies (finance: 404); radiologists see their grants
+    "study_upload": Access.ORG_MEMBER,  # admins and technologists of an imaging center
+    "study_upload_file": Access.ORG_MEMBER,
+    "study_detail": Access.AUTHENTICATED,  # members by role, radiologists through a grant
+    "study_jurisdiction": Access.ORG_ADMIN,
+    "study_delete": Access.ORG_ADMIN,
+    "study_restore": Access.ORG_ADMIN,
+})
+
+
+def can_browse_studies(actor: Actor) -> bool:
+    """The study pages are for roles that see images, in a center or a radiology group (not the platform)."""
+    return any(m.organization.kind != Organization.Kind.PLATFORM and set(m.roles) & STUDY_VIEW_ROLES
+               for m in actor.memberships.values())

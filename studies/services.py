@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
+from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -13,7 +18,9 @@ from accounts.models import User
 from accounts.policy import Actor
 from core.errors import ApplicationError, NotFound, PermissionDenied
 from studies import policy
-from studies.models import Study, StudyAccessGrant
+from studies.models import Instance, Study, StudyAccessGrant
+
+logger = logging.getLogger(__name__)
 
 
 @transaction.atomic
@@ -64,4 +71,160 @@ def study_access_record(*, actor: Actor, access, fetched: str, request: HttpRequ
     audit_record(action="study.accessed", actor=actor.user, request=request, organization=study.organization,
                  object_type="studies.study", object_id=object_id or study.study_instance_uid,
                  extra={"level": access.level, "fetched": fetched,
+                        **({"api_key": actor.api_key.prefix} if actor.api_key else {})})
+
+
+# --- study pages: jurisdiction, soft delete / restore / purge, list access ---------------------
+
+_COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+_REGION_RE = re.compile(r"^[A-Z0-9]{1,3}$")
+# Countries whose licenses are issued per state / province: a region is required there.
+REGION_REQUIRED = frozenset({"US", "CA", "AU"})
+
+
+def _check_manage(actor: Actor, study: Study, what: str) -> None:
+    if not policy.can_view_own_organization_studies(actor, study.organization_id) \
+            and not policy.can_manage_studies(actor, study.organization_id):
+        raise NotFound("Study not found.")
+    if not policy.can_manage_studies(actor, study.organization_id):
+        raise PermissionDenied(f"Only an admin of the center can {what}.")
+
+
+@transaction.atomic
+def study_update_jurisdiction(*, actor: Actor, study: Study, country: str, region: str,
+                              request: HttpRequest | None = None) -> Study:
+    """A center admin corrects where the patient was imaged (the marketplace matches licenses on it).
+
+    Country: ISO 3166-1 alpha-2 ("US"); region: the state or province code ("TX", "ON"), required
+    where licenses are issued per state or province.
+    """
+    _check_manage(actor, study, "change a study's jurisdiction")
+    country = (country or "").strip().upper()
+    region = (region or "").strip().upper()
+    if not _COUNTRY_RE.match(country):
+        raise ApplicationError.for_field("country", "Enter the two-letter country code, e.g. US.")
+    if region and not _REGION_RE.match(region):
+        raise ApplicationError.for_field("region", "Enter the state or province code, e.g. TX (1–3 letters or "
+                                                   "digits).")
+    if not region and country in REGION_REQUIRED:
+        raise ApplicationError.for_field("region", f"Licenses in {country} are issued per state or province: "
+                                                   "enter its code, e.g. TX.")
+    study = Study.objects.select_for_update().get(pk=study.pk)
+    before = study.jurisdiction
+    if (study.jurisdiction_country, study.jurisdiction_region) == (country, region):
+        return study
+    study.jurisdiction_country, study.jurisdiction_region = country, region
+    study.save(update_fields=["jurisdiction_country", "jurisdiction_region", "updated_at"])
+    audit_record(action="study.jurisdiction_changed", actor=actor.user, request=request,
+                 organization=study.organization, object_type="studies.study", object_id=study.study_instance_uid,
+                 extra={"from": before, "to": study.jurisdiction})
+    return study
+
+
+def study_purge_after(study: Study) -> datetime | None:
+    """When a soft-deleted study's files and rows may be purged (None while it is not deleted)."""
+    if study.deleted_at is None:
+        return None
+    return study.deleted_at + timedelta(days=settings.STUDY_RETENTION_DAYS)
+
+
+@transaction.atomic
+def study_soft_delete(*, actor: Actor, study: Study, reason: str, request: HttpRequest | None = None) -> Study:
+    """A center admin deletes a study: it disappears from every list, search and DICOMweb answer at once,
+    while its files are kept for ``STUDY_RETENTION_DAYS`` (restorable until then), then purged."""
+    _check_manage(actor, study, "delete a study")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ApplicationError.for_field("reason", "Say why the study is deleted.")
+    study = Study.objects.select_for_update().get(pk=study.pk)
+    if study.deleted_at is not None:
+        raise ApplicationError("This study is already deleted.", code="already_deleted")
+    study.deleted_at = timezone.now()
+    study.deleted_by = actor.user
+    study.save(update_fields=["deleted_at", "deleted_by", "updated_at"])
+    audit_record(action="study.deleted", actor=actor.user, request=request, organization=study.organization,
+                 object_type="studies.study", object_id=study.study_instance_uid, reason=reason[:500],
+                 extra={"purge_after": study_purge_after(study).isoformat()})
+    return study
+
+
+@transaction.atomic
+def study_restore(*, actor: Actor, study: Study, request: HttpRequest | None = None) -> Study:
+    """A center admin brings back a soft-deleted study while it is inside the retention window."""
+    _check_manage(actor, study, "restore a study")
+    study = Study.objects.select_for_update().get(pk=study.pk)
+    if study.deleted_at is None:
+        raise ApplicationError("This study is not deleted.", code="not_deleted")
+    if study_purge_after(study) <= timezone.now():
+        raise ApplicationError("The retention window of this study has passed: it is being purged and cannot be "
+                               "restored.", code="retention_passed")
+    deleted_at = study.deleted_at
+    study.deleted_at = None
+    study.deleted_by = None
+    study.save(update_fields=["deleted_at", "deleted_by", "updated_at"])
+    audit_record(action="study.restored", actor=actor.user, request=request, organization=study.organization,
+                 object_type="studies.study", object_id=study.study_instance_uid,
+                 extra={"deleted_at": deleted_at.isoformat()})
+    return study
+
+
+@dataclass
+class PurgeResult:
+    studies: int = 0
+    instances: int = 0
+    files: int = 0
+    bytes: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+def study_purge_expired(*, now: datetime | None = None, limit: int = 100) -> PurgeResult:
+    """Remove the files and rows of studies soft-deleted more than ``STUDY_RETENTION_DAYS`` ago.
+
+    Run by a scheduled task (operator level, no actor). Idempotent: a study is purged in its own
+    transaction with its row locked, re-checked first (a restore or new images may have revived it),
+    files before rows, so a crash leaves at worst a deleted study whose files are partly gone (the
+    next run finishes it), never a file without its row.
+    """
+    cutoff = (now or timezone.now()) - timedelta(days=settings.STUDY_RETENTION_DAYS)
+    result = PurgeResult()
+    candidates = list(Study.objects.filter(deleted_at__lt=cutoff).order_by("deleted_at")
+                      .values_list("pk", flat=True)[:limit])
+    for study_id in candidates:
+        try:
+            _purge_one(study_id, cutoff, result)
+        except Exception:  # one study's storage failure must not stop the others; it is retried next run
+            logger.exception("purging study %s failed; it stays deleted and is retried next run", study_id)
+            result.failed.append(str(study_id))
+    return result
+
+
+@transaction.atomic
+def _purge_one(study_id: int, cutoff: datetime, result: PurgeResult) -> None:
+    study = Study.objects.select_for_update().filter(pk=study_id, deleted_at__lt=cutoff).first()
+    if study is None:
+        return  # restored (or already purged) meanwhile
+    instances = list(Instance.objects.filter(study=study).values_list("storage_key", "size"))
+    for key, size in instances:
+        if default_storage.exists(key):
+            default_storage.delete(key)
+            result.files += 1
+            result.bytes += size
+    organization, uid = study.organization, study.study_instance_uid
+    deleted_at, deleted_by = study.deleted_at, study.deleted_by_id
+    study.delete()  # series, instances and grants go with it
+    result.studies += 1
+    result.instances += len(instances)
+    audit_record(action="study.purged", organization=organization, object_type="studies.study", object_id=uid,
+                 extra={"deleted_at": deleted_at.isoformat(), "deleted_by": deleted_by, "instances": len(instances),
+                        "retention_days": settings.STUDY_RETENTION_DAYS})
+
+
+def study_list_access_record(*, actor: Actor, rows: list, filters: dict, request: HttpRequest | None = None) -> None:
+    """Audit one view of the study list: which studies were shown with patient data (one row per page view)."""
+    shown = [row.study_instance_uid for row in rows if row.is_full]
+    if not shown:
+        return
+    audit_record(action="study.list_viewed", actor=actor.user, request=request,
+                 organization=actor.active_organization, object_type="studies.study",
+                 extra={"studies": shown, "filters": filters,
                         **({"api_key": actor.api_key.prefix} if actor.api_key else {})})

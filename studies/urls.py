@@ -1,3 +1,15 @@
 """Study pages (list, detail, upload). Access rules: studies.policy.ROUTES."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from studies import views
+
+urlpatterns = [
+    path("", views.study_list, name="study_list"),
+    path("upload/", views.study_upload, name="study_upload"),
+    path("upload/file/", views.study_upload_file, name="study_upload_file"),
+    path("<uuid:public_id>/", views.study_detail, name="study_detail"),
+    path("<uuid:public_id>/jurisdiction/", views.study_jurisdiction, name="study_jurisdiction"),
+    path("<uuid:public_id>/delete/", views.study_delete, name="study_delete"),
+    path("<uuid:public_id>/restore/", views.study_restore, name="study_restore"),
+]

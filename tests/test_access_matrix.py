@@ -8,12 +8,15 @@ look the same: 404.
 from __future__ import annotations
 
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from django.urls import reverse
 
 from accounts import policy, services
 from accounts.models import Membership
+from studies import synthetic
+from studies.ingest import Source, ingest_stream
 from tests.test_route_policy import DECLARED
 
 PRINCIPALS = ["anonymous", "center_admin", "technologist", "center_finance", "center_viewer", "radiologist",
@@ -31,7 +34,83 @@ def expect(ok: set[str] | str, *, ok_status=200, others=404, anonymous=302, meth
     return row
 
 
-PAGE, API = 302, 401  # what anonymous gets: a redirect to sign in, or 401 with the error format
+PAGE, API = 302, 401
+STUDY_VIEWERS = {"center_admin", "technologist", "center_viewer"}  # finance sees no images
+
+
+def STUDY(o):  # noqa: N802 - URL kwargs builders for a study's DICOMweb resources
+    return {"study_uid": o["instance"].study.study_instance_uid}
+
+
+def SERIES(o):  # noqa: N802
+    return {**STUDY(o), "series_uid": o["instance"].series.series_instance_uid}
+
+
+def INSTANCE(o):  # noqa: N802
+    return {**SERIES(o), "sop_uid": o["instance"].sop_instance_uid}
+
+
+def ingested_instance(organization, spec_seed: int):
+    """One small real CT instance, ingested (file and index) for ``organization``."""
+    from datetime import date
+    from io import BytesIO
+
+    spec = synthetic.StudySpec(patient=synthetic.demo_patient(spec_seed), accession=f"MX{spec_seed:05d}",
+                               description="CT HEAD", study_date=date(2026, 10, 1))
+    data = synthetic.to_bytes(synthetic.ct_series(spec, slices=1, size=32)[0])
+    outcome = ingest_stream(organization=organization, stream=BytesIO(data), filename="m.dcm", source=Source.IMPORT)
+    assert outcome.status == "stored", outcome.reason
+    return outcome.instance  # what anonymous gets: a redirect to sign in, or 401 with the error format
+
+def _credential_rows() -> dict:
+    from tests.accounts.credentials_fixtures import matrix_object as obj
+
+    radiologist, staff = {"radiologist"}, {"platform_staff"}
+    members = set(SIGNED_IN) - {"patient"}
+    directory = CENTER | {"other_admin", "platform_staff"}
+    post_only = {"anonymous": PAGE, **{p: 405 for p in SIGNED_IN}}
+    api_post_only = {"anonymous": API, **{p: 405 for p in SIGNED_IN}}
+    return {
+        "credentials_mine": (None, expect(radiologist, anonymous=PAGE)),
+        "credential_add": (lambda o: {"kind": "license"}, expect(radiologist, anonymous=PAGE)),
+        "credential_edit": (lambda o: {"kind": "license", "public_id": obj(o, "license")},
+                            expect(radiologist, anonymous=PAGE)),
+        "credential_delete": (lambda o: {"kind": "license", "public_id": obj(o, "license")}, post_only),
+        "credential_document_upload": (lambda o: {"kind": "license", "public_id": obj(o, "license")}, post_only),
+        "credential_document": (lambda o: {"public_id": obj(o, "document")},
+                                expect(radiologist | staff, anonymous=PAGE)),
+        "onboarding": (None, expect(radiologist, ok_status=302, anonymous=PAGE)),
+        "onboarding_step": (lambda o: {"step": "licenses"}, expect(radiologist, anonymous=PAGE)),
+        "verification_queue": (None, expect(staff, anonymous=PAGE)),
+        "verification_review": (lambda o: {"kind": "license", "public_id": obj(o, "license")},
+                                expect(staff, anonymous=PAGE)),
+        "group_credentials": (None, expect(set(), anonymous=PAGE)),  # the cast has no group admin
+        "center_privileges": (None, expect({"center_admin", "other_admin"}, anonymous=PAGE)),
+        "privilege_grant": (None, post_only),
+        "privilege_change": (lambda o: {"public_id": obj(o, "privilege")}, post_only),
+        "radiologist_directory": (None, expect(directory, anonymous=PAGE)),
+        "radiologist_profile_public": (lambda o: {"public_id": obj(o, "profile")}, expect(members, anonymous=PAGE)),
+        "radiologist_photo": (lambda o: {"public_id": obj(o, "photo")}, expect(members, anonymous=PAGE)),
+        "api_my_radiologist_profile": (None, expect(radiologist, anonymous=API)),
+        "api_my_radiologist_profile_submit": (None, api_post_only),
+        "api_my_credentials": (lambda o: {"kind": "license"}, expect(radiologist, anonymous=API)),
+        "api_my_credential_detail": (lambda o: {"kind": "license", "public_id": obj(o, "license")},
+                                     expect(radiologist, anonymous=API)),
+        "api_my_credential_documents": (lambda o: {"kind": "license", "public_id": obj(o, "license")},
+                                        api_post_only),
+        "api_verification_queue": (None, expect(staff, anonymous=API)),
+        "api_credential_decision": (lambda o: {"kind": "license", "public_id": obj(o, "license")}, api_post_only),
+        "api_radiologists": (None, expect(directory, anonymous=API)),
+        "api_radiologist_detail": (lambda o: {"public_id": obj(o, "profile")}, expect(members, anonymous=API)),
+        "api_radiologist_eligibility": (lambda o: {"public_id": obj(o, "profile")},
+                                        expect(CENTER | {"other_admin"}, anonymous=API)),
+        "api_privileges": (lambda o: {"organization_id": o["center"].public_id},
+                           expect({"center_admin"}, anonymous=API)),
+        "api_privilege_detail": (lambda o: {"organization_id": o["center"].public_id,
+                                            "public_id": obj(o, "privilege")},
+                                 expect({"center_admin"}, anonymous=API)),
+    }
+
 
 # route name → (kwargs builder, expected row)
 MATRIX = {
@@ -87,6 +166,45 @@ MATRIX = {
     "api_api_keys": (lambda o: {"organization_id": o["center"].public_id}, expect({"center_admin"}, anonymous=API)),
     "api_api_key_detail": (lambda o: {"organization_id": o["center"].public_id, "public_id": o["key"].public_id},
                            expect({"center_admin"}, anonymous=API)),
+    # study pages (studies.policy): the study belongs to the center; admins of other centers upload
+    # into their own center, so the upload page answers them too
+    "study_list": (None, expect({"center_admin", "technologist", "center_viewer", "radiologist", "other_admin"},
+                                anonymous=PAGE)),
+    "study_upload": (None, expect({"center_admin", "technologist", "other_admin"}, anonymous=PAGE)),
+    "study_upload_file": (None, expect("all", anonymous=PAGE, method_not_allowed=True)),
+    "study_detail": (lambda o: {"public_id": o["study"].public_id}, expect(STUDY_VIEWERS, anonymous=PAGE)),
+    "study_jurisdiction": (lambda o: {"public_id": o["study"].public_id},
+                           expect("all", anonymous=PAGE, method_not_allowed=True)),
+    "study_delete": (lambda o: {"public_id": o["study"].public_id}, expect({"center_admin"}, anonymous=PAGE)),
+    "study_restore": (lambda o: {"public_id": o["study"].public_id},
+                      expect("all", anonymous=PAGE, method_not_allowed=True)),
+    # DICOMweb: searches answer everyone signed in (each sees only their own studies); a study's
+    # resources answer its center's viewing roles and are 404 for everyone else (no grant in the cast)
+    "dicomweb_studies": (None, expect("all", anonymous=API)),
+    "dicomweb_series": (None, expect("all", anonymous=API)),
+    "dicomweb_instances": (None, expect("all", anonymous=API)),
+    **{name: (build, expect(STUDY_VIEWERS, anonymous=API)) for name, build in {
+        "dicomweb_study": STUDY,
+        "dicomweb_study_series": STUDY,
+        "dicomweb_study_instances": STUDY,
+        "dicomweb_study_metadata": STUDY,
+        "dicomweb_study_rendered": STUDY,
+        "dicomweb_study_thumbnail": STUDY,
+        "dicomweb_series_instances": SERIES,
+        "dicomweb_series_retrieve": SERIES,
+        "dicomweb_series_metadata": SERIES,
+        "dicomweb_series_rendered": SERIES,
+        "dicomweb_series_thumbnail": SERIES,
+        "dicomweb_instance_retrieve": INSTANCE,
+        "dicomweb_instance_metadata": INSTANCE,
+        "dicomweb_instance_rendered": INSTANCE,
+        "dicomweb_instance_thumbnail": INSTANCE,
+        "dicomweb_instance_frames": lambda o: {**INSTANCE(o), "frames": "1"},
+        "dicomweb_frames_rendered": lambda o: {**INSTANCE(o), "frames": "1"},
+        "dicomweb_instance_bulkdata": lambda o: {**INSTANCE(o), "tag": "7FE00010"},
+    }.items()},
+    # credentialing (objects made on demand by tests/accounts/credentials_fixtures.matrix_object)
+    **{name: row for name, row in _credential_rows().items()},
 }
 
 
@@ -104,6 +222,8 @@ def objects(cast):
         "invitation_token": invitation_token,
         "key": key,
         "token": token,
+        "instance": (instance := ingested_instance(cast.center, 1)),
+        "study": instance.study,
     }
 
 
@@ -122,7 +242,10 @@ def test_access_matrix(route, cast, objects, login):
     assert got == expected, f"{route} ({url})"
 
 
-UUID_ROUTES = [name for name, (build, _) in MATRIX.items() if build and name != "invitation_accept"]
+# Radiologists' public profiles belong to no tenant (every professional may see them): no "foreign" object.
+NOT_TENANT_OWNED = {"invitation_accept", "radiologist_profile_public", "radiologist_photo", "api_radiologist_detail",
+                    "api_radiologist_eligibility"}
+UUID_ROUTES = [name for name, (build, _) in MATRIX.items() if build and name not in NOT_TENANT_OWNED]
 
 
 @pytest.mark.parametrize("route", sorted(UUID_ROUTES))
@@ -138,8 +261,14 @@ def test_a_missing_object_and_another_tenants_object_look_the_same(route, cast, 
                                                  email="theirs@example.test", role="viewer")[0],
         "key": services.api_key_create(actor=other_admin, organization=cast.other_center, name="theirs")[0],
         "token": services.personal_token_create(actor=other_admin, name="theirs")[0],
+        "instance": (foreign_instance := ingested_instance(cast.other_center, 2)),
+        "study": foreign_instance.study,
     }
     missing = {name: type("Missing", (), {"public_id": uuid.uuid4()})() for name in foreign}
+    missing["instance"] = SimpleNamespace(
+        study=SimpleNamespace(study_instance_uid=f"2.25.{uuid.uuid4().int}"),
+        series=SimpleNamespace(series_instance_uid=f"2.25.{uuid.uuid4().int}"),
+        sop_instance_uid=f"2.25.{uuid.uuid4().int}")
     client = login(cast.center_admin)
     for label, objs in (("foreign", foreign), ("missing", missing)):
         response = getattr(client, method)(reverse(route, kwargs=build_kwargs(objs)))
@@ -151,3 +280,5 @@ def test_a_missing_object_and_another_tenants_object_look_the_same(route, cast, 
     assert foreign["invitation"].revoked_at is None
     assert foreign["key"].revoked_at is None
     assert foreign["token"].revoked_at is None
+    foreign["study"].refresh_from_db()
+    assert foreign["study"].deleted_at is None

@@ -1,61 +1,440 @@
-"""DICOMweb WADO-RS (stub: being written)."""
+"""DICOMweb WADO-RS (PS3.18 10.4): retrieve, metadata, frames, bulk data, rendered images and thumbnails.
 
-from django.http import HttpResponse
+Every response streams: DICOM files and frames are read from storage in chunks
+(``studies.dicomweb.multipart``), metadata is written row by row from one query. Nothing is
+transcoded: files go out byte for byte as stored, and frames in their stored transfer syntax
+(compressed frames are decompressed only when the client asks for uncompressed pixels).
 
+Access (studies.selectors): a foreign or missing study is 404. ``full`` access gets everything;
+``preview`` access gets de-identified metadata (studies.deid) and thumbnails of images whose
+Burned In Annotation is "NO" — never the files, frames, bulk data or full-size renderings (404).
+Each response that carries PHI or pixels is audited once (studies.services.study_access_record).
+"""
 
-def study_metadata(request, **kwargs):
-    return HttpResponse(status=501)
+from __future__ import annotations
 
+import json
+import re
+from collections.abc import Iterable, Iterator
+from functools import partial
 
-def study_rendered(request, **kwargs):
-    return HttpResponse(status=501)
+from django.core.files.storage import default_storage
+from django.http import HttpResponse, StreamingHttpResponse
+from django.urls import reverse
 
+from core.errors import ApplicationError, NotFound
+from studies import policy, render, selectors
+from studies.deid import deidentify_json, study_key_for
+from studies.dicom import BULK_PLACEHOLDER
+from studies.dicomweb.auth import dicomweb_view
+from studies.dicomweb.media import (
+    DICOM,
+    OCTET,
+    FrameAnswer,
+    NotAcceptable,
+    negotiate_frames,
+    negotiate_instances,
+    parse_accept,
+    type_matches,
+)
+from studies.dicomweb.multipart import Part, multipart_response, storage_chunks
+from studies.models import Instance
+from studies.selectors import StudyAccess
+from studies.services import study_access_record
 
-def study_thumbnail(request, **kwargs):
-    return HttpResponse(status=501)
-
-
-def series_retrieve(request, **kwargs):
-    return HttpResponse(status=501)
-
-
-def series_metadata(request, **kwargs):
-    return HttpResponse(status=501)
-
-
-def series_rendered(request, **kwargs):
-    return HttpResponse(status=501)
-
-
-def series_thumbnail(request, **kwargs):
-    return HttpResponse(status=501)
-
-
-def instance_retrieve(request, **kwargs):
-    return HttpResponse(status=501)
-
-
-def instance_metadata(request, **kwargs):
-    return HttpResponse(status=501)
-
-
-def instance_rendered(request, **kwargs):
-    return HttpResponse(status=501)
-
-
-def instance_thumbnail(request, **kwargs):
-    return HttpResponse(status=501)
-
-
-def instance_frames(request, **kwargs):
-    return HttpResponse(status=501)
+PREVIEW_REFUSAL = ("{what} is not available with preview access: a preview shows de-identified metadata and "
+                   "thumbnails of images without burned-in annotation only.")
+JSON_CHUNK = 256 * 1024
+IMAGE_MAX_AGE = 600
 
 
-def frames_rendered(request, **kwargs):
-    return HttpResponse(status=501)
+# --- access ------------------------------------------------------------------------------------------
+
+def _access(request, study_uid: str) -> StudyAccess:
+    return selectors.study_get(actor=request.actor, study_uid=study_uid)
 
 
-def instance_bulkdata(request, **kwargs):
-    return HttpResponse(status=501)
+def _require_full(access: StudyAccess, what: str) -> None:
+    if access.level != policy.FULL:
+        raise NotFound(PREVIEW_REFUSAL.format(what=what))
 
 
+def _audit(request, access: StudyAccess, fetched: str) -> None:
+    study_access_record(actor=request.actor, access=access, fetched=fetched, request=request)
+
+
+# --- retrieve ----------------------------------------------------------------------------------------
+
+INSTANCE_ORDER = ("series__series_number", "series_id", "instance_number", "id")
+
+
+def _retrieve(request, access: StudyAccess, instances, *, fetched: str, single_allowed: bool = False):
+    rows = list(instances.order_by(*INSTANCE_ORDER).values_list("storage_key", "size", "transfer_syntax_uid"))
+    if not rows:
+        raise NotFound("There are no instances to retrieve.")
+    mode = negotiate_instances(request.headers.get("Accept", ""), {syntax for _, _, syntax in rows},
+                               single_allowed=single_allowed)
+    _audit(request, access, fetched)
+    if mode == "single":
+        key, size, syntax = rows[0]
+        response = StreamingHttpResponse(storage_chunks(key, length=size),
+                                         content_type=f"{DICOM}; transfer-syntax={syntax}")
+        response["Content-Length"] = str(size)
+        response["Cache-Control"] = "private, no-store"
+        return response
+    parts = (Part(content_type=f"{DICOM}; transfer-syntax={syntax}", length=size,
+                  body=partial(storage_chunks, key, length=size)) for key, size, syntax in rows)
+    return multipart_response(parts, part_type=DICOM, what=f"{fetched} of {access.study.study_instance_uid}")
+
+
+@dicomweb_view(methods=["GET"])
+def study_retrieve(request, study_uid: str):
+    """GET /studies/{study}: every instance of the study (stow.study_resource dispatches GET here)."""
+    access = _access(request, study_uid)
+    _require_full(access, "Retrieving DICOM files")
+    return _retrieve(request, access, selectors.instance_list(access=access), fetched="study")
+
+
+@dicomweb_view(methods=["GET"])
+def series_retrieve(request, study_uid: str, series_uid: str):
+    access = _access(request, study_uid)
+    _require_full(access, "Retrieving DICOM files")
+    series = selectors.series_get(access=access, series_uid=series_uid)
+    return _retrieve(request, access, selectors.instance_list(access=access).filter(series=series),
+                     fetched="series")
+
+
+@dicomweb_view(methods=["GET"])
+def instance_retrieve(request, study_uid: str, series_uid: str, sop_uid: str):
+    access = _access(request, study_uid)
+    _require_full(access, "Retrieving DICOM files")
+    instance = selectors.instance_get(access=access, series_uid=series_uid, sop_uid=sop_uid)
+    return _retrieve(request, access, Instance.objects.filter(pk=instance.pk), fetched="instance",
+                     single_allowed=True)
+
+
+# --- metadata ----------------------------------------------------------------------------------------
+
+def _strip_bulk(body: dict) -> dict:
+    """Preview: no references to pixels or other bulk data (they would only answer 404)."""
+    return {key: element for key, element in body.items()
+            if not (isinstance(element, dict) and "BulkDataURI" in element)}
+
+
+def _metadata_rows(rows: Iterable[tuple[str, str, str]], *, base: str, deidentify_key: str | None) -> Iterator[bytes]:
+    """A JSON array written row by row, in chunks of about ``JSON_CHUNK`` bytes."""
+    buffer = bytearray(b"[")
+    first = True
+    for series_uid, sop_uid, dicom_json in rows:
+        if deidentify_key is not None:
+            dicom_json = json.dumps(_strip_bulk(deidentify_json(json.loads(dicom_json), study_key=deidentify_key)),
+                                    separators=(",", ":"))
+        url = f"{base}/series/{series_uid}/instances/{sop_uid}"
+        if not first:
+            buffer += b","
+        first = False
+        buffer += dicom_json.replace(BULK_PLACEHOLDER, url).encode()
+        if len(buffer) >= JSON_CHUNK:
+            yield bytes(buffer)
+            buffer.clear()
+    buffer += b"]"
+    yield bytes(buffer)
+
+
+def _metadata(request, access: StudyAccess, rows: Iterable[tuple[str, str, str]]) -> StreamingHttpResponse:
+    accepted = [r for r in parse_accept(request.headers.get("Accept", ""))
+                if type_matches(r.type, "application/dicom+json") or r.type == "application/json"]
+    if not accepted:
+        raise NotAcceptable("Metadata is available as application/dicom+json (or application/json).")
+    study = access.study
+    base = request.build_absolute_uri(reverse("dicomweb_study", kwargs={"study_uid": study.study_instance_uid}))
+    _audit(request, access, "metadata")
+    key = None if access.level == policy.FULL else study_key_for(study)
+    response = StreamingHttpResponse(_metadata_rows(rows, base=base, deidentify_key=key),
+                                     content_type="application/dicom+json")
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _metadata_query(instances) -> Iterator[tuple[str, str, str]]:
+    """One query, read in batches while the response streams."""
+    yield from (instances.order_by(*INSTANCE_ORDER)
+                .values_list("series__series_instance_uid", "sop_instance_uid", "dicom_json")
+                .iterator(chunk_size=200))
+
+
+@dicomweb_view(methods=["GET"])
+def study_metadata(request, study_uid: str):
+    access = _access(request, study_uid)
+    return _metadata(request, access, _metadata_query(selectors.instance_list(access=access)))
+
+
+@dicomweb_view(methods=["GET"])
+def series_metadata(request, study_uid: str, series_uid: str):
+    access = _access(request, study_uid)
+    series = selectors.series_get(access=access, series_uid=series_uid)
+    return _metadata(request, access, _metadata_query(selectors.instance_list(access=access).filter(series=series)))
+
+
+@dicomweb_view(methods=["GET"])
+def instance_metadata(request, study_uid: str, series_uid: str, sop_uid: str):
+    access = _access(request, study_uid)
+    instance = selectors.instance_get(access=access, series_uid=series_uid, sop_uid=sop_uid)
+    return _metadata(request, access, [(series_uid, sop_uid, instance.dicom_json)])
+
+
+# --- frames and bulk data ----------------------------------------------------------------------------
+
+FRAME_LIST = re.compile(r"^\d{1,9}(,\d{1,9})*$")
+
+
+def frame_numbers(text: str) -> list[int]:
+    """ "1" or "1,3,5" → [1, 3, 5]; anything else is a 400."""
+    text = (text or "").replace(" ", "").replace("%2C", ",").replace("%2c", ",")
+    if not FRAME_LIST.match(text):
+        raise ApplicationError.for_field("frames", f"Frame numbers must be a comma-separated list of positive "
+                                         f"integers (e.g. 1 or 1,3,5), not {text[:40]!r}.", code="invalid_frames")
+    numbers = [int(n) for n in text.split(",")]
+    if len(numbers) > 10000:
+        raise ApplicationError.for_field("frames", "Ask for at most 10000 frames at a time.", code="invalid_frames")
+    return numbers
+
+
+def _checked_frames(instance: Instance, numbers: list[int]) -> None:
+    if not render.has_pixel_data(instance):
+        raise NotFound("This instance has no pixel data, so it has no frames.")
+    count = instance.number_of_frames or 1
+    for number in numbers:
+        if number < 1 or number > count:
+            raise NotFound(f"Frame {number} does not exist: this instance has {count} frame(s), numbered from 1.")
+    if instance.transfer_syntax_uid in render.NATIVE:
+        frame_bits, _ = render.native_frame_geometry(instance)
+        if -(-max(numbers) * frame_bits // 8) > (instance.pixel_data_length or 0):
+            raise NotFound(f"Frame {max(numbers)} lies beyond the stored pixel data (the header announces more "
+                           "frames than the file holds).")
+
+
+def _frame_parts(instance: Instance, numbers: list[int], answer: FrameAnswer) -> Iterator[Part]:
+    """Parts for the frames, reading the stored file once (opened when streaming starts)."""
+    with default_storage.open(instance.storage_key, "rb") as fh:
+        if instance.transfer_syntax_uid == render.DEFLATED_LE:
+            # The data set is deflated: there are no byte offsets into it; pydicom inflates and cuts each frame.
+            for number in numbers:
+                yield Part(content_type=answer.part_type, body=partial(_single, render.decoded_frame(
+                    fh, instance, number - 1)))
+            return
+        for number in numbers:
+            if answer.mode == "decoded":
+                data = render.decoded_frame(fh, instance, number - 1)
+            elif render.is_encapsulated(instance):
+                data = render.encapsulated_frame(fh, instance, number - 1)
+            else:
+                frame_bits, _ = render.native_frame_geometry(instance)
+                length = frame_bits // 8 if frame_bits % 8 == 0 else None
+                yield Part(content_type=answer.part_type, length=length,
+                           body=partial(render.native_frame, fh, instance, number - 1))
+                continue
+            yield Part(content_type=answer.part_type, length=len(data), body=partial(_single, data))
+
+
+def _single(data: bytes) -> list[bytes]:
+    return [data]
+
+
+@dicomweb_view(methods=["GET"])
+def instance_frames(request, study_uid: str, series_uid: str, sop_uid: str, frames: str):
+    numbers = frame_numbers(frames)
+    access = _access(request, study_uid)
+    _require_full(access, "Frames")
+    instance = selectors.instance_get(access=access, series_uid=series_uid, sop_uid=sop_uid)
+    _checked_frames(instance, numbers)
+    answer = negotiate_frames(request.headers.get("Accept", ""), instance)
+    _audit(request, access, "frames")
+    return multipart_response(_frame_parts(instance, numbers, answer), part_type=answer.media_type,
+                              what=f"frames of {sop_uid}")
+
+
+def _bulk_tags(instance: Instance) -> set[str]:
+    """The tags this instance serves by URI (top level or nested), from its stored DICOM JSON."""
+    return set(re.findall(r"/bulkdata/([0-9A-F]{8})\"", instance.dicom_json))
+
+
+def _bulk_body(instance: Instance, tag: str) -> tuple[Iterator[bytes] | list[bytes], int | None]:
+    if tag == "7FE00010" and instance.pixel_data_offset is not None \
+            and instance.transfer_syntax_uid != render.DEFLATED_LE:
+        if render.is_encapsulated(instance):
+            with default_storage.open(instance.storage_key, "rb") as fh:
+                length = render.encapsulated_value_length(fh, instance)
+        else:
+            length = instance.pixel_data_length
+        return storage_chunks(instance.storage_key, start=instance.pixel_data_offset, length=length), length
+    with default_storage.open(instance.storage_key, "rb") as fh:
+        value = render.dataset_bulk_value(fh, int(tag, 16))
+    if value is None:
+        raise NotFound(f"No bulk data for tag {tag} in this instance.")
+    return [value], len(value)
+
+
+@dicomweb_view(methods=["GET"])
+def instance_bulkdata(request, study_uid: str, series_uid: str, sop_uid: str, tag: str):
+    tag = (tag or "").upper()
+    access = _access(request, study_uid)
+    _require_full(access, "Bulk data")
+    instance = selectors.instance_get(access=access, series_uid=series_uid, sop_uid=sop_uid)
+    if not re.fullmatch(r"[0-9A-F]{8}", tag) or tag not in _bulk_tags(instance):
+        raise NotFound(f"This instance has no bulk data for tag {tag[:16]!r} (its bulk data: "
+                       f"{', '.join(sorted(_bulk_tags(instance))) or 'none'}).")
+    ranges = parse_accept(request.headers.get("Accept", ""))
+    multipart = single = False
+    for media_range in ranges:
+        if media_range.type in ("*/*", "multipart/*") or (media_range.type == "multipart/related" and type_matches(
+                media_range.inner_type(OCTET), OCTET)):
+            multipart = True
+            break
+        if media_range.type in (OCTET, "application/*"):
+            single = True
+            break
+    if not (multipart or single):
+        raise NotAcceptable('Bulk data is available as multipart/related; type="application/octet-stream" or '
+                            "application/octet-stream.")
+    body, length = _bulk_body(instance, tag)
+    _audit(request, access, "bulkdata")
+    if single:
+        response = StreamingHttpResponse(body, content_type=OCTET)
+        if length is not None:
+            response["Content-Length"] = str(length)
+        response["Cache-Control"] = "private, no-store"
+        return response
+    return multipart_response([Part(content_type=OCTET, length=length, body=lambda: body)], part_type=OCTET,
+                              what=f"bulk data {tag} of {sop_uid}")
+
+
+# --- rendered and thumbnails -------------------------------------------------------------------------
+
+def _image_format(request) -> render.ImageFormat:
+    for media_range in parse_accept(request.headers.get("Accept", "")):
+        if media_range.type in ("*/*", "image/*", "image/jpeg"):
+            return render.JPEG
+        if media_range.type == "image/png":
+            return render.PNG
+    raise NotAcceptable("Rendered images and thumbnails are available as image/jpeg or image/png.")
+
+
+def _ints(request, name: str, count: int, *, low: int, high: int) -> tuple[int, ...] | None:
+    raw = request.GET.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        values = tuple(int(v) for v in raw.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != count or not all(low <= v <= high for v in values):
+        raise ApplicationError.for_field(name, f"{name} must be {count} comma-separated integer(s) between {low} "
+                                         f"and {high}.", code="invalid_parameter")
+    return values
+
+
+def _window(request) -> tuple[float, float] | None:
+    raw = request.GET.get("window")
+    if raw in (None, ""):
+        return None
+    pieces = raw.split(",")
+    try:
+        center, width = float(pieces[0]), float(pieces[1])
+    except (ValueError, IndexError):
+        center = width = float("nan")
+    if len(pieces) not in (2, 3) or not (width > 0) or center != center \
+            or (len(pieces) == 3 and pieces[2].strip().lower() not in ("linear", "")):
+        raise ApplicationError.for_field("window", "window must be center,width[,linear] with a positive width.",
+                                         code="invalid_parameter")
+    return center, width
+
+
+def _image_response(data: bytes, fmt: render.ImageFormat) -> HttpResponse:
+    response = HttpResponse(data, content_type=fmt.content_type)
+    response["Cache-Control"] = f"private, max-age={IMAGE_MAX_AGE}"
+    return response
+
+
+def _rendered(request, access: StudyAccess, instance: Instance | None, *, frame: int = 1):
+    fmt = _image_format(request)
+    viewport = _ints(request, "viewport", 2, low=1, high=render.MAX_VIEWPORT)
+    quality = _ints(request, "quality", 1, low=1, high=100)
+    window = _window(request)
+    if instance is None:
+        raise NotFound("There is no image to render here.")
+    data = render.render_instance(instance, frame=frame, fmt=fmt, viewport=viewport,
+                                  quality=quality[0] if quality else render.JPEG_QUALITY, window=window)
+    _audit(request, access, "rendered")
+    return _image_response(data, fmt)
+
+
+def _thumbnail(request, access: StudyAccess, instances) -> HttpResponse:
+    fmt = _image_format(request)
+    viewport = _ints(request, "viewport", 2, low=16, high=1024) or render.THUMBNAIL_SIZE
+    if access.level != policy.FULL:
+        # Preview: only images declared free of burned-in annotation (empty or unknown counts as not free).
+        instances = instances.filter(burned_in_annotation="NO")
+    instance = render.representative_instance(instances)
+    if instance is None:
+        raise NotFound("No thumbnail: there is no image here" + (
+            " whose Burned In Annotation is NO (images that may show patient details in their pixels are not "
+            "previewed)." if access.level != policy.FULL else "."))
+    data = render.thumbnail(instance, fmt=fmt, viewport=tuple(viewport))
+    _audit(request, access, "thumbnail")
+    return _image_response(data, fmt)
+
+
+@dicomweb_view(methods=["GET"])
+def study_rendered(request, study_uid: str):
+    access = _access(request, study_uid)
+    _require_full(access, "A full-size rendered image")
+    return _rendered(request, access, render.representative_instance(selectors.instance_list(access=access)))
+
+
+@dicomweb_view(methods=["GET"])
+def series_rendered(request, study_uid: str, series_uid: str):
+    access = _access(request, study_uid)
+    _require_full(access, "A full-size rendered image")
+    series = selectors.series_get(access=access, series_uid=series_uid)
+    return _rendered(request, access,
+                     render.representative_instance(selectors.instance_list(access=access).filter(series=series)))
+
+
+@dicomweb_view(methods=["GET"])
+def instance_rendered(request, study_uid: str, series_uid: str, sop_uid: str):
+    access = _access(request, study_uid)
+    _require_full(access, "A full-size rendered image")
+    return _rendered(request, access, selectors.instance_get(access=access, series_uid=series_uid, sop_uid=sop_uid))
+
+
+@dicomweb_view(methods=["GET"])
+def frames_rendered(request, study_uid: str, series_uid: str, sop_uid: str, frames: str):
+    numbers = frame_numbers(frames)
+    if len(numbers) != 1:
+        raise ApplicationError.for_field("frames", "Render one frame at a time.", code="invalid_frames")
+    access = _access(request, study_uid)
+    _require_full(access, "A full-size rendered image")
+    instance = selectors.instance_get(access=access, series_uid=series_uid, sop_uid=sop_uid)
+    _checked_frames(instance, numbers)
+    return _rendered(request, access, instance, frame=numbers[0])
+
+
+@dicomweb_view(methods=["GET"])
+def study_thumbnail(request, study_uid: str):
+    access = _access(request, study_uid)
+    return _thumbnail(request, access, selectors.instance_list(access=access))
+
+
+@dicomweb_view(methods=["GET"])
+def series_thumbnail(request, study_uid: str, series_uid: str):
+    access = _access(request, study_uid)
+    series = selectors.series_get(access=access, series_uid=series_uid)
+    return _thumbnail(request, access, selectors.instance_list(access=access).filter(series=series))
+
+
+@dicomweb_view(methods=["GET"])
+def instance_thumbnail(request, study_uid: str, series_uid: str, sop_uid: str):
+    access = _access(request, study_uid)
+    instance = selectors.instance_get(access=access, series_uid=series_uid, sop_uid=sop_uid)
+    return _thumbnail(request, access, selectors.instance_list(access=access).filter(pk=instance.pk))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-from datetime import timedelta
+import re
+from datetime import date, timedelta
 
 import pytest
 from allauth.account.models import EmailAddress
@@ -13,6 +14,8 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from accounts.models import AuditEvent, License, Membership, Organization, RadiologistProfile, Role, User
+from studies import demo, synthetic
+from studies.models import Instance, Series, Study
 
 DEMO_PASSWORD = "readroom-demo-2026"
 SUBSPECIALTIES = {"neuro", "musculoskeletal", "body", "chest", "breast", "pediatric", "cardiac", "nuclear",
@@ -23,6 +26,15 @@ FIXED_LOGINS = [
     "finance@readroom.demo", "dr.okafor@radiologists.demo", "patient1@readroom.demo", "patient2@readroom.demo",
     "patient3@readroom.demo",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _demo_studies_small_and_private(settings, tmp_path):
+    """Demo studies with tiny images (the full set is checked without storing it, below), stored in a
+    folder of this test's own."""
+    settings.DEMO_STUDIES = "small"
+    settings.STORAGES = {**settings.STORAGES, "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "media")}}}
 
 
 def load_demo() -> str:
@@ -158,12 +170,15 @@ def test_load_demo_prints_every_login_with_role_organization_and_password(db, ca
 def test_running_load_demo_twice_leaves_every_row_the_same(db):
     first_output = load_demo()
     before = every_row()
+    assert before["studies.Study"]
+    assert before["studies.Instance"]
 
     second_output = load_demo()
 
-    assert every_row() == before
+    assert every_row() == before  # studies, series and instances included
     assert "Demo world ready: 0 created, 0 updated" in second_output
     assert "Demo world ready: 0 created" not in first_output
+    assert "Lakeside Imaging (US-TX): 0 created (none), 5 already present" in second_output
 
 
 def test_rerun_keeps_a_password_the_user_changed_and_restores_edited_demo_fields(db):
@@ -190,3 +205,88 @@ def test_load_demo_refuses_production(db, settings):
         load_demo()
 
     assert not demo_users().exists()
+
+
+# --- demo studies --------------------------------------------------------------------------------------
+
+def test_each_demo_center_gets_studies_in_its_own_state(db):
+    output = load_demo()
+    today = timezone.localdate()
+    for slug, (prefix, planned) in demo.DEMO_STUDIES.items():
+        center = Organization.objects.get(slug=slug)
+        studies = Study.objects.filter(organization=center)
+        assert studies.count() == len(planned)
+        for study in studies:
+            assert (study.jurisdiction_country, study.jurisdiction_region) == (center.country, center.region)
+            assert re.fullmatch(rf"{prefix}\d{{9}}", study.accession_number)
+            assert today - timedelta(days=31) <= study.study_date < today
+            assert study.patient_name in {synthetic.demo_patient(n).name for n in range(12)}
+            assert study.institution_name == center.name
+            assert study.number_of_instances == Instance.objects.filter(study=study).count() > 0
+        line = next(line for line in output.splitlines() if line.strip().startswith(f"{center.name} ("))
+        assert f"{len(planned)} created" in line
+
+
+def test_lakeside_has_ct_multi_series_mr_chest_radiograph_mammogram_and_burned_in_ultrasound(db):
+    load_demo()
+    lakeside = Study.objects.filter(organization__slug="lakeside")
+    by_modality = {study.modalities[0]: study for study in lakeside}
+    assert set(by_modality) == {"CT", "MR", "CR", "MG", "US"}
+    assert Series.objects.filter(study=by_modality["MR"]).count() == 3
+    assert by_modality["MG"].number_of_instances == 4
+    assert set(Instance.objects.filter(study=by_modality["US"]).values_list("burned_in_annotation", flat=True)) == {
+        "YES"}
+    assert by_modality["MG"].patient_sex == "F"
+    assert len({study.patient_id for study in lakeside}) == 5
+
+
+def test_the_full_demo_set_has_a_150_slice_512_ct_and_the_issues_other_studies():
+    """What ``bin/dev up`` generates (checked without storing ~120 MB in a test)."""
+    _, planned = demo.DEMO_STUDIES["lakeside"]
+    by_kind = {study.kind: study for study in planned}
+    spec = synthetic.StudySpec(patient=synthetic.demo_patient(0), accession="X", description="X",
+                               study_date=date(2026, 3, 1))
+    ct = demo._datasets(by_kind["ct"], spec, "full")
+    assert len(ct) == 150
+    assert (ct[0].Rows, ct[0].Columns) == (512, 512)
+    mr = demo._datasets(by_kind["mr"], spec, "full")
+    assert len({ds.SeriesInstanceUID for ds in mr}) == 3
+    assert {ds.Modality for ds in demo._datasets(by_kind["cr"], spec, "full")} == {"CR"}
+    assert len(demo._datasets(by_kind["mg"], spec, "full")) == 4
+    assert {ds.BurnedInAnnotation for ds in demo._datasets(by_kind["us"], spec, "full")} == {"YES"}
+    assert demo.expected_instances(by_kind["ct"], "full") == 150
+
+
+def test_demo_uids_are_derived_from_a_fixed_seed(db):
+    load_demo()
+    uids = set(Instance.objects.values_list("sop_instance_uid", flat=True))
+    keys = set(Instance.objects.values_list("storage_key", flat=True))
+    Study.objects.all().delete()  # another database, another day: the same UIDs come back
+
+    load_demo()
+
+    assert set(Instance.objects.values_list("sop_instance_uid", flat=True)) == uids
+    assert set(Instance.objects.values_list("storage_key", flat=True)) == keys
+
+
+def test_an_interrupted_demo_run_is_finished_by_the_next(db):
+    load_demo()
+    ct = Study.objects.get(organization__slug="lakeside", modalities_in_study="\\CT\\")
+    complete = ct.number_of_instances
+    last = Instance.objects.filter(study=ct).order_by("-instance_number").first()
+    last.delete()
+    Study.objects.filter(pk=ct.pk).update(number_of_instances=complete - 1)
+
+    output = load_demo()
+
+    ct.refresh_from_db()
+    assert ct.number_of_instances == complete
+    assert Instance.objects.filter(study=ct).count() == complete
+    assert "Lakeside Imaging (US-TX): 1 created (CT CHEST WITH CONTRAST (4 images)), 4 already present" in output
+
+
+def test_demo_studies_can_be_left_out(db):
+    out = io.StringIO()
+    call_command("load_demo", "--studies", "none", stdout=out)
+    assert not Study.objects.exists()
+    assert "Demo studies" not in out.getvalue()

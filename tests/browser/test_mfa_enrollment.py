@@ -6,56 +6,17 @@ error, so this also proves that no page needs inline script or style)."""
 from __future__ import annotations
 
 import io
-import os
-from contextlib import contextmanager
 
 import pyotp
 import pytest
 from allauth.mfa.models import Authenticator
 from django.core.management import call_command
 
+from tests.browser.conftest import DEMO_PASSWORD, chromium_page
+
 pytestmark = pytest.mark.browser
 
-
-@pytest.fixture(autouse=True)
-def _allow_orm_under_playwright(monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; Django's ORM calls in the test body
-    # (the demo command, the assertions) are still synchronous and safe. Scoped to these tests so
-    # that the variable never leaks into other tests' subprocesses.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
-DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "readroom-demo-2026")
 SCREENSHOT = "/tmp/readroom-dashboard.png"  # noqa: S108 - a fixed place to look at the result
-
-
-@contextmanager
-def chromium_page(chromium_path: str):
-    """A fresh headless page, and the list every console error, page error or failed request lands in.
-
-    Started inside the test, after its database work: Playwright's sync API switches greenlets, and
-    ORM calls made under it would open a connection that nothing closes.
-    """
-    from playwright.sync_api import sync_playwright
-
-    problems: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(20_000)
-        page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-                if msg.type in {"error", "warning"} else None)
-        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-        page.on("requestfailed", lambda req: problems.append(f"request failed: {req.url} {req.failure}"))
-        page.on("response", lambda resp: problems.append(f"HTTP {resp.status}: {resp.url}")
-                if resp.status >= 400 else None)
-        try:
-            yield page, problems
-        finally:
-            browser.close()
 
 
 def test_demo_admin_enrolls_totp_at_first_sign_in_and_reaches_the_dashboard(transactional_db, live_server,

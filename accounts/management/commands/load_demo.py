@@ -5,6 +5,10 @@ Idempotent: rows are found by natural keys (organization slug, user email, (user
 second run changes nothing. Passwords and license expiry dates are set only when the row is created
 (a user who changed a demo password keeps it; expiry dates stay anchored to the first run's day).
 Seed data, so rows are written directly rather than through services (no actor exists yet).
+
+Then each demo center gets its studies (studies.demo): generated with pydicom, stored through the
+ingest service, with UIDs derived from a fixed seed so that a second run finds them and creates
+nothing. ``--studies small`` (or ``DEMO_STUDIES=small``) makes tiny images (tests), ``none`` skips them.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from django.db import models, transaction
 from django.utils import timezone
 from tqdm import tqdm
 
+from accounts.demo_credentials import seed_demo_credentials
+from accounts.demo_hooks import demo_loader
 from accounts.models import License, Membership, Organization, RadiologistProfile, Role, User
 
 DEFAULT_DEMO_PASSWORD = "readroom-demo-2026"  # noqa: S105 - published demo password, refused in production
@@ -136,8 +142,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--allow-production", action="store_true",
                             help="Load demo users with a published password even when DJANGO_ENV=production.")
+        parser.add_argument("--studies", choices=["full", "small", "none"], default=None,
+                            help="Demo studies: full (default; settings.DEMO_STUDIES), small (tiny images) or none.")
 
-    def handle(self, *args, allow_production: bool = False, **options):
+    def handle(self, *args, allow_production: bool = False, studies: str | None = None, **options):
         if getattr(settings, "PRODUCTION", False) and not allow_production:
             raise CommandError("Refusing to load demo users with a published password into production "
                                "(pass --allow-production to a staging deployment if you mean it).")
@@ -169,7 +177,13 @@ class Command(BaseCommand):
                 self._user(email, full_name=full_name, kind=User.Kind.PATIENT, time_zone=tz, is_staff=False)
                 progress.update()
 
+        # Licenses, certifications, insurance, MQSA and privileges with their verification states.
+        seed_demo_credentials(self.stdout if options.get("verbosity", 1) > 1 else None)
+        # Outside the transaction above: each instance is stored (file and row) in its own transaction.
+        reports = self._studies(orgs, studies or getattr(settings, "DEMO_STUDIES", "full"),
+                                quiet=options.get("verbosity", 1) == 0)
         self._print_logins(orgs)
+        self._print_studies(reports)
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -229,6 +243,27 @@ class Command(BaseCommand):
             self._sync(License, {"radiologist": profile, "country": country, "region": region},
                        {"number": number}, on_create={"expires_on": self.today + timedelta(days=days)})
 
+    def _studies(self, orgs: dict[str, Organization], profile: str, *, quiet: bool):
+        load_demo_studies = demo_loader("studies")  # registered by studies at start-up (accounts.demo_hooks)
+        if load_demo_studies is None or profile == "none":
+            return []
+        bars: list[tqdm] = []
+
+        def plan(total: int) -> None:  # a progress bar only when there is something to generate
+            if total:
+                bars.append(tqdm(total=total, desc="Demo studies", unit="image", file=sys.stderr, disable=quiet))
+
+        try:
+            reports = load_demo_studies(orgs, profile=profile, today=self.today, plan=plan,
+                                        progress=lambda n: [bar.update(n) for bar in bars])
+        finally:
+            for bar in bars:
+                bar.close()
+        for report in reports:
+            self.counts["created"] += len(report.created)
+            self.counts["unchanged"] += report.present
+        return reports
+
     # --- output -------------------------------------------------------------------------------
 
     def _print_logins(self, orgs: dict[str, Organization]) -> None:
@@ -252,6 +287,18 @@ class Command(BaseCommand):
             out.write(f"  {email:<{width}}  {role:<28}  {org}")
         out.write("Admins, technologists, radiologists and platform staff set up an authenticator app (TOTP) "
                   "at first sign-in.")
+
+    def _print_studies(self, reports) -> None:
+        if not reports:
+            return
+        self.stdout.write("Demo studies (fictional patients, generated with pydicom):")
+        for report in reports:
+            org = report.organization
+            created = "; ".join(report.created) if report.created else "none"
+            self.stdout.write(f"  {org.name} ({org.jurisdiction}): {len(report.created)} created ({created}), "
+                              f"{report.present} already present")
+            for problem in report.problems:
+                self.stdout.write(self.style.WARNING(f"    {problem}"))
 
 
 def hash_digits(text: str) -> int:
