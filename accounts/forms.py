@@ -80,3 +80,41 @@ class ProfileForm(ApplicationErrorFormMixin, forms.Form):
     full_name = forms.CharField(max_length=200, required=False, widget=forms.TextInput(attrs={"autocomplete": "name"}))
     time_zone = forms.ChoiceField(choices=TIME_ZONE_CHOICES,
                                   help_text="Every date and time in ReadRoom is shown in this zone.")
+
+
+class SignupForm(forms.Form):
+    """Extra sign-up fields (allauth adds email and password): who is signing up."""
+
+    ACCOUNT_TYPES = [("patient", "A patient: I want a second opinion on my own images"),
+                     ("radiologist", "A radiologist: I want to read studies on ReadRoom")]
+
+    account_type = forms.ChoiceField(choices=ACCOUNT_TYPES, initial="patient", widget=forms.RadioSelect,
+                                     label="I am", required=False)  # absent means patient
+    full_name = forms.CharField(max_length=200, label="Full name", required=False,
+                                help_text="Radiologists: as on your medical license.")
+    country = forms.CharField(max_length=2, initial="US", required=False, label="Country of practice",
+                              help_text="Radiologists: two-letter code, e.g. US.")
+
+    field_order = ["account_type", "full_name", "email", "password1", "password2", "country"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("account_type") == "radiologist":
+            if not (cleaned.get("full_name") or "").strip():
+                self.add_error("full_name", "Enter your full name as licensed.")
+            country = (cleaned.get("country") or "").strip().upper()
+            if len(country) != 2 or not country.isalpha():
+                self.add_error("country", "Use the two-letter country code, e.g. US.")
+        return cleaned
+
+    def signup(self, request, user) -> None:
+        """Called by allauth once the user exists (before email verification)."""
+        from accounts import services
+
+        if self.cleaned_data.get("account_type") == "radiologist":
+            services.independent_radiologist_register(user=user, full_name=self.cleaned_data["full_name"],
+                                                      country=self.cleaned_data.get("country") or "US",
+                                                      request=request)
+        elif self.cleaned_data.get("full_name"):
+            user.full_name = self.cleaned_data["full_name"].strip()
+            user.save(update_fields=["full_name"])

@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import slugify
 
 from accounts import policy
 from accounts.audit import audit_record
@@ -364,3 +365,34 @@ def audit_log_access_record(*, actor: Actor, action: str, request: HttpRequest |
         raise ApplicationError(f"Unknown audit-log access action {action!r}.", code="invalid_action")
     audit_record(action=action, actor=actor.audit_user, request=request, object_type="accounts.auditevent",
                  extra=extra or {})
+
+
+@transaction.atomic
+def independent_radiologist_register(*, user: User, full_name: str, country: str = "US",
+                                     request: HttpRequest | None = None) -> Membership:
+    """A radiologist who signs up on their own gets a one-person radiology group they administer.
+
+    That membership (admin + radiologist) is what makes them a professional who must enroll in MFA,
+    keeps credentials, and can later be offered reads; a practice can invite colleagues into it.
+    """
+    country = (country or "US").strip().upper()
+    if len(country) != 2 or not country.isalpha():
+        raise ApplicationError.for_field("country", "Use the two-letter country code, e.g. US.")
+    full_name = (full_name or "").strip()
+    if not full_name:
+        raise ApplicationError.for_field("full_name", "Enter your full name as licensed.")
+    base = slugify(full_name)[:60] or "radiologist"
+    slug = base
+    while Organization.objects.filter(slug=slug).exists():
+        slug = f"{base}-{secrets.token_hex(3)}"
+    organization = Organization.objects.create(
+        name=f"{full_name} (independent)", legal_name=full_name, slug=slug,
+        kind=Organization.Kind.RADIOLOGY_GROUP, country=country, region="", time_zone=user.time_zone)
+    user.full_name = full_name
+    user.kind = User.Kind.PROFESSIONAL
+    user.save(update_fields=["full_name", "kind"])
+    membership = Membership.objects.create(user=user, organization=organization,
+                                           roles=[Role.ADMIN, Role.RADIOLOGIST])
+    audit_record(action="radiologist.signed_up", actor=user, request=request, obj=organization,
+                 organization=organization)
+    return membership
