@@ -228,7 +228,9 @@ def main() -> None:
                    "--json-out", str(out)]
             if args.limit_instances:
                 cmd += ["--limit-instances", str(args.limit_instances)]
-            run(cmd, cwd=SHARED)
+            # DCMTK's storescu, not the script of the same name that pynetdicom puts in the venv.
+            harness_env = {**os.environ, "PATH": "/usr/bin:" + os.environ.get("PATH", "")}
+            run(cmd, cwd=SHARED, env=harness_env)
             print(f"harness JSON: {out}")
         index_studies(env, args.studies)
         print(f"\nQIDO-RS with {args.studies:,} studies indexed (200 requests each)")

@@ -187,10 +187,11 @@ def _index_and_store_once(*, organization, parsed: ParsedInstance, path, size, s
         return _existing_outcome(existing, sha256=sha256, filename=filename, size=size)
 
     now = timezone.now()
-    study, _ = Study.objects.get_or_create(organization=organization, study_instance_uid=parsed.study_uid,
-                                           defaults=_study_defaults(organization, ds, jurisdiction))
-    # Lock the study row: counters and modalities change together, one writer at a time.
-    study = Study.objects.select_for_update().get(pk=study.pk)
+    # The study row is locked (FOR UPDATE) as it is read: counters and modalities change together,
+    # one writer at a time.
+    study, _ = Study.objects.select_for_update().get_or_create(
+        organization=organization, study_instance_uid=parsed.study_uid,
+        defaults=_study_defaults(organization, ds, jurisdiction))
     modality = text(ds, "Modality", 16)
     series, series_created = Series.objects.get_or_create(
         study=study, series_instance_uid=parsed.series_uid,

@@ -57,16 +57,27 @@ def storage_chunks(key: str, *, start: int = 0, length: int | None = None,
         raise StorageReadError(f"{key}: {remaining} bytes missing at the end of the stored file")
 
 
+def _part_head(part: Part, boundary: str) -> bytes:
+    head = f"--{boundary}\r\nContent-Type: {part.content_type}\r\n"
+    if part.length is not None:
+        head += f"Content-Length: {part.length}\r\n"
+    if part.location:
+        head += f"Content-Location: {part.location}\r\n"
+    return (head + "\r\n").encode("ascii")
+
+
+def multipart_length(parts: list[Part], boundary: str) -> int | None:
+    """The exact body length when every part's length is known (then no chunked encoding is needed)."""
+    if any(part.length is None for part in parts):
+        return None
+    return sum(len(_part_head(part, boundary)) + part.length + 2 for part in parts) + len(f"--{boundary}--\r\n")
+
+
 def multipart_stream(parts: Iterable[Part], boundary: str) -> Iterator[bytes]:
     """The body of a multipart/related message, part by part, in chunks of at most ``CHUNK_SIZE``."""
     pending = bytearray()
     for part in parts:
-        head = f"--{boundary}\r\nContent-Type: {part.content_type}\r\n"
-        if part.length is not None:
-            head += f"Content-Length: {part.length}\r\n"
-        if part.location:
-            head += f"Content-Location: {part.location}\r\n"
-        pending += (head + "\r\n").encode("ascii")
+        pending += _part_head(part, boundary)
         for chunk in part.body():
             if len(pending) + len(chunk) <= COALESCE_BELOW:
                 pending += chunk
@@ -99,8 +110,12 @@ def multipart_response(parts: Iterable[Part], *, part_type: str, what: str,
                        extra_type_params: str = "") -> StreamingHttpResponse:
     """A streamed ``multipart/related; type=...`` response (never compressed: DICOM does not shrink)."""
     boundary = new_boundary()
+    length = multipart_length(parts, boundary) if isinstance(parts, list) else None
     response = StreamingHttpResponse(_logged(multipart_stream(parts, boundary), what),
                                      content_type=f'multipart/related; type="{part_type}"{extra_type_params}; '
                                                   f"boundary={boundary}")
+    if length is not None:
+        # Known up front from the index: clients read a plain body (faster than chunked) and see progress.
+        response["Content-Length"] = str(length)
     response["Cache-Control"] = "private, no-store"
     return response

@@ -82,8 +82,8 @@ def _retrieve(request, access: StudyAccess, instances, *, fetched: str, single_a
         response["Content-Length"] = str(size)
         response["Cache-Control"] = "private, no-store"
         return response
-    parts = (Part(content_type=f"{DICOM}; transfer-syntax={syntax}", length=size,
-                  body=partial(storage_chunks, key, length=size)) for key, size, syntax in rows)
+    parts = [Part(content_type=f"{DICOM}; transfer-syntax={syntax}", length=size,
+                  body=partial(storage_chunks, key, length=size)) for key, size, syntax in rows]
     return multipart_response(parts, part_type=DICOM, what=f"{fetched} of {access.study.study_instance_uid}")
 
 

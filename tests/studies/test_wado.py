@@ -659,3 +659,17 @@ def test_retrieve_frames_bulk_data_and_thumbnails_work_from_s3(cast, admin_clien
     assert first.status_code == second.status_code == 200
     assert first.content == second.content
     assert s3_client.list_objects_v2(Bucket=bucket)["KeyCount"] == 4  # the cached thumbnail, once
+
+
+def test_retrieve_announces_the_exact_length_of_the_multipart_body(cast, login, ct_files):
+    """The index knows every file's size, so the body is not chunked and its length is exact."""
+    for data in ct_files:
+        ingest_stream(organization=cast.center, stream=io.BytesIO(data), filename="x.dcm", source=Source.UPLOAD)
+    instance = Instance.objects.filter(organization=cast.center).select_related("study", "series").first()
+    response = login(cast.center_admin).get(
+        f"/dicomweb/studies/{instance.study.study_instance_uid}/series/{instance.series.series_instance_uid}",
+        HTTP_ACCEPT='multipart/related; type="application/dicom"')
+    body = b"".join(response.streaming_content)
+    assert response.status_code == 200
+    assert int(response["Content-Length"]) == len(body)
+    assert all(data in body for data in ct_files)
