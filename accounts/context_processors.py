@@ -1,6 +1,6 @@
 """What the base template needs to draw navigation that fits the actor's roles."""
 
-from accounts import policy
+from accounts import notifications, policy
 from accounts.credentials import policy as credential_policy
 from accounts.models import Organization, Role
 
@@ -26,4 +26,6 @@ def navigation(request):
         and Role.ADMIN in roles,
         "nav_directory": org is not None and org.kind == Organization.Kind.IMAGING_CENTER,
         "nav_privileges": org is not None and org.kind == Organization.Kind.IMAGING_CENTER and Role.ADMIN in roles,
+        # one COUNT on the (user, read_at) index, for the badge in the user menu
+        "nav_unread_notifications": notifications.notification_unread_count(actor=actor),
     }

@@ -150,6 +150,9 @@ ROUTES: dict[str, Access] = {
     "token_list": Access.AUTHENTICATED,
     "token_create": Access.AUTHENTICATED,
     "token_revoke": Access.AUTHENTICATED,
+    "notification_list": Access.AUTHENTICATED,  # each person's own notifications only
+    "notification_mark_read": Access.AUTHENTICATED,
+    "notification_mark_all_read": Access.AUTHENTICATED,
     "member_list": Access.ORG_MEMBER,
     "member_edit": Access.ORG_ADMIN,
     "member_remove": Access.ORG_ADMIN,

@@ -4,6 +4,7 @@ from django.urls import path
 
 from accounts import views
 from accounts.views import credentials as credential_views
+from accounts.views import notifications as notification_views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -23,6 +24,12 @@ urlpatterns = [
     path("settings/tokens/", views.token_list, name="token_list"),
     path("settings/tokens/new/", views.token_create, name="token_create"),
     path("settings/tokens/<uuid:public_id>/revoke/", views.token_revoke, name="token_revoke"),
+    # the person's own in-app notifications
+    path("notifications/", notification_views.notification_list, name="notification_list"),
+    path("notifications/<uuid:public_id>/read/", notification_views.notification_mark_read,
+         name="notification_mark_read"),
+    path("notifications/read-all/", notification_views.notification_mark_all_read,
+         name="notification_mark_all_read"),
     # platform operations
     path("ops/audit/", views.audit_log, name="audit_log"),
     path("ops/audit/export.csv", views.audit_log_export, name="audit_log_export"),

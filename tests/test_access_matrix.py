@@ -14,7 +14,7 @@ import pytest
 from django.urls import reverse
 
 from accounts import policy, services
-from accounts.models import Membership
+from accounts.models import Membership, Notification
 from studies import synthetic
 from studies.ingest import Source, ingest_stream
 from tests.test_route_policy import DECLARED
@@ -127,6 +127,12 @@ MATRIX = {
     "token_revoke": (lambda o: {"public_id": o["token"].public_id}, expect("all", anonymous=PAGE,
                                                                             method_not_allowed=True)),
     "organization_switch": (None, expect("all", anonymous=PAGE, method_not_allowed=True)),
+    "notification_list": (None, expect("all", anonymous=PAGE)),
+    # the notification's id travels in the POST body (the model has no public UUID): no foreign-object
+    # row here; tests/accounts/test_notifications.py probes another person's and a missing id
+    "notification_mark_read": (lambda o: {"public_id": o["notification"].public_id},
+                               expect("all", anonymous=PAGE, method_not_allowed=True)),
+    "notification_mark_all_read": (None, expect("all", anonymous=PAGE, method_not_allowed=True)),
     # pages about the active organization
     "member_list": (None, expect(set(SIGNED_IN) - {"patient"}, anonymous=PAGE)),
     "member_edit": (lambda o: {"public_id": o["membership"].public_id}, expect({"center_admin"}, anonymous=PAGE)),
@@ -222,6 +228,7 @@ def objects(cast):
         "invitation_token": invitation_token,
         "key": key,
         "token": token,
+        "notification": Notification.objects.create(user=cast.center_admin, title="License expires soon"),
         "instance": (instance := ingested_instance(cast.center, 1)),
         "study": instance.study,
     }
@@ -261,6 +268,7 @@ def test_a_missing_object_and_another_tenants_object_look_the_same(route, cast, 
                                                  email="theirs@example.test", role="viewer")[0],
         "key": services.api_key_create(actor=other_admin, organization=cast.other_center, name="theirs")[0],
         "token": services.personal_token_create(actor=other_admin, name="theirs")[0],
+        "notification": Notification.objects.create(user=cast.other_admin, title="Theirs"),
         "instance": (foreign_instance := ingested_instance(cast.other_center, 2)),
         "study": foreign_instance.study,
     }
@@ -280,5 +288,7 @@ def test_a_missing_object_and_another_tenants_object_look_the_same(route, cast, 
     assert foreign["invitation"].revoked_at is None
     assert foreign["key"].revoked_at is None
     assert foreign["token"].revoked_at is None
+    foreign["notification"].refresh_from_db()
+    assert foreign["notification"].read_at is None
     foreign["study"].refresh_from_db()
     assert foreign["study"].deleted_at is None

@@ -417,6 +417,7 @@ class CredentialReminder(models.Model):
 class Notification(models.Model):
     """An in-app notice for one person (credential expiry and the like); read or unread."""
 
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
     title = models.CharField(max_length=200)
     body = models.TextField(blank=True)

@@ -17,7 +17,6 @@ from accounts.credentials.models import (
     CredentialKind,
     CredentialStatusChange,
     FacilityPrivilege,
-    Notification,
     RadiologistProfile,
     VerificationStatus,
 )
@@ -302,9 +301,3 @@ def radiologist_get_for_center(*, actor: Actor, center: Organization, public_id)
     if profile is None:
         raise NotFound()
     return profile
-
-
-def notification_list(*, actor: Actor) -> QuerySet[Notification]:
-    if actor.user is None:
-        return Notification.objects.none()
-    return Notification.objects.filter(user=actor.user)

@@ -658,12 +658,3 @@ def credential_reminders_send(*, today: date | None = None) -> int:
                         body=f"{profile.name}'s {what} expires on {item.expires_on.isoformat()}.", url=url)
             sent += 1
     return sent
-
-
-@transaction.atomic
-def notification_mark_read(*, actor: Actor, notification: Notification) -> None:
-    if actor.user is None or notification.user_id != actor.user.pk:
-        raise NotFound()
-    if notification.read_at is None:
-        notification.read_at = timezone.now()
-        notification.save(update_fields=["read_at"])
