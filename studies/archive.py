@@ -26,7 +26,7 @@ from accounts.models import AuditEvent, Organization
 from accounts.policy import Actor
 from core.errors import NotFound
 from studies import policy
-from studies.ingest import IngestOutcome, Source, Status, audit_ingest, ingest_files, ingest_stream
+from studies.ingest import IngestBatch, IngestOutcome, Source, Status, audit_ingest, ingest_files, ingest_stream
 
 SKIPPED = "skipped"  # not an image to ingest (DICOMDIR, a README on a CD): not an error
 REFUSED_ARCHIVE_CODES = frozenset({"zip_unsafe", "zip_too_large", "zip_too_many_entries"})
@@ -178,29 +178,30 @@ def _plan_archive(archive: zipfile.ZipFile, name: str, size: int) -> tuple[list[
 
 
 def _ingest_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, *, organization: Organization,
-                  source: str, jurisdiction) -> tuple[UploadResult, IngestOutcome | None]:
+                  source: str, jurisdiction, batch: IngestBatch) -> UploadResult | IngestOutcome:
+    """The entry's result when it is settled at once (skipped, refused), else its ingest outcome (completed
+    when ``batch`` flushes)."""
     label = info.filename[:300]
     if info.flag_bits & 0x1:
         return UploadResult(file=label, status=Status.REJECTED, code="encrypted",
-                            reason="the entry is encrypted (password-protected zips are not supported)"), None
+                            reason="the entry is encrypted (password-protected zips are not supported)")
     try:
         with archive.open(info) as fh:
             head = fh.read(HEAD_BYTES)
         if not is_part10(head):
             return UploadResult(file=label, status=SKIPPED, code="not_dicom", size=info.file_size,
-                                reason="not a DICOM file (no 'DICM' after the 128-byte preamble)"), None
+                                reason="not a DICOM file (no 'DICM' after the 128-byte preamble)")
         if is_dicomdir(head):
             return UploadResult(file=label, status=SKIPPED, code="dicomdir", size=info.file_size,
-                                reason=_DICOMDIR_REASON), None
+                                reason=_DICOMDIR_REASON)
         with archive.open(info) as fh:
-            outcome = ingest_stream(organization=organization, stream=fh, filename=label, source=source,
-                                    jurisdiction=jurisdiction)
+            return ingest_stream(organization=organization, stream=fh, filename=label, source=source,
+                                 jurisdiction=jurisdiction, batch=batch)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError, ValueError) as exc:
         # A corrupt entry, a CRC mismatch (sizes that lie), an unsupported compression method. Ingest
         # stores only after the whole entry was read, so nothing of it was kept.
         return UploadResult(file=label, status=Status.REJECTED, code="bad_entry",
-                            reason=f"the entry could not be read from the archive ({str(exc)[:200]})"), None
-    return _from_outcome(outcome), outcome
+                            reason=f"the entry could not be read from the archive ({str(exc)[:200]})")
 
 
 def _summary(counts: Counter) -> str:
@@ -222,14 +223,13 @@ def ingest_archive(*, organization: Organization, fileobj: BinaryIO, filename: s
         files, refused = _plan_archive(archive, filename, size)
         if refused is not None:
             return refused, []
-        entries: list[UploadResult] = []
-        outcomes: list[IngestOutcome] = []
-        for info in files:
-            entry, outcome = _ingest_entry(archive, info, organization=organization, source=source,
-                                           jurisdiction=jurisdiction)
-            entries.append(entry)
-            if outcome is not None:
-                outcomes.append(outcome)
+        settled: list[UploadResult | IngestOutcome] = []
+        with IngestBatch() as batch:  # few commits for the whole archive; outcomes are final once it exits
+            for info in files:
+                settled.append(_ingest_entry(archive, info, organization=organization, source=source,
+                                             jurisdiction=jurisdiction, batch=batch))
+    outcomes = [e for e in settled if isinstance(e, IngestOutcome)]
+    entries = [_from_outcome(e) if isinstance(e, IngestOutcome) else e for e in settled]
     counts = Counter(e.status for e in entries)
     ok = counts[Status.STORED] + counts[Status.DUPLICATE]
     if ok == 0:

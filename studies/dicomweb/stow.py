@@ -2,9 +2,11 @@
 
 The body (``multipart/related; type="application/dicom"; boundary=...``) is parsed as it arrives
 (python-multipart's push parser, fed 1 MB at a time): each part streams straight into
-``studies.ingest.ingest_stream``, so a request of several GB never sits in memory and at most one
-instance is spooled on disk at a time. The request is capped by ``DICOM_MAX_UPLOAD_BYTES``, each
-instance by ``DICOM_MAX_FILE_BYTES``.
+``studies.ingest.ingest_stream``, so a request of several GB never sits in memory. The instances of
+one request are indexed through one ``studies.ingest.IngestBatch``: at most one batch (50 instances
+or 256 MB) is spooled on disk at a time, and each batch is stored in one transaction (one savepoint
+per instance) while no transaction stays open during reads of the body. The request is capped by
+``DICOM_MAX_UPLOAD_BYTES``, each instance by ``DICOM_MAX_FILE_BYTES``.
 
 Instances go to the caller's active organization (an API key's own organization; for a person, the
 active organization, or else their only center where they may send) and only if
@@ -62,7 +64,15 @@ from studies.dicom import uid_problem
 from studies.dicomweb import qido, wado
 from studies.dicomweb.auth import dicomweb_view, error_response, method_dispatch
 from studies.dicomweb.dicomjson import dicom_json_response, element
-from studies.ingest import IngestOutcome, Source, Status, audit_ingest, ingest_stream
+from studies.ingest import (
+    PROCESSING_FAILURE_REASON,
+    IngestBatch,
+    IngestOutcome,
+    Source,
+    Status,
+    audit_ingest,
+    ingest_stream,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -337,7 +347,8 @@ def identify(head: bytes) -> tuple[str, str]:
         return "", ""
 
 
-def _store_part(part: Part, *, organization: Organization, study_uid: str | None) -> IngestOutcome:
+def _store_part(part: Part, *, organization: Organization, study_uid: str | None,
+                batch: IngestBatch | None = None) -> IngestOutcome:
     name = f"part {part.number}"
     if part.media_type != DICOM_PART_TYPE:
         return IngestOutcome(filename=name, status=Status.REJECTED, code=UNSUPPORTED_PART,
@@ -345,7 +356,7 @@ def _store_part(part: Part, *, organization: Organization, study_uid: str | None
     stream = _Head(part)
     try:
         outcome = ingest_stream(organization=organization, stream=stream, filename=name, source=Source.STOW,
-                                expected_study_uid=study_uid)
+                                expected_study_uid=study_uid, batch=batch)
         if not outcome.sop_instance_uid:
             outcome.sop_class_uid, outcome.sop_instance_uid = identify(bytes(stream.head))
         return outcome
@@ -356,7 +367,7 @@ def _store_part(part: Part, *, organization: Organization, study_uid: str | None
         # failure, reported with its reason; the others are still tried.
         logger.exception("STOW-RS: storing %s failed", name)
         return IngestOutcome(filename=name, status=Status.REJECTED, code="processing_failure",
-                             reason="the instance could not be stored because of a server-side failure; retry later")
+                             reason=PROCESSING_FAILURE_REASON)
 
 
 def _failure_item(outcome: IngestOutcome) -> dict:
@@ -415,8 +426,11 @@ def store(request: HttpRequest, study_uid: str | None = None) -> HttpResponse:
     studies_url = request.build_absolute_uri(reverse("dicomweb_studies"))
     outcomes: list[IngestOutcome] = []
     try:
-        for part in reader.parts():
-            outcomes.append(_store_part(part, organization=organization, study_uid=study_uid))
+        # Leaving the batch (even on a broken body) stores what was received in full before the
+        # outcomes are read below.
+        with IngestBatch() as batch:
+            for part in reader.parts():
+                outcomes.append(_store_part(part, organization=organization, study_uid=study_uid, batch=batch))
     except MalformedBody as exc:
         if not any(o.ok for o in outcomes):
             return error_response(400, "malformed_multipart", f"The request body could not be read as "

@@ -11,7 +11,7 @@ from django.core.files.storage import default_storage
 from pydicom.uid import ImplicitVRLittleEndian
 
 from studies import synthetic
-from studies.ingest import Source, Status, ingest_files, ingest_stream, storage_key
+from studies.ingest import IngestBatch, Source, Status, ingest_files, ingest_stream, storage_key
 from studies.models import Instance, Series, Study
 
 
@@ -175,3 +175,128 @@ def test_metadata_json_keeps_bulk_data_out(cast, ct_files):
     body = json.loads(outcome.instance.dicom_json)
     assert body["7FE00010"]["BulkDataURI"].endswith("/bulkdata/7FE00010")
     assert body["00100010"]["Value"][0]["Alphabetic"] == "Rivera^Ana"
+
+
+# --- batches: many instances of one request, few commits -------------------------------------------
+
+def _batch_ingest(org, blobs, *, batch, name="part"):
+    return [ingest_stream(organization=org, stream=io.BytesIO(d), filename=f"{name} {i}", source=Source.STOW,
+                          batch=batch) for i, d in enumerate(blobs)]
+
+
+def _check_counters(study):
+    study.refresh_from_db()
+    instances = Instance.objects.filter(study=study)
+    assert study.number_of_instances == instances.count()
+    assert study.total_size == sum(instances.values_list("size", flat=True))
+    assert study.number_of_series == Series.objects.filter(study=study).count()
+    for series in Series.objects.filter(study=study):
+        rows = Instance.objects.filter(series=series)
+        assert series.number_of_instances == rows.count()
+        assert series.total_size == sum(rows.values_list("size", flat=True))
+
+
+def test_a_batch_stores_every_instance_and_detects_duplicates_and_conflicts_within_itself(cast, study_spec):
+    datasets = synthetic.ct_series(study_spec, slices=5, size=64)
+    blobs = [synthetic.to_bytes(ds) for ds in datasets]
+    datasets[1].SeriesDescription = "CHANGED"
+    conflicting = synthetic.to_bytes(datasets[1])
+    mr = [synthetic.to_bytes(ds) for ds in synthetic.mr_study(study_spec, slices=2, size=32)]
+    with IngestBatch(max_instances=3) as batch:  # several flushes, duplicates across and within them
+        outcomes = _batch_ingest(cast.center, [*blobs, blobs[0], conflicting, blobs[4], *mr], batch=batch)
+        assert outcomes[-1].status == Status.PENDING  # completed when the batch closes
+    statuses = [o.status for o in outcomes]
+    assert statuses[:8] == [Status.STORED] * 5 + [Status.DUPLICATE, Status.CONFLICT, Status.DUPLICATE]
+    assert all(o.status == Status.STORED for o in outcomes[8:])
+    study = Study.objects.get(organization=cast.center, study_instance_uid=study_spec.study_uid)
+    _check_counters(study)
+    assert study.number_of_instances == 5 + len(mr)
+    for data, outcome in zip(blobs, outcomes, strict=False):
+        with default_storage.open(outcome.instance.storage_key) as fh:
+            assert fh.read() == data
+    with default_storage.open(outcomes[1].instance.storage_key) as fh:
+        assert fh.read() == blobs[1]  # the conflict never overwrote
+    assert set(study.modalities) == {"CT", "MR"}
+
+
+def test_a_failing_instance_in_a_batch_leaves_nothing_and_the_others_are_stored(cast, ct_files, monkeypatch):
+    from django.core.files.storage import FileSystemStorage
+
+    storage_cls = FileSystemStorage  # the per-test storage (conftest); a disk-full error on one file
+    original_save = storage_cls.save
+    failing = f"/{pydicom.dcmread(io.BytesIO(ct_files[0])).SOPInstanceUID}.dcm"
+    broken = {}
+
+    def save(self, name, content, *args, **kwargs):
+        if name.endswith(failing):
+            broken["key"] = name
+            raise OSError("disk full")
+        return original_save(self, name, content, *args, **kwargs)
+
+    monkeypatch.setattr(storage_cls, "save", save)
+    with IngestBatch() as batch:
+        outcomes = _batch_ingest(cast.center, ct_files, batch=batch)
+    assert [o.status for o in outcomes] == [Status.REJECTED] + [Status.STORED] * 4
+    assert outcomes[0].code == "processing_failure"
+    assert not Instance.objects.filter(sop_instance_uid=outcomes[0].sop_instance_uid).exists()
+    assert not default_storage.exists(broken["key"])
+    study = Study.objects.get(organization=cast.center)
+    _check_counters(study)
+    assert study.number_of_instances == 4
+    # The failed one is stored when sent again (the disk has room again).
+    monkeypatch.undo()
+    assert ingest_stream(organization=cast.center, stream=io.BytesIO(ct_files[0]), filename="again",
+                         source=Source.STOW).status == Status.STORED
+    _check_counters(study)
+
+
+def test_a_batch_leaves_no_spooled_file_behind(cast, ct_files, tmp_path, monkeypatch):
+    import tempfile
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+    with IngestBatch(max_instances=3) as batch:
+        _batch_ingest(cast.center, [*ct_files, b"not dicom"], batch=batch)
+    assert list(spool.iterdir()) == []
+
+
+def test_concurrent_batches_into_one_study_keep_exact_counters_on_postgresql(postgres_only, transactional_db, cast,
+                                                                            study_spec):
+    """Two requests storing into the same study at once (overlapping instances too): no lost update."""
+    import threading
+
+    from django.db import connection
+
+    datasets = synthetic.ct_series(study_spec, slices=24, size=32)
+    blobs = [synthetic.to_bytes(ds) for ds in datasets]
+    results: dict[str, list] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def send(name, part):
+        try:
+            start.wait()
+            with IngestBatch(max_instances=4) as batch:
+                results[name] = _batch_ingest(cast.center, part, batch=batch, name=name)
+        except BaseException as exc:  # surfaced by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    # a: slices 0-15, b: slices 8-23 (8-15 sent by both, in opposite orders)
+    threads = [threading.Thread(target=send, args=("a", blobs[:16])),
+               threading.Thread(target=send, args=("b", list(reversed(blobs[8:]))))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    outcomes = results["a"] + results["b"]
+    assert all(o.ok for o in outcomes), [(o.status, o.reason) for o in outcomes if not o.ok]
+    assert sum(o.status == Status.STORED for o in outcomes) == 24
+    assert sum(o.status == Status.DUPLICATE for o in outcomes) == 8
+    study = Study.objects.get(organization=cast.center)
+    _check_counters(study)
+    assert study.number_of_instances == 24
+    assert study.number_of_series == 1

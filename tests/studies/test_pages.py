@@ -246,7 +246,7 @@ def test_list_query_count_does_not_grow_with_studies(cast, login, django_assert_
     for user in (cast.technologist, cast.radiologist):
         client = login(user)
         client.get(reverse("study_list"))  # warm the session
-        with django_assert_max_num_queries(14):
+        with django_assert_max_num_queries(15):
             client.get(reverse("study_list"))
     make_rows(cast.center, 35)
     for study in Study.objects.filter(organization=cast.center).exclude(pk=rad_study.pk)[:9]:
@@ -255,7 +255,7 @@ def test_list_query_count_does_not_grow_with_studies(cast, login, django_assert_
         client = login(user)
         client.get(reverse("study_list"))  # warm the session
         params = {"q": "Patient", "sort": "patient"} if user == cast.technologist else {}
-        with django_assert_max_num_queries(14):
+        with django_assert_max_num_queries(15):
             response = client.get(reverse("study_list"), params)
         assert len(response.context["rows"]) == rows
 
@@ -496,12 +496,13 @@ def test_purge_removes_files_and_rows_of_studies_deleted_longer_than_the_window_
         services.study_soft_delete(actor=admin, study=study, reason="test")
     Study.objects.filter(pk=old.pk).update(deleted_at=timezone.now() - timedelta(days=30, minutes=1))
     old_keys = list(Instance.objects.filter(study=old).values_list("storage_key", flat=True))
+    # Sizes as stored (regenerating the series would make new UIDs, whose lengths vary).
+    old_bytes = sum(Instance.objects.filter(study=old).values_list("size", flat=True))
     grant(cast, old, "full")
 
     result = purge_deleted_studies.delay().get()
 
-    assert result == {"studies": 1, "instances": 2, "files": 2, "bytes": sum(
-        len(synthetic.to_bytes(ds)) for ds in synthetic.ct_series(spec(0), slices=2, size=16)), "failed": []}
+    assert result == {"studies": 1, "instances": 2, "files": 2, "bytes": old_bytes, "failed": []}
     assert not Study.objects.filter(pk=old.pk).exists()
     assert not Instance.objects.filter(storage_key__in=old_keys).exists()
     assert not StudyAccessGrant.objects.filter(study_id=old.pk).exists()
