@@ -18,9 +18,9 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.views.common import actor_of, page_errors
+from accounts.views.common import actor_of, message_refusal, page_errors, rule_refusals
 from core.api import error_body
-from core.errors import ApplicationError, NotFound, PermissionDenied
+from core.errors import NotFound
 from studies import policy, selectors, services
 from studies.archive import SKIPPED, UploadResult, upload_ingest
 from studies.filters import StudyFilter
@@ -117,14 +117,10 @@ def study_jurisdiction(request, public_id):
     access = _managed_study(actor, public_id)
     form = JurisdictionForm(request.POST)
     if form.is_valid():
-        try:
+        with rule_refusals(form.add_application_error) as call:
             services.study_update_jurisdiction(actor=actor, study=access.study, country=form.cleaned_data["country"],
                                                region=form.cleaned_data["region"], request=request)
-        except (NotFound, PermissionDenied):
-            raise
-        except ApplicationError as exc:
-            form.add_application_error(exc)
-        else:
+        if call.ok:
             messages.success(request, "Jurisdiction saved.")
             return redirect("study_detail", public_id=access.study.public_id)
     return render(request, "studies/study_detail.html",
@@ -141,14 +137,10 @@ def study_delete(request, public_id):
     access = _managed_study(actor, public_id)
     form = StudyDeleteForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        try:
+        with rule_refusals(form.add_application_error) as call:
             study = services.study_soft_delete(actor=actor, study=access.study, reason=form.cleaned_data["reason"],
                                                request=request)
-        except (NotFound, PermissionDenied):
-            raise
-        except ApplicationError as exc:
-            form.add_application_error(exc)
-        else:
+        if call.ok:
             until = timezone.localtime(services.study_purge_after(study))
             messages.success(request, f"Study deleted. It can be restored until {until:%b} {until.day}, "
                                       f"{until:%Y %H:%M}; after that its images are removed for good.")
@@ -164,13 +156,9 @@ def study_delete(request, public_id):
 def study_restore(request, public_id):
     actor = actor_of(request)
     access = _managed_study(actor, public_id)
-    try:
+    with rule_refusals(message_refusal(request)) as call:
         services.study_restore(actor=actor, study=access.study, request=request)
-    except (NotFound, PermissionDenied):
-        raise
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-    else:
+    if call.ok:
         messages.success(request, "Study restored.")
     return redirect("study_detail", public_id=access.study.public_id)
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
+from types import SimpleNamespace
 
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest
 from django.shortcuts import redirect, render
@@ -14,7 +18,7 @@ from accounts import policy
 from accounts.mfa import fresh_mfa_url, has_fresh_mfa, has_totp
 from accounts.models import Organization
 from accounts.policy import Actor
-from core.errors import NotFound
+from core.errors import ApplicationError, NotFound
 from core.errors import PermissionDenied as AppPermissionDenied
 
 
@@ -75,3 +79,27 @@ def render_secret_once(request: HttpRequest, *, title: str, credential, secret: 
         "back_url": reverse(back_url_name), "back_label": back_label})
     response["Cache-Control"] = "no-store"
     return response
+
+
+@contextmanager
+def rule_refusals(report: Callable[[ApplicationError], None]) -> Iterator[SimpleNamespace]:
+    """Run a service call from a page; a business rule it refuses goes to ``report`` and ``call.ok`` is False.
+
+    NotFound and PermissionDenied are not refusals to show on the page: they propagate to the 404/403
+    pages (``page_errors``). Use: ``with rule_refusals(form.add_application_error) as call: ...``
+    then ``if call.ok: ...``.
+    """
+    call = SimpleNamespace(ok=False)
+    try:
+        yield call
+    except (NotFound, AppPermissionDenied):
+        raise
+    except ApplicationError as exc:
+        report(exc)
+    else:
+        call.ok = True
+
+
+def message_refusal(request: HttpRequest) -> Callable[[ApplicationError], None]:
+    """Report a refused business rule as an error message on the next page."""
+    return lambda exc: messages.error(request, exc.message)

@@ -28,8 +28,8 @@ from accounts.credentials.forms import (
 )
 from accounts.credentials.models import CredentialKind, RadiologistProfile
 from accounts.credentials.services import STEPS, onboarding_gaps
-from accounts.views.common import active_organization, actor_of, page_errors
-from core.errors import ApplicationError, NotFound, PermissionDenied
+from accounts.views.common import active_organization, actor_of, message_refusal, page_errors, rule_refusals
+from core.errors import ApplicationError, NotFound
 
 STEP_KINDS = {"licenses": ["license"], "certifications": ["board", "mqsa"], "insurance": ["insurance"]}
 
@@ -50,14 +50,10 @@ def _handle_profile_form(request, actor, profile):
     form = ProfileForm(request.POST or None, request.FILES or None, initial=_profile_initial(profile))
     if request.method == "POST" and form.is_valid():
         data = {k: v for k, v in form.cleaned_data.items() if k != "photo"}
-        try:
+        with rule_refusals(form.add_application_error) as call:
             services.radiologist_profile_update(actor=actor, data=data, photo=form.cleaned_data.get("photo"),
                                                 request=request)
-        except (NotFound, PermissionDenied):
-            raise
-        except ApplicationError as exc:
-            form.add_application_error(exc)
-        else:
+        if call.ok:
             return form, True
     return form, False
 
@@ -88,13 +84,9 @@ def credential_add(request, kind):
         raise NotFound()
     form = KIND_FORMS[kind](request.POST or None)
     if request.method == "POST" and form.is_valid():
-        try:
+        with rule_refusals(form.add_application_error) as call:
             services.credential_create(actor=actor, kind=kind, data=form.cleaned_data, request=request)
-        except (NotFound, PermissionDenied):
-            raise
-        except ApplicationError as exc:
-            form.add_application_error(exc)
-        else:
+        if call.ok:
             messages.success(request, f"{CredentialKind(kind).label} added: it is pending verification.")
             return redirect(request.POST.get("next") or reverse("credentials_mine"))
     return render(request, "accounts/credentials/item_form.html", {
@@ -114,13 +106,9 @@ def credential_edit(request, kind, public_id):
         initial["coverage_jurisdictions"] = " ".join(item.coverage_jurisdictions)
     form = KIND_FORMS[kind](request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
-        try:
+        with rule_refusals(form.add_application_error) as call:
             item = services.credential_update(actor=actor, item=item, data=form.cleaned_data, request=request)
-        except (NotFound, PermissionDenied):
-            raise
-        except ApplicationError as exc:
-            form.add_application_error(exc)
-        else:
+        if call.ok:
             messages.success(request, f"Saved. Status: {item.get_status_display()}.")
             return redirect("credentials_mine")
     history = selectors.credential_history(actor=actor, item=item)[:20]
@@ -150,14 +138,10 @@ def credential_document_upload(request, kind, public_id):
     if not form.is_valid():
         messages.error(request, "Choose a file to upload.")
     else:
-        try:
+        with rule_refusals(message_refusal(request)) as call:
             services.credential_document_upload(actor=actor, item=item, upload=form.cleaned_data["file"],
                                                 request=request)
-        except (NotFound, PermissionDenied):
-            raise
-        except ApplicationError as exc:
-            messages.error(request, exc.message)
-        else:
+        if call.ok:
             messages.success(request, "Document uploaded.")
     return redirect(request.POST.get("next") or reverse("credential_edit", args=[kind, item.public_id]))
 
@@ -351,14 +335,10 @@ def privilege_grant(request):
         raise NotFound()
     profile = selectors.radiologist_get_for_center(actor=actor, center=center,
                                                    public_id=form.cleaned_data["radiologist"])
-    try:
+    with rule_refusals(message_refusal(request)) as call:
         services.privilege_grant(actor=actor, center=center, radiologist=profile,
                                  expires_on=form.cleaned_data["expires_on"], request=request)
-    except (NotFound, PermissionDenied):
-        raise
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-    else:
+    if call.ok:
         messages.success(request, f"{profile.name} now holds privileges at {center.name}.")
     return redirect("center_privileges")
 
@@ -374,13 +354,9 @@ def privilege_change(request, public_id):
     if not form.is_valid():
         messages.error(request, "Choose granted, suspended or revoked.")
         return redirect("center_privileges")
-    try:
+    with rule_refusals(message_refusal(request)) as call:
         services.privilege_transition(actor=actor, privilege=privilege, to=form.cleaned_data["to"],
                                       reason=form.cleaned_data["reason"], request=request)
-    except (NotFound, PermissionDenied):
-        raise
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-    else:
+    if call.ok:
         messages.success(request, f"Privileges of {privilege.radiologist.name}: {form.cleaned_data['to']}.")
     return redirect("center_privileges")

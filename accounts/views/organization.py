@@ -16,8 +16,16 @@ from accounts import policy, selectors, services
 from accounts.forms import ApiKeyCreateForm, InvitationCreateForm, MemberRolesForm, OrganizationSwitchForm
 from accounts.mfa import fresh_mfa_required
 from accounts.models import Role
-from accounts.views.common import active_organization, actor_of, page_errors, render_secret_once, safe_next
-from core.errors import ApplicationError, NotFound, PermissionDenied
+from accounts.views.common import (
+    active_organization,
+    actor_of,
+    message_refusal,
+    page_errors,
+    render_secret_once,
+    rule_refusals,
+    safe_next,
+)
+from core.errors import NotFound
 
 PAGE_SIZE = 50
 
@@ -65,14 +73,10 @@ def member_edit(request, public_id):
                                                          public_id=public_id)
     form = MemberRolesForm(request.POST or None, initial={"roles": membership.roles})
     if request.method == "POST" and form.is_valid():
-        try:
+        with rule_refusals(form.add_application_error) as call:
             services.membership_set_roles(actor=actor, membership=membership, roles=form.cleaned_data["roles"],
                                           request=request)
-        except (NotFound, PermissionDenied):
-            raise
-        except ApplicationError as exc:
-            form.add_application_error(exc)
-        else:
+        if call.ok:
             messages.success(request, f"Roles of {membership.user.display_name} saved.")
             return redirect("member_list")
     return render(request, "accounts/member_edit.html", {"organization": organization, "membership": membership,
@@ -88,19 +92,16 @@ def member_remove(request, public_id):
     organization = active_organization(actor)
     membership = selectors.membership_get_for_management(actor=actor, organization=organization,
                                                          public_id=public_id)
-    error = None
+    errors: list[str] = []
     if request.method == "POST":
-        try:
+        with rule_refusals(lambda exc: errors.append(exc.message)) as call:
             services.membership_deactivate(actor=actor, membership=membership, request=request)
-        except (NotFound, PermissionDenied):
-            raise
-        except ApplicationError as exc:
-            error = exc.message
-        else:
+        if call.ok:
             messages.success(request, f"{membership.user.display_name} was removed from {organization.name}.")
             return redirect("member_list")
     return render(request, "accounts/member_remove.html", {"organization": organization, "membership": membership,
-                                                           "error": error}, status=400 if error else 200)
+                                                           "error": errors[0] if errors else None},
+                  status=400 if errors else 200)
 
 
 # --- invitations ----------------------------------------------------------------------------------
@@ -115,15 +116,11 @@ def invitation_list(request):
     invitations = selectors.invitation_list(actor=actor, organization=organization)
     form = InvitationCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        try:
+        with rule_refusals(form.add_application_error) as call:
             invitation, _token = services.invitation_create(
                 actor=actor, organization=organization, email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"], request=request)
-        except (NotFound, PermissionDenied):
-            raise
-        except ApplicationError as exc:
-            form.add_application_error(exc)
-        else:
+        if call.ok:
             expires = timezone.localtime(invitation.expires_at, zoneinfo.ZoneInfo(request.user.time_zone))
             when = f"{expires:%b} {expires.day}, {expires:%Y at %H:%M} ({request.user.time_zone})"
             messages.success(request, f"Invitation sent to {invitation.email} as {Role(invitation.role).label}. "
@@ -142,13 +139,9 @@ def invitation_revoke(request, public_id):
     actor = actor_of(request)
     organization = active_organization(actor)
     invitation = selectors.invitation_get(actor=actor, organization=organization, public_id=public_id)
-    try:
+    with rule_refusals(message_refusal(request)) as call:
         services.invitation_revoke(actor=actor, invitation=invitation, request=request)
-    except (NotFound, PermissionDenied):
-        raise
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-    else:
+    if call.ok:
         messages.success(request, f"The invitation to {invitation.email} was revoked; its link no longer works.")
     return redirect("invitation_list")
 
@@ -181,15 +174,11 @@ def api_key_create(request):
 def _api_key_create(request, *, actor, organization):
     form = ApiKeyCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        try:
+        with rule_refusals(form.add_application_error) as call:
             key, secret = services.api_key_create(actor=actor, organization=organization,
                                                   name=form.cleaned_data["name"], roles=form.cleaned_data["roles"],
                                                   request=request)
-        except (NotFound, PermissionDenied):
-            raise
-        except ApplicationError as exc:
-            form.add_application_error(exc)
-        else:
+        if call.ok:
             return render_secret_once(request, title="API key created", credential=key, secret=secret, kind="key",
                                       back_url_name="api_key_list", back_label="Back to API keys")
     return render(request, "accounts/api_key_create.html", {"organization": organization, "form": form},

@@ -10,8 +10,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import selectors, services
 from accounts.forms import PersonalTokenCreateForm, ProfileForm
-from accounts.views.common import actor_of, fresh_mfa_if_enrolled, page_errors, render_secret_once
-from core.errors import ApplicationError, NotFound, PermissionDenied
+from accounts.views.common import actor_of, fresh_mfa_if_enrolled, page_errors, render_secret_once, rule_refusals
 
 
 @login_required
@@ -22,14 +21,10 @@ def profile(request):
     user = request.user
     form = ProfileForm(request.POST or None, initial={"full_name": user.full_name, "time_zone": user.time_zone})
     if request.method == "POST" and form.is_valid():
-        try:
+        with rule_refusals(form.add_application_error) as call:
             services.user_update_profile(actor=actor, full_name=form.cleaned_data["full_name"],
                                          time_zone=form.cleaned_data["time_zone"], request=request)
-        except (NotFound, PermissionDenied):
-            raise
-        except ApplicationError as exc:
-            form.add_application_error(exc)
-        else:
+        if call.ok:
             messages.success(request, "Profile saved.")
             return redirect("profile")
     return render(request, "accounts/profile.html", {"form": form, "memberships": selectors.my_memberships(
@@ -54,15 +49,11 @@ def token_create(request):
     actor = actor_of(request)
     form = PersonalTokenCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        try:
+        with rule_refusals(form.add_application_error) as call:
             token, secret = services.personal_token_create(
                 actor=actor, name=form.cleaned_data["name"],
                 expires_in_days=form.cleaned_data.get("expires_in_days"), request=request)
-        except (NotFound, PermissionDenied):
-            raise
-        except ApplicationError as exc:
-            form.add_application_error(exc)
-        else:
+        if call.ok:
             return render_secret_once(request, title="API token created", credential=token, secret=secret,
                                       kind="token", back_url_name="token_list", back_label="Back to API tokens")
     return render(request, "accounts/token_create.html", {"form": form}, status=400 if form.errors else 200)
