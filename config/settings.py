@@ -354,6 +354,20 @@ DICOM_GATEWAY_PORT = env_int("DICOM_GATEWAY_PORT", 11112)
 STUDY_RETENTION_DAYS = env_int("STUDY_RETENTION_DAYS", 30)  # soft-deleted studies are purged after this
 DEMO_STUDIES = env_str("DEMO_STUDIES", "full")  # load_demo: full, small (tiny images) or none
 
+# --- Diagnostic viewer: the OHIF Viewer, pinned, installed from the npm registry at set-up -----------
+# docs/decisions/0004: its files are served at the site root by WhiteNoise (the bundle asks for /…),
+# its pages under /viewer/ by Django (login, policy, audit); nothing from OHIF is committed.
+VIEWER_OHIF_VERSION = "3.13.2"
+VIEWER_OHIF_INTEGRITY = (  # npm's dist.integrity of that version: the tarball is checked against it
+    "sha512-WZdxmpmG7rqFgW9ZJLcbgr3XCtLi1KDNPoMaeY5PPe6j4G4fjEjjkycZM6C6Zk2F87BKxFfpq+jd5xXZB9E8EA=="
+)
+VIEWER_DIR = Path(os.environ.get("VIEWER_DIR", VAR_DIR / "viewer"))
+VIEWER_ROOT = VIEWER_DIR / f"ohif-{VIEWER_OHIF_VERSION}"
+# WhiteNoise reads the folder when it starts: set only once `manage.py install_viewer` has made it.
+WHITENOISE_ROOT = str(VIEWER_ROOT / "public") if (VIEWER_ROOT / "public").is_dir() else None
+# Content-hashed names (ours: 12 hex digits; OHIF's bundles: 16) are cached for a year.
+WHITENOISE_IMMUTABLE_FILE_TEST = r"^(?:.*[/.-])?[0-9a-f]{12,20}\.[A-Za-z0-9]+$"
+
 # --- Credentialing (accounts.credentials) -------------------------------------------------------
 CREDENTIAL_DOCUMENT_MAX_BYTES = env_int("CREDENTIAL_DOCUMENT_MAX_MB", 10) * 1024 * 1024
 MQSA_ATTESTATION_VALID_DAYS = env_int("MQSA_ATTESTATION_VALID_DAYS", 365)  # continuing experience re-attested yearly

@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from core.views import healthz
+from studies import viewer_views
 
 urlpatterns = [
     path("", include("accounts.urls")),
@@ -15,6 +16,11 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api_schema"), name="api_redoc"),
     path("dicomweb/", include("studies.dicomweb.urls")),
     path("studies/", include("studies.urls")),
+    # The OHIF Viewer (docs/decisions/0004): its shell under /viewer/, its configuration at the root,
+    # where the prebuilt bundle looks for it; its other files are served by WhiteNoise.
+    path("viewer/", viewer_views.viewer_app, name="viewer_app"),
+    path("viewer/<path:route>", viewer_views.viewer_app, name="viewer_app_route"),
+    path("app-config.js", viewer_views.viewer_app_config, name="viewer_app_config"),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]

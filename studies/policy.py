@@ -67,6 +67,15 @@ ROUTES.update({
     "study_restore": Access.ORG_ADMIN,
 })
 
+# The OHIF Viewer (studies/viewer_views.py): the shell for anyone who sees studies (the studies in its
+# URL are checked like any study: 404 when not visible, 403 at preview level); its configuration
+# names only our own DICOMweb root and is public, like the viewer's script files.
+ROUTES.update({
+    "viewer_app": Access.AUTHENTICATED,
+    "viewer_app_route": Access.AUTHENTICATED,
+    "viewer_app_config": Access.PUBLIC,
+})
+
 
 def can_browse_studies(actor: Actor) -> bool:
     """The study pages are for roles that see images, in a center or a radiology group (not the platform)."""

@@ -74,6 +74,17 @@ def study_access_record(*, actor: Actor, access, fetched: str, request: HttpRequ
                         **({"api_key": actor.api_key.prefix} if actor.api_key else {})})
 
 
+def viewer_session_record(*, actor: Actor, accesses: list, route: str, request: HttpRequest | None = None) -> None:
+    """Audit the opening of a viewer session: who opened which study (each one), when, in which viewer mode.
+    The images the viewer then fetches are audited request by request by DICOMweb."""
+    for access in accesses:
+        study = access.study
+        audit_record(action="study.viewer_opened", actor=actor.user, request=request, organization=study.organization,
+                     object_type="studies.study", object_id=study.study_instance_uid,
+                     extra={"level": access.level, "viewer": "ohif", "mode": route[:40],
+                            "studies": len(accesses)})
+
+
 # --- study pages: jurisdiction, soft delete / restore / purge, list access ---------------------
 
 _COUNTRY_RE = re.compile(r"^[A-Z]{2}$")

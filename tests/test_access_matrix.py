@@ -36,6 +36,7 @@ def expect(ok: set[str] | str, *, ok_status=200, others=404, anonymous=302, meth
 
 PAGE, API = 302, 401
 STUDY_VIEWERS = {"center_admin", "technologist", "center_viewer"}  # finance sees no images
+STUDY_BROWSERS = STUDY_VIEWERS | {"radiologist", "other_admin"}  # those with a study list of their own
 
 
 def STUDY(o):  # noqa: N802 - URL kwargs builders for a study's DICOMweb resources
@@ -184,6 +185,11 @@ MATRIX = {
     "study_delete": (lambda o: {"public_id": o["study"].public_id}, expect({"center_admin"}, anonymous=PAGE)),
     "study_restore": (lambda o: {"public_id": o["study"].public_id},
                       expect("all", anonymous=PAGE, method_not_allowed=True)),
+    # the OHIF Viewer's shell: without a study in the URL it sends those who see studies to their study
+    # list (tests/studies/test_viewer.py probes it with studies: own, foreign, missing, preview, full)
+    "viewer_app": (None, expect(STUDY_BROWSERS, ok_status=302, anonymous=PAGE)),
+    "viewer_app_route": (lambda o: {"route": "viewer"}, expect(STUDY_BROWSERS, ok_status=302, anonymous=PAGE)),
+    "viewer_app_config": (None, expect("all", anonymous=200)),
     # DICOMweb: searches answer everyone signed in (each sees only their own studies); a study's
     # resources answer its center's viewing roles and are 404 for everyone else (no grant in the cast)
     "dicomweb_studies": (None, expect("all", anonymous=API)),
@@ -250,8 +256,9 @@ def test_access_matrix(route, cast, objects, login):
 
 
 # Radiologists' public profiles belong to no tenant (every professional may see them): no "foreign" object.
+# The viewer's route part is OHIF's mode name, not an object (its studies are probed in tests/studies/test_viewer.py).
 NOT_TENANT_OWNED = {"invitation_accept", "radiologist_profile_public", "radiologist_photo", "api_radiologist_detail",
-                    "api_radiologist_eligibility"}
+                    "api_radiologist_eligibility", "viewer_app_route"}
 UUID_ROUTES = [name for name, (build, _) in MATRIX.items() if build and name not in NOT_TENANT_OWNED]
 
 

@@ -250,7 +250,8 @@ def instance_frames(request, study_uid: str, series_uid: str, sop_uid: str, fram
     _checked_frames(instance, numbers)
     answer = negotiate_frames(request.headers.get("Accept", ""), instance)
     _audit(request, access, "frames")
-    return multipart_response(_frame_parts(instance, numbers, answer), part_type=answer.media_type,
+    # The syntax is named in the response's type as well as in each part's: the shape OHIF was seen to get.
+    return multipart_response(_frame_parts(instance, numbers, answer), part_type=answer.part_type,
                               what=f"frames of {sop_uid}")
 
 

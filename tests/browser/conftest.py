@@ -45,18 +45,24 @@ def chromium_page(chromium_path: str):
     problems: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(20_000)
-        page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-                if msg.type in {"error", "warning"} else None)
-        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-        page.on("requestfailed", lambda req: problems.append(f"request failed: {req.url} {req.failure}"))
-        page.on("response", lambda resp: problems.append(f"HTTP {resp.status}: {resp.url}")
-                if resp.status >= 400 else None)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(20_000)
+        context.on("page", lambda new_page: watch(new_page, problems))  # tabs opened by links too
+        page = context.new_page()
         try:
             yield page, problems
         finally:
             browser.close()
+
+
+def watch(page, problems: list[str]) -> None:
+    """Record the page's console errors and warnings, page errors, failed requests and HTTP errors."""
+    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
+            if msg.type in {"error", "warning"} else None)
+    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    page.on("requestfailed", lambda req: problems.append(f"request failed: {req.url} {req.failure}"))
+    page.on("response", lambda resp: problems.append(f"HTTP {resp.status}: {resp.url}")
+            if resp.status >= 400 else None)
 
 
 def sign_in_with_totp(page, base_url: str, email: str, password: str, totp_secret: str) -> None:

@@ -1,0 +1,96 @@
+"""The viewer's pages: OHIF's shell under /viewer/… and its configuration at /app-config.js.
+
+The shell is served only to a signed-in person who may open every study named in the URL with full
+access (the policy's ``study_get``); each opening is an audited viewer session. Everything the viewer
+then fetches goes through DICOMweb, which checks and audits each request again, so a grant revoked
+while the viewer is open stops the next request. Access rules: studies.policy.ROUTES.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+
+from accounts.views.common import actor_of, page_errors
+from core.errors import NotFound
+from studies import policy, selectors, services, viewer
+from studies.dicom import uid_problem
+
+MAX_STUDIES_PER_SESSION = 10  # OHIF can lay out several studies side by side; more is not a reading session
+
+
+def requested_study_uids(request: HttpRequest) -> list[str]:
+    """The StudyInstanceUIDs of a viewer URL: OHIF reads the parameter case-insensitively, repeated or
+    comma-separated."""
+    uids: list[str] = []
+    for key in request.GET:
+        if key.lower() == "studyinstanceuids":
+            for value in request.GET.getlist(key):
+                uids.extend(part.strip() for part in value.split(",") if part.strip())
+    return list(dict.fromkeys(uids))
+
+
+@login_required
+@require_http_methods(["GET", "HEAD"])
+@page_errors
+def viewer_app(request: HttpRequest, route: str = "") -> HttpResponse:
+    """OHIF's shell for ``/viewer/<mode>?StudyInstanceUIDs=…``: 404 for a study the person may not see
+    (as for one that does not exist), a page explaining why for a preview-only study, and without any
+    study the study list (ReadRoom's list is the worklist: the viewer's own is off)."""
+    actor = actor_of(request)
+    if not policy.can_browse_studies(actor):
+        raise NotFound()
+    uids = requested_study_uids(request)
+    if not uids:
+        return redirect("study_list")
+    if len(uids) > MAX_STUDIES_PER_SESSION or any(uid_problem(uid) for uid in uids):
+        raise NotFound("Study not found.")
+    accesses = [selectors.study_get(actor=actor, study_uid=uid) for uid in uids]
+    preview_only = [access for access in accesses if not access.is_full]
+    if preview_only:
+        return render(request, "studies/viewer/preview_only.html",
+                      {"studies": [selectors.study_row(a.study, a.level) for a in preview_only]}, status=403)
+    shell = viewer.index_html()
+    if shell is None:
+        return render(request, "studies/viewer/not_installed.html", status=503)
+    services.viewer_session_record(actor=actor, accesses=accesses, route=route or "viewer", request=request)
+    response = HttpResponse(shell.html, content_type="text/html; charset=utf-8")
+    response["Content-Security-Policy"] = viewer.content_security_policy(shell)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_http_methods(["GET", "HEAD"])
+def viewer_app_config(request: HttpRequest) -> HttpResponse:
+    """``window.config`` for OHIF: our DICOMweb root (same origin: the session cookie goes along), the
+    request shapes our server answers, ReadRoom's name on the logo, no tour or demo dialogs."""
+    dicomweb_root = reverse("dicomweb_studies").removesuffix("/studies")
+    data_source = {
+        "friendlyName": "ReadRoom",
+        "name": "readroom",
+        "qidoRoot": dicomweb_root,
+        "wadoRoot": dicomweb_root,
+        "wadoUriRoot": dicomweb_root,
+        "qidoSupportsIncludeField": True,
+        "imageRendering": "wadors",
+        "thumbnailRendering": "wadors",
+        "enableStudyLazyLoad": True,
+        "supportsFuzzyMatching": False,
+        "supportsWildcard": True,
+        "staticWado": False,
+        "omitQuotationForMultipartRequest": True,
+        "dicomUploadEnabled": False,
+        "bulkDataURI": {"enabled": True},
+    }
+    body = render(request, "studies/viewer/app-config.js", {
+        "data_source": json.dumps(data_source, indent=8),
+        "router_basename": json.dumps(viewer.ROUTER_BASENAME),
+        "home_url": json.dumps(reverse("study_list")),
+    }, content_type="application/javascript; charset=utf-8")
+    body["Cache-Control"] = "no-cache"
+    return body
