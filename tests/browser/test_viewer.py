@@ -33,6 +33,7 @@ from studies.ingest import Source, ingest_files
 from studies.models import Study
 from studies.services import study_access_grant_create, study_access_grant_revoke
 from tests.browser.conftest import chromium_page, sign_in_with_totp
+from tests.browser.viewer_probes import FIRST_IMAGE, overlay_shows
 from tests.conftest import require_or_skip
 from tests.factories import TEST_PASSWORD
 
@@ -41,16 +42,6 @@ pytestmark = pytest.mark.browser
 SCREENSHOT = "/tmp/readroom-viewer-{name}.png"  # noqa: S108 - a fixed place to look at the result
 EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
 
-# Resolves (with performance.now(), ms since the viewer page's navigation started) once the viewport's
-# canvas shows an image: enough pixels brighter than the black background.
-FIRST_IMAGE = """() => {
-  const canvas = document.querySelector('.cornerstone-canvas');
-  if (!canvas || !canvas.width) return false;
-  const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-  let lit = 0;
-  for (let i = 0; i < pixels.length; i += 4 * 97) if (pixels[i] > 20) lit++;
-  return lit > 200 ? performance.now() : false;
-}"""
 # Not the viewer's problems: our probe reads the canvas back (Chromium suggests a flag for that), and
 # closing a tab cancels the prefetch of the remaining slices (the browser aborts those requests).
 NOT_PROBLEMS = ("willReadFrequently", "net::ERR_ABORTED")
@@ -163,8 +154,7 @@ def test_center_admin_opens_a_300_slice_ct_from_the_study_page_scrolls_and_windo
         tab, cold_ms = open_viewer_tab(page, "a.open-viewer:has-text('Open in viewer')")
 
         assert tab.url.startswith(f"{live_server.url}/viewer/viewer?StudyInstanceUIDs={study.study_instance_uid}")
-        tab.wait_for_function("() => document.querySelector('[data-cy=\"viewport-overlay-bottom-right\"]')"
-                              "?.innerText.includes('/300')")
+        tab.wait_for_function(overlay_shows("bottom-right", "/300"))
         assert overlay(tab, "bottom-right") == "I:1 (1/300)"
         assert window_level(tab) == (400, 40)
         assert "ReadRoom" in tab.locator('[data-cy="readroom-home"]').inner_text()
@@ -175,8 +165,7 @@ def test_center_admin_opens_a_300_slice_ct_from_the_study_page_scrolls_and_windo
         x, y = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2
         tab.mouse.move(x, y)
         tab.mouse.wheel(0, 120)
-        tab.wait_for_function("() => document.querySelector('[data-cy=\"viewport-overlay-bottom-right\"]')"
-                              "?.innerText.includes('2/300')")
+        tab.wait_for_function(overlay_shows("bottom-right", "(2/300)"))
         assert overlay(tab, "bottom-right") == "I:2 (2/300)"
 
         tab.mouse.down()  # the primary button windows by default
