@@ -36,7 +36,7 @@ def requested_study_uids(request: HttpRequest) -> list[str]:
 
 
 @login_required
-@require_http_methods(["GET", "HEAD"])
+@require_http_methods(["GET"])  # each GET opens (and audits) a viewer session
 @page_errors
 def viewer_app(request: HttpRequest, route: str = "") -> HttpResponse:
     """OHIF's shell for ``/viewer/<mode>?StudyInstanceUIDs=…``: 404 for a study the person may not see
