@@ -351,6 +351,7 @@ DICOM_MAX_FILE_BYTES = env_int("DICOM_MAX_FILE_MB", 2048) * 1024 * 1024  # one i
 DICOM_MAX_UPLOAD_BYTES = env_int("DICOM_MAX_UPLOAD_MB", 4096) * 1024 * 1024  # one request (STOW body, zip)
 DICOM_ZIP_MAX_ENTRIES = env_int("DICOM_ZIP_MAX_ENTRIES", 20000)
 DICOM_GATEWAY_PORT = env_int("DICOM_GATEWAY_PORT", 11112)
+BREAK_GLASS_MINUTES = env_int("BREAK_GLASS_MINUTES", 60)  # how long one emergency access to a study lasts
 STUDY_RETENTION_DAYS = env_int("STUDY_RETENTION_DAYS", 30)  # soft-deleted studies are purged after this
 DEMO_STUDIES = env_str("DEMO_STUDIES", "full")  # load_demo: full, small (tiny images) or none
 
@@ -377,6 +378,8 @@ CELERY_BEAT_SCHEDULE = {
     "credentials-daily": {"task": "accounts.credentials_daily", "schedule": crontab(hour=5, minute=30)},
     # Files and rows of studies soft-deleted more than STUDY_RETENTION_DAYS ago.
     "purge-deleted-studies": {"task": "studies.purge_deleted_studies", "schedule": crontab(hour=3, minute=15)},
+    # Records the stop of emergency (break-glass) accesses that ran out; the access ends at its time regardless.
+    "close-expired-break-glass": {"task": "studies.close_expired_break_glass", "schedule": crontab(minute="*/5")},
 }
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     **SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"],

@@ -1,7 +1,7 @@
 """Navigation flags for the study pages, decided by studies.policy (templates hold no rules)."""
 
 from accounts import policy as accounts_policy
-from studies import policy
+from studies import break_glass, policy
 
 
 def navigation(request):
@@ -14,4 +14,5 @@ def navigation(request):
         "nav_studies": org is not None and org.kind != org.Kind.PLATFORM
         and policy.can_view_own_organization_studies(actor, org),
         "nav_upload": org is not None and policy.can_send_studies(actor, org),
+        "nav_break_glass": break_glass.can_break_glass(actor),
     }

@@ -33,3 +33,21 @@ class UploadFilesForm(forms.Form):
     file = forms.FileField(allow_empty_file=True, error_messages={"required": "Send one file in the field “file”."})
     path = forms.CharField(max_length=1000, required=False)
     in_folder = forms.BooleanField(required=False)  # part of a dropped folder: a non-DICOM file is skipped
+
+
+class BreakGlassForm(ApplicationErrorFormMixin, forms.Form):
+    organization = forms.ModelChoiceField(queryset=None, label="Imaging center", to_field_name="public_id",
+                                          empty_label="Choose the center")
+    study = forms.CharField(max_length=100, label="Study",
+                            widget=forms.TextInput(attrs={"autocomplete": "off",
+                                                          "placeholder": "Study Instance UID or accession number"}))
+    reason = forms.CharField(max_length=300, label="Reason", widget=forms.Textarea(attrs={"rows": 3}),
+                             help_text="Why this cannot wait for the normal assignment. The center's admins "
+                                       "are told at once and the audit log keeps it.")
+
+    def __init__(self, *args, **kwargs):
+        from accounts.models import Organization
+
+        super().__init__(*args, **kwargs)
+        self.fields["organization"].queryset = Organization.objects.filter(
+            kind=Organization.Kind.IMAGING_CENTER).order_by("name")

@@ -145,9 +145,14 @@ class StudyAccessGrant(TimeStampedModel):
         PREVIEW = "preview", "Preview (de-identified)"
         FULL = "full", "Full"
 
+    class Kind(models.TextChoices):
+        ASSIGNED = "assigned", "Assigned (offer or read)"
+        EMERGENCY = "emergency", "Emergency (break-glass)"
+
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="study_grants")
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="grants")
     level = models.CharField(max_length=10, choices=Level.choices)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.ASSIGNED)
     reason = models.CharField(max_length=300)
     expires_at = models.DateTimeField()
     granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,

@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 from celery import shared_task
 
-from studies import services
+from studies import break_glass, services
 
 
 @shared_task(name="studies.purge_deleted_studies", acks_late=True)
@@ -20,3 +20,9 @@ def purge_deleted_studies(limit: int = 100) -> dict:
     if result.studies >= limit:
         purge_deleted_studies.delay(limit)
     return asdict(result)
+
+
+@shared_task(name="studies.close_expired_break_glass", acks_late=True)
+def close_expired_break_glass() -> int:
+    """Audit the stop of emergency accesses that ran out (every 5 minutes; idempotent)."""
+    return break_glass.break_glass_close_expired()

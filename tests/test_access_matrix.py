@@ -185,6 +185,9 @@ MATRIX = {
     "study_delete": (lambda o: {"public_id": o["study"].public_id}, expect({"center_admin"}, anonymous=PAGE)),
     "study_restore": (lambda o: {"public_id": o["study"].public_id},
                       expect("all", anonymous=PAGE, method_not_allowed=True)),
+    "study_break_glass": (None, expect({"platform_staff"}, anonymous=PAGE)),
+    "study_break_glass_end": (lambda o: {"public_id": o["emergency_grant"].public_id},
+                              expect("all", anonymous=PAGE, method_not_allowed=True)),
     # the OHIF Viewer's shell: without a study in the URL it sends those who see studies to their study
     # list (tests/studies/test_viewer.py probes it with studies: own, foreign, missing, preview, full)
     "viewer_app": (None, expect(STUDY_BROWSERS, ok_status=302, anonymous=PAGE)),
@@ -220,6 +223,20 @@ MATRIX = {
 }
 
 
+def emergency_grant(study):
+    """An open break-glass grant of someone outside the cast (so that no principal's view changes)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from studies.models import StudyAccessGrant
+    from tests.factories import UserFactory
+
+    return StudyAccessGrant.objects.create(user=UserFactory(), study=study, level="full", kind="emergency",
+                                           reason="matrix probe of an emergency access",
+                                           expires_at=timezone.now() + timedelta(minutes=30))
+
+
 @pytest.fixture
 def objects(cast):
     admin = policy.actor_for_user(cast.center_admin)
@@ -237,6 +254,7 @@ def objects(cast):
         "notification": Notification.objects.create(user=cast.center_admin, title="License expires soon"),
         "instance": (instance := ingested_instance(cast.center, 1)),
         "study": instance.study,
+        "emergency_grant": emergency_grant(instance.study),
     }
 
 
@@ -278,6 +296,7 @@ def test_a_missing_object_and_another_tenants_object_look_the_same(route, cast, 
         "notification": Notification.objects.create(user=cast.other_admin, title="Theirs"),
         "instance": (foreign_instance := ingested_instance(cast.other_center, 2)),
         "study": foreign_instance.study,
+        "emergency_grant": emergency_grant(foreign_instance.study),
     }
     missing = {name: type("Missing", (), {"public_id": uuid.uuid4()})() for name in foreign}
     missing["instance"] = SimpleNamespace(
