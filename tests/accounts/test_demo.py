@@ -290,3 +290,20 @@ def test_demo_studies_can_be_left_out(db):
     call_command("load_demo", "--studies", "none", stdout=out)
     assert not Study.objects.exists()
     assert "Demo studies" not in out.getvalue()
+
+
+def test_a_demo_radiologist_holds_an_assigned_read_and_an_offer_and_summit_has_a_jpeg_2000_ct(db):
+    from pydicom.uid import JPEG2000Lossless
+
+    from studies.models import StudyAccessGrant
+
+    output = load_demo()
+    okafor = User.objects.get(email="dr.okafor@radiologists.demo")
+    grants = {(g.study.study_description, g.level) for g in StudyAccessGrant.objects.filter(user=okafor)}
+    assert grants == {("CT CHEST WITH CONTRAST", "full"), ("MRI BRAIN WITHOUT CONTRAST", "preview")}
+    assert all(g.is_active() for g in StudyAccessGrant.objects.filter(user=okafor))
+    assert "dr.okafor@radiologists.demo may read CT CHEST WITH CONTRAST (full access, opens in the viewer)" in output
+    j2k = Study.objects.get(organization__slug="summit", study_description="CT ABDOMEN PELVIS WITH CONTRAST")
+    assert set(Instance.objects.filter(study=j2k).values_list("transfer_syntax_uid", flat=True)) == {JPEG2000Lossless}
+    load_demo()
+    assert StudyAccessGrant.objects.filter(user=okafor).count() == 2  # a second run grants nothing new

@@ -299,6 +299,8 @@ class Command(BaseCommand):
                               f"{report.present} already present")
             for problem in report.problems:
                 self.stdout.write(self.style.WARNING(f"    {problem}"))
+            for note in getattr(report, "notes", []):
+                self.stdout.write(f"    {note}")
 
 
 def hash_digits(text: str) -> int:
