@@ -138,6 +138,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="warm openings after the cold one")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--slices", type=int, default=300)
+    parser.add_argument("--timeline", action="store_true", help="print each DICOMweb request before the first image")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -161,6 +162,9 @@ def main() -> None:
                 print(f"{label:>7}: first image {result['first_ms']:6.0f} ms (scripts ready "
                       f"{result['boot_ms']:5.0f} ms; {len(server)} DICOMweb requests before it, "
                       f"{statistics.median(server):.0f} ms median each)", flush=True)
+                if args.timeline:
+                    for path, start, end in result["requests"]:
+                        print(f"           {start:6.0f} → {end:6.0f} ms  {path}")
                 if run == args.runs:
                     seconds = scroll_through(result["tab"], args.slices)
                 result["tab"].close()
