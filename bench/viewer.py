@@ -138,13 +138,19 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="warm openings after the cold one")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--slices", type=int, default=300)
+    parser.add_argument("--reuse", action="store_true", help="keep the database and study of the previous run")
     parser.add_argument("--timeline", action="store_true", help="print each DICOMweb request before the first image")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     env = server_env()
-    print(f"setting up {DB} with a {args.slices}-slice 512x512 CT …", flush=True)
-    secret, study_uid = setup(env, args.slices)
+    saved = WORK / "bench-study.txt"
+    if args.reuse and saved.exists():
+        secret, study_uid = saved.read_text().split()
+    else:
+        print(f"setting up {DB} with a {args.slices}-slice 512x512 CT …", flush=True)
+        secret, study_uid = setup(env, args.slices)
+        saved.write_text(f"{secret} {study_uid}")
     web = serve(env, args.workers)
     base = f"http://127.0.0.1:{PORT}"
     url = f"{base}/viewer/viewer?StudyInstanceUIDs={study_uid}"
