@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
+import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from django.db import connection, transaction
 from django.http import HttpRequest
 
 from accounts.models import AuditEvent, Organization, User
+
+logger = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
 _CHAIN_LOCK_KEY = 0x52454144524F4F4D  # "READROOM": one advisory lock serialises appends on PostgreSQL
@@ -49,27 +56,80 @@ def audit_record(
     if actor is not None and not getattr(actor, "is_authenticated", False):
         actor = None
     context = RequestContext.from_request(request)
+    event = AuditEvent(
+        actor=actor,
+        actor_email=actor.email if actor else "",
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        organization=organization,
+        ip_address=context.ip_address,
+        user_agent=context.user_agent,
+        reason=reason[:500],
+        outcome=outcome,
+        extra=extra or {},
+    )
+    if connection.vendor == "postgresql" and _tail_matches_model():
+        if connection.in_atomic_block:  # a failed append must not abort the caller's transaction
+            with transaction.atomic():
+                return _append_in_database(event)
+        return _append_in_database(event)  # one statement: its own transaction, committed at once
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
         last = AuditEvent.objects.order_by("-id").values_list("row_hash", flat=True).first()
-        event = AuditEvent(
-            actor=actor,
-            actor_email=actor.email if actor else "",
-            action=action,
-            object_type=object_type,
-            object_id=object_id,
-            organization=organization,
-            ip_address=context.ip_address,
-            user_agent=context.user_agent,
-            reason=reason[:500],
-            outcome=outcome,
-            extra=extra or {},
-            prev_hash=last or GENESIS_HASH,
-        )
+        event.prev_hash = last or GENESIS_HASH
         event.row_hash = event.compute_hash()
         event.save(force_insert=True)
+    return event
+
+
+def _payload_tail(event: AuditEvent) -> str:
+    """``AuditEvent.compute_hash``'s JSON payload after its first element (the previous hash) and comma:
+    the payload is ``'["' + prev_hash + '",' + tail``."""
+    return json.dumps(
+        [event.created_at.isoformat(), event.actor_id, event.actor_email, event.action, event.object_type,
+         event.object_id, event.organization_id, event.ip_address, event.user_agent, event.reason, event.outcome,
+         event.extra],
+        sort_keys=True, separators=(",", ":"), default=str,
+    )[1:]
+
+
+@functools.cache
+def _tail_matches_model() -> bool:
+    """Whether ``_payload_tail`` still hashes like ``AuditEvent.compute_hash`` (checked once per process on
+    an example with every kind of value; if the model's payload ever changes, appends fall back to the
+    Python path rather than write hashes that ``audit_verify_chain`` would reject)."""
+    sample = AuditEvent(created_at=datetime(2026, 1, 2, 3, 4, 5, 6789, tzinfo=UTC), actor_id=7, actor_email="a@b.c",
+                        action="x.y", object_type="t", object_id="1.2", organization_id=3, ip_address="::1",
+                        user_agent="ü", reason="r", outcome="success", extra={"b": [1, 2.5, None], "a": "é"},
+                        prev_hash="f" * 64)
+    payload = '["' + sample.prev_hash + '",' + _payload_tail(sample)
+    if hashlib.sha256(payload.encode()).hexdigest() == sample.compute_hash():
+        return True
+    logger.error("the audit payload differs from AuditEvent.compute_hash: appending in Python")
+    return False
+
+
+def _append_in_database(event: AuditEvent) -> AuditEvent:
+    """PostgreSQL: one call to ``readroom_audit_append`` (migration 0005) takes the chain lock, reads the
+    last hash, hashes and inserts, inside the database: the lock is held for one statement and its commit,
+    not across five client round trips. The payload is ``compute_hash``'s, sent without its first element
+    (the previous hash, which only the database knows under the lock)."""
+    field = AuditEvent._meta.get_field("extra")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT event_id, event_prev_hash, event_row_hash FROM readroom_audit_append(%s::bigint, %s::text, "
+            "%s::timestamptz, %s::bigint, %s::text, %s::text, %s::text, %s::text, %s::bigint, %s::inet, %s::text, "
+            "%s::text, %s::text, %s::jsonb)",
+            [_CHAIN_LOCK_KEY, _payload_tail(event), event.created_at, event.actor_id, event.actor_email, event.action,
+             event.object_type, event.object_id, event.organization_id, event.ip_address, event.user_agent,
+             event.reason, event.outcome, field.get_db_prep_save(event.extra, connection)],
+        )
+        event.id, event.prev_hash, event.row_hash = cursor.fetchone()
+    event._state.adding = False
+    event._state.db = connection.alias
     return event
 
 

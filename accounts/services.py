@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import secrets
+import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -294,8 +297,15 @@ def personal_token_revoke(*, actor: Actor, token: PersonalApiToken, request: Htt
         audit_record(action="api_token.revoked", actor=actor.user, request=request, obj=token)
 
 
-def credential_for_secret(secret: str) -> PersonalApiToken | OrganizationApiKey | None:
-    """Find the usable token or key a bearer secret names (constant-time comparison of hashes)."""
+def credential_for_secret(secret: str, *, max_age: float = 0) -> PersonalApiToken | OrganizationApiKey | None:
+    """Find the usable token or key a bearer secret names (constant-time comparison of hashes).
+
+    ``max_age`` (seconds, organization API keys only): a key found usable at most that long ago in this
+    process is answered without a query (DICOMweb clients send hundreds of requests a second). Saving or
+    deleting a key or an organization through the ORM (``api_key_revoke`` does) drops the cached keys of
+    this process at once; other processes, and changes made with ``QuerySet.update``, take effect
+    within ``max_age``. Expiry is checked on every call.
+    """
     parts = (secret or "").split("_", 2)
     if len(parts) != 3:
         return None
@@ -303,9 +313,15 @@ def credential_for_secret(secret: str) -> PersonalApiToken | OrganizationApiKey 
     model = {TOKEN_PREFIX: PersonalApiToken, KEY_PREFIX: OrganizationApiKey}.get(kind)
     if model is None:
         return None
+    secret_hash = ApiCredential.hash_secret(secret)
+    cacheable = max_age > 0 and model is OrganizationApiKey
+    if cacheable:
+        cached = _recent_keys.get(secret_hash)
+        if cached is not None and time.monotonic() - cached[0] <= max_age and cached[1].is_usable():
+            return copy.copy(cached[1])
     related = "user" if model is PersonalApiToken else "organization"
     credential = model.objects.select_related(related).filter(prefix=prefix).first()
-    if credential is None or not secrets.compare_digest(credential.secret_hash, ApiCredential.hash_secret(secret)):
+    if credential is None or not secrets.compare_digest(credential.secret_hash, secret_hash):
         return None
     if not credential.is_usable():
         return None
@@ -314,7 +330,27 @@ def credential_for_secret(secret: str) -> PersonalApiToken | OrganizationApiKey 
     if credential.last_used_at is None or now - credential.last_used_at > timedelta(minutes=1):
         model.objects.filter(pk=credential.pk).update(last_used_at=now)
         credential.last_used_at = now
+    if cacheable:
+        if len(_recent_keys) >= _RECENT_KEYS_MAX:
+            _recent_keys.clear()
+        _recent_keys[secret_hash] = (time.monotonic(), copy.copy(credential))
     return credential
+
+
+# Organization API keys recently found usable in this process: secret hash -> (when, key). Never the secret.
+_recent_keys: dict[str, tuple[float, OrganizationApiKey]] = {}
+_RECENT_KEYS_MAX = 1000
+
+
+def _forget_recent_keys(**_kwargs) -> None:
+    _recent_keys.clear()
+    transaction.on_commit(_recent_keys.clear)  # again once the change is visible to other connections
+
+
+for _sender in (OrganizationApiKey, Organization):
+    post_save.connect(_forget_recent_keys, sender=_sender, dispatch_uid=f"forget_recent_keys_{_sender.__name__}_save")
+    post_delete.connect(_forget_recent_keys, sender=_sender,
+                        dispatch_uid=f"forget_recent_keys_{_sender.__name__}_delete")
 
 
 # --- profile ----------------------------------------------------------------------------------

@@ -48,6 +48,8 @@ def server_env() -> dict:
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "LOG_LEVEL": "WARNING",
         "TCP_NODELAY": "1",
+        # As deployed: DEBUG on would wrap every query in Django's debug cursor (SQL formatted and kept).
+        "DEBUG": "0",
     })
     return env
 

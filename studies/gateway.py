@@ -9,8 +9,12 @@ title's ``DicomPeer`` rows. Anything else is answered with an A-ASSOCIATE-RJ nam
 Every received instance goes through ``studies.ingest.ingest_stream`` (the one ingest service),
 with the dataset exactly as it came off the wire: pynetdicom hands over the encoded bytes without
 decoding them, behind a file meta header it builds from the association (the sender's own file
-meta is never transmitted by DICOM networking). One ``study.ingested`` audit row is written per
-study per association, when the association ends.
+meta is never transmitted by DICOM networking). The data set's SOP Instance UID must be the one the
+C-STORE request announced (Affected SOP Instance UID), else it is refused. Spooling and parsing run in
+the association's thread; indexing goes through one ``studies.ingest.GroupCommit`` shared by all
+associations, so concurrent senders share commits, and each C-STORE is answered only once its own
+instance is committed. One ``study.ingested`` audit row is written per study per association, when
+the association ends.
 
 pynetdicom runs each association in its own thread, so every handler brackets its database work
 with ``close_old_connections()`` and the thread's connection is closed when the association ends.
@@ -36,7 +40,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from accounts.audit import audit_record
 from accounts.models import AuditEvent
-from studies.ingest import IngestOutcome, Source, Status, audit_ingest, ingest_stream
+from studies.ingest import GroupCommit, IngestOutcome, Source, Status, audit_ingest, ingest_stream
 from studies.models import DicomAeTitle, DicomPeer
 
 logger = logging.getLogger(__name__)
@@ -130,18 +134,24 @@ def store_status(outcome: IngestOutcome) -> int | Dataset:
         return STATUS_SUCCESS
     if outcome.status == Status.CONFLICT:
         return failure(STATUS_CONFLICT, "SOP Instance UID already stored with different content")
-    if outcome.code == "too_large":
+    if outcome.code in ("too_large", "processing_failure"):
         return failure(STATUS_OUT_OF_RESOURCES, outcome.reason)
+    if outcome.code == "sop_mismatch":
+        # A "cannot understand" failure may name the Offending Element (PS3.7 Annex C): here (0008,0018).
+        return failure(STATUS_CANNOT_UNDERSTAND, "SOPInstanceUID differs from the Affected SOP Instance UID",
+                       offending=[0x00080018])
     return failure(STATUS_CANNOT_UNDERSTAND, outcome.reason)
 
 
-def failure(code: int, comment: str) -> Dataset:
+def failure(code: int, comment: str, *, offending: list[int] | None = None) -> Dataset:
     """A failure status with an ErrorComment (LO in the command set: at most 64 characters of the
     default repertoire, no backslash; longer reasons are shortened with an ellipsis)."""
     comment = comment.encode("ascii", "replace").decode("ascii").replace("\\", "/")
     status = Dataset()
     status.Status = code
     status.ErrorComment = comment if len(comment) <= 64 else comment[:61] + "..."
+    if offending:
+        status.OffendingElement = offending
     return status
 
 
@@ -209,6 +219,9 @@ class Gateway:
         self.ae.network_timeout = 120
         self._sessions: dict[object, _Session] = {}
         self._sessions_lock = threading.Lock()
+        # The instances of all associations are indexed in shared transactions; each C-STORE is
+        # answered once its own instance is committed (see studies.ingest.GroupCommit).
+        self._group = GroupCommit()
         self.server: ThreadedAssociationServer | None = None
         self._thread: threading.Thread | None = None
         self._previous_chunked = _config.STORE_RECV_CHUNKED_DATASET
@@ -216,6 +229,7 @@ class Gateway:
     # --- lifecycle ------------------------------------------------------------------------------
     def _make_server(self) -> ThreadedAssociationServer:
         self._previous_chunked = _config.STORE_RECV_CHUNKED_DATASET  # process-wide: restored at shutdown
+        self._group = GroupCommit()  # a fresh committer each time the server starts
         _config.STORE_RECV_CHUNKED_DATASET = self.chunked
         handlers = [
             (evt.EVT_REQUESTED, self._on_requested),
@@ -257,6 +271,7 @@ class Gateway:
             assoc.join(timeout=30)
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self._group.close()
         _config.STORE_RECV_CHUNKED_DATASET = self._previous_chunked
 
     # --- association acceptance -------------------------------------------------------------------
@@ -372,11 +387,11 @@ class Gateway:
             logger.warning("C-STORE of %s from %s refused: %s", sop_uid, session.peer, outcome.reason)
         return store_status(outcome)
 
-    @staticmethod
-    def _ingest(session: _Session, stream, sop_uid: str) -> IngestOutcome:
+    def _ingest(self, session: _Session, stream, sop_uid: str) -> IngestOutcome:
+        # Spooled, hashed and parsed in this association's thread; indexed by the group committer.
         return ingest_stream(organization=session.ae_title.organization, stream=stream,
                              filename=f"{session.peer.calling_ae_title}:{sop_uid}"[:200], source=Source.CSTORE,
-                             jurisdiction=session.jurisdiction)
+                             jurisdiction=session.jurisdiction, batch=self._group, expected_sop_uid=sop_uid)
 
     def _on_end(self, event) -> None:
         """Released, aborted or dropped: audit what this association stored (once), free the connection."""

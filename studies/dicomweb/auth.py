@@ -58,6 +58,9 @@ BEARER_QUERY_PARAMS = ("token", "access_token")
 UID_ARGUMENTS = {"study_uid": "Study", "series_uid": "Series", "sop_uid": "Instance"}
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 MFA_MESSAGE = "Your role gives access to patient data: set up two-factor authentication (TOTP) first."
+# An organization API key found usable this recently (in this process) is not looked up again; revoking
+# it through the application takes effect at once here and within this many seconds everywhere else.
+CREDENTIAL_CACHE_SECONDS = 2.0
 
 
 def error_response(status: int, code: str, message: str, *, fields: dict | None = None,
@@ -114,7 +117,7 @@ def authenticate(request: HttpRequest) -> Actor | HttpResponse:
     """The actor of a DICOMweb request, or the response refusing it (401/403)."""
     secret = bearer_secret(request)
     if secret is not None:
-        credential = credential_for_secret(secret) if secret else None
+        credential = credential_for_secret(secret, max_age=CREDENTIAL_CACHE_SECONDS) if secret else None
         if credential is None:
             return unauthorized("Invalid, expired or revoked API token.", invalid_token=True)
         request.auth = credential

@@ -3,6 +3,7 @@
 import pytest
 from django.db import DatabaseError, connection, transaction
 
+from accounts import audit
 from accounts.audit import GENESIS_HASH, audit_record, audit_verify_chain
 from accounts.models import AuditEvent
 
@@ -98,3 +99,53 @@ def test_deleting_a_user_keeps_their_audit_rows(cast):
     # No foreign-key cascade reaches the append-only table (on PostgreSQL it would be refused).
     cast.patient.delete()
     assert AuditEvent.objects.filter(pk=event.pk, actor_email=cast.patient.email).exists()
+
+
+def test_appends_hash_exactly_like_the_model_whatever_the_values(cast, rf):
+    """On PostgreSQL the chain is computed inside the database (one call): same hashes as Python's."""
+    assert audit._tail_matches_model()
+    request = rf.get("/", REMOTE_ADDR="2001:db8::1", HTTP_USER_AGENT="agent é ü \"quoted\" \\ back")
+    events = [
+        audit_record(action="study.accessed", actor=cast.center_admin, request=request, organization=cast.center,
+                     object_type="studies.study", object_id="1.2.3", reason="Ünïcode reason ✓",
+                     extra={"nested": {"b": [1, 2.5, None, True]}, "a": "日本語", "n": 10**15}),
+        audit_record(action="auth.login", actor=cast.technologist, extra={}),
+        audit_record(action="auth.login_failed", outcome=AuditEvent.Outcome.DENIED, extra={"email": "x@y.z"}),
+    ]
+    for event in events:
+        stored = AuditEvent.objects.get(pk=event.pk)
+        assert stored.row_hash == event.row_hash == stored.compute_hash()
+        assert stored.prev_hash == event.prev_hash
+    assert events[1].prev_hash == events[0].row_hash
+    assert audit_verify_chain() == []
+
+
+def test_a_failed_append_inside_a_transaction_leaves_the_transaction_usable(cast):
+    with transaction.atomic():
+        with pytest.raises(DatabaseError):
+            audit_record(action="")  # refused by the audit_action_not_empty check constraint
+        audit_record(action="auth.login", actor=cast.technologist)
+    assert AuditEvent.objects.filter(action="auth.login", actor=cast.technologist).exists()
+    assert audit_verify_chain() == []
+
+
+@pytest.mark.postgres
+def test_concurrent_appends_keep_one_unbroken_chain(postgres_only, transactional_db, cast):
+    import threading
+
+    from django.db import connections
+
+    def append(n: int) -> None:
+        try:
+            for i in range(15):
+                audit_record(action="study.searched", extra={"thread": n, "i": i})
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=append, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert AuditEvent.objects.filter(action="study.searched").count() == 60
+    assert audit_verify_chain() == []

@@ -461,3 +461,56 @@ def test_when_the_sender_converts_in_transit_what_it_sent_is_stored(gateway, stu
     sent, kept = pydicom.dcmread(path), pydicom.dcmread(io.BytesIO(stored))
     assert kept.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     assert sent == kept
+
+
+def test_a_data_set_that_is_not_the_announced_sop_instance_is_refused(gateway, study_spec, tmp_path, monkeypatch):
+    """The C-STORE request names the instance (Affected SOP Instance UID; pynetdicom sending a file takes it
+    from the file meta): a data set carrying another SOP Instance UID is refused, the offending element named."""
+    from pynetdicom import AE, _config
+
+    ds = synthetic.ct_series(study_spec, slices=1, size=32)[0]
+    data = synthetic.to_bytes(ds)
+    meta = pydicom.dcmread(io.BytesIO(data)).file_meta
+    meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    buffer = io.BytesIO()
+    pydicom.filewriter.write_file_meta_info(buffer, meta, enforce_standard=True)
+    path = tmp_path / "mismatch.dcm"
+    path.write_bytes(data[:128] + b"DICM" + buffer.getvalue() + dataset_part(data))
+    monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)  # send the file as it is
+    ae = AE(ae_title="MODALITY1")
+    ae.add_requested_context(ds.SOPClassUID, ExplicitVRLittleEndian)
+    assoc = ae.associate("127.0.0.1", gateway.port, ae_title="LAKESIDE_GW")
+    assert assoc.is_established
+    try:
+        status = assoc.send_c_store(path)
+    finally:
+        assoc.release()
+    assert status.Status == 0xC000
+    assert status.ErrorComment == "SOPInstanceUID differs from the Affected SOP Instance UID"
+    assert status.OffendingElement == 0x00080018
+    assert not Instance.objects.exists()
+    [audit] = wait_for_audit("study.ingested", 1)
+    assert audit.extra == {"source": "cstore", "rejected": 1}
+
+
+@pytest.mark.postgres
+def test_concurrent_associations_share_commits_and_every_instance_is_counted(postgres_only, gateway, study_spec,
+                                                                             tmp_path):
+    """Four senders at once into one study: all stored (each answered after its commit), exact counters.
+    (PostgreSQL: the in-memory SQLite test database fails concurrent writers with "table is locked".)"""
+    folders = [write_series(tmp_path / f"sender{n}", study_spec, slices=4) for n in range(4)]
+    results: list[subprocess.CompletedProcess] = []
+
+    def send(paths: list[Path]) -> None:
+        results.append(storescu(gateway, "MODALITY1", "LAKESIDE_GW", *paths))
+
+    threads = [threading.Thread(target=send, args=(paths,)) for paths in folders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [r.returncode for r in results] == [0, 0, 0, 0]
+    study = Study.objects.get(study_instance_uid=study_spec.study_uid)
+    assert study.number_of_instances == Instance.objects.filter(study=study).count() == 16
+    assert study.number_of_series == 4
+    assert study.total_size == sum(i.size for i in Instance.objects.filter(study=study))

@@ -250,6 +250,61 @@ def test_a_failing_instance_in_a_batch_leaves_nothing_and_the_others_are_stored(
     _check_counters(study)
 
 
+def test_a_batch_is_stored_with_a_few_queries_not_a_few_per_instance(cast, study_spec, django_assert_max_num_queries):
+    blobs = [synthetic.to_bytes(ds) for ds in synthetic.ct_series(study_spec, slices=30, size=32)]
+    with django_assert_max_num_queries(20), IngestBatch() as batch:  # one flush: 30 instances
+        outcomes = _batch_ingest(cast.center, blobs, batch=batch)
+    assert [o.status for o in outcomes] == [Status.STORED] * 30
+    study = Study.objects.get(organization=cast.center)
+    _check_counters(study)
+    assert study.number_of_instances == 30
+
+
+def test_later_flushes_of_a_batch_reuse_the_study_and_series_rows(cast, study_spec, django_assert_max_num_queries):
+    blobs = [synthetic.to_bytes(ds) for ds in synthetic.ct_series(study_spec, slices=6, size=32)]
+    with IngestBatch(max_instances=3) as batch:
+        _batch_ingest(cast.center, blobs[:3], batch=batch)  # the first flush creates the study and series
+        with django_assert_max_num_queries(6):  # known-instances query, INSERT, 2 counters (+ savepoint)
+            _batch_ingest(cast.center, blobs[3:], batch=batch)
+    _check_counters(Study.objects.get(organization=cast.center))
+
+
+@pytest.mark.postgres
+def test_a_group_commit_indexes_instances_from_many_threads(postgres_only, transactional_db, cast, study_spec):
+    import threading
+
+    from django.db import connections
+
+    from studies.ingest import GroupCommit
+
+    blobs = [synthetic.to_bytes(ds) for ds in synthetic.ct_series(study_spec, slices=12, size=32)]
+    group = GroupCommit(max_instances=5)
+    outcomes = []
+
+    def send(chunk: list[bytes]) -> None:
+        try:
+            for data in chunk:
+                outcome = ingest_stream(organization=cast.center, stream=io.BytesIO(data), filename="x",
+                                        source=Source.CSTORE, batch=group)
+                outcomes.append(outcome.status)  # final: add() returns once the instance is committed
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=send, args=(blobs[n::4],)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    group.close()
+    assert outcomes == [Status.STORED] * 12
+    study = Study.objects.get(organization=cast.center)
+    assert study.number_of_instances == 12
+    _check_counters(study)
+    again = ingest_stream(organization=cast.center, stream=io.BytesIO(blobs[0]), filename="x", source=Source.CSTORE,
+                          expected_sop_uid="1.2.3")
+    assert (again.status, again.code) == (Status.REJECTED, "sop_mismatch")
+
+
 def test_a_batch_leaves_no_spooled_file_behind(cast, ct_files, tmp_path, monkeypatch):
     import tempfile
 

@@ -355,6 +355,43 @@ def test_an_organization_key_searches_its_center(cast, library):
     assert study_uids(Client().get(URL, {"token": secret})) == library.uids("ct", "cr", "mr")
 
 
+def test_a_key_is_looked_up_once_in_a_while_and_its_revocation_is_immediate(cast, library):
+    from accounts.policy import actor_for_user
+
+    key, secret = account_services.api_key_create(actor=None, organization=cast.center, name="RIS", roles=["viewer"])
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert client.get(URL).status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(URL).status_code == 200
+    assert not [q for q in queries.captured_queries if "organizationapikey" in q["sql"]]
+    # Revoked through the application: refused at once, even though the key was just seen usable.
+    account_services.api_key_revoke(actor=actor_for_user(cast.center_admin), key=key)
+    response = client.get(URL)
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response["WWW-Authenticate"]
+
+
+def test_a_key_revoked_behind_the_applications_back_is_refused_within_the_cache_time(cast, library, monkeypatch):
+    from accounts.models import OrganizationApiKey
+    from studies.dicomweb import auth
+
+    key, secret = account_services.api_key_create(actor=None, organization=cast.center, name="RIS", roles=["viewer"])
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert client.get(URL).status_code == 200
+    OrganizationApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())  # no signal
+    monkeypatch.setattr(auth, "CREDENTIAL_CACHE_SECONDS", 0.0)  # as once that time has passed
+    assert client.get(URL).status_code == 401
+    monkeypatch.undo()
+    later, later_secret = account_services.api_key_create(actor=None, organization=cast.center, name="PACS",
+                                                          roles=["viewer"])
+    OrganizationApiKey.objects.filter(pk=later.pk).update(expires_at=timezone.now() + timedelta(hours=1))
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {later_secret}")
+    assert client.get(URL).status_code == 200  # looked up, and kept with its expiry
+    in_two_hours = timezone.now() + timedelta(hours=2)
+    monkeypatch.setattr(timezone, "now", lambda: in_two_hours)
+    assert client.get(URL).status_code == 401  # expiry is checked on every request, cached or not
+
+
 # --- grants and de-identified previews ---------------------------------------------------------------
 
 @pytest.fixture
