@@ -108,7 +108,7 @@ def _safe_member_path(name: str) -> PurePosixPath | None:
     if not name.startswith(DIST_PREFIX):
         return None
     relative = PurePosixPath(name[len(DIST_PREFIX):])
-    if relative.is_absolute() or ".." in relative.parts or name.startswith("/"):
+    if relative.is_absolute() or ".." in relative.parts:
         raise ViewerInstallError(f"The viewer tarball holds an unsafe path: {name!r}")
     return relative if relative.parts else None
 

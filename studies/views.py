@@ -77,6 +77,8 @@ def _detail_context(actor, access, **extra) -> dict:
         "series": selectors.series_rows(access=access),
         "can_manage": can_manage,
         "deleted": study.deleted_at is not None,
+        # the images open in the viewer at full access only (a preview shows thumbnails, studies.policy)
+        "can_open_viewer": access.is_full and study.deleted_at is None and study.number_of_instances > 0,
         "deleted_by": study.deleted_by if can_manage else None,
         "purge_after": purge_after,
         "restorable": purge_after is not None and purge_after > timezone.now(),

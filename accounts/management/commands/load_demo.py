@@ -299,7 +299,7 @@ class Command(BaseCommand):
                               f"{report.present} already present")
             for problem in report.problems:
                 self.stdout.write(self.style.WARNING(f"    {problem}"))
-            for note in getattr(report, "notes", []):
+            for note in report.notes:
                 self.stdout.write(f"    {note}")
 
 
