@@ -31,7 +31,8 @@ WORK = Path(os.environ.get("READROOM_BENCH_DIR", "/tmp/readroom-bench"))
 DATA = Path(os.environ.get("READROOM_BENCH_DATA", "/tmp/bench-dicom"))
 DB = os.environ.get("READROOM_BENCH_DB", "readroom_bench")
 PG = os.environ.get("READROOM_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-HTTP_PORT, DIMSE_PORT = 18080, 11190
+HTTP_PORT = int(os.environ.get("READROOM_BENCH_HTTP_PORT", "18080"))
+DIMSE_PORT = int(os.environ.get("READROOM_BENCH_DIMSE_PORT", "11190"))
 AE = "READROOM"
 
 

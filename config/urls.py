@@ -8,13 +8,14 @@ from core.views import healthz
 from studies import viewer_views
 
 urlpatterns = [
+    # First: routes are tried in order, and DICOMweb takes most requests (a viewer makes hundreds per study).
+    path("dicomweb/", include("studies.dicomweb.urls")),
     path("", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include("accounts.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api_schema"), name="api_redoc"),
-    path("dicomweb/", include("studies.dicomweb.urls")),
     path("studies/", include("studies.urls")),
     # The OHIF Viewer (docs/decisions/0004): its shell under /viewer/, its configuration at the root,
     # where the prebuilt bundle looks for it; its other files are served by WhiteNoise.

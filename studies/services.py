@@ -68,7 +68,7 @@ def study_access_record(*, actor: Actor, access, fetched: str, request: HttpRequ
                         object_id: str = "") -> None:
     """Audit one access to a study's data: who, which study, at what level, what was fetched."""
     study = access.study
-    audit_record(action="study.accessed", actor=actor.user, request=request, organization=study.organization,
+    audit_record(action="study.accessed", actor=actor.user, request=request, organization_id=study.organization_id,
                  object_type="studies.study", object_id=object_id or study.study_instance_uid,
                  extra={"level": access.level, "fetched": fetched,
                         **({"api_key": actor.api_key.prefix} if actor.api_key else {})})
@@ -79,7 +79,8 @@ def viewer_session_record(*, actor: Actor, accesses: list, route: str, request: 
     The images the viewer then fetches are audited request by request by DICOMweb."""
     for access in accesses:
         study = access.study
-        audit_record(action="study.viewer_opened", actor=actor.user, request=request, organization=study.organization,
+        audit_record(action="study.viewer_opened", actor=actor.user, request=request,
+                     organization_id=study.organization_id,
                      object_type="studies.study", object_id=study.study_instance_uid,
                      extra={"level": access.level, "viewer": "ohif", "mode": route[:40],
                             "studies": len(accesses)})

@@ -1,0 +1,22 @@
+"""gunicorn's settings for ReadRoom: ``uv run gunicorn -c config/gunicorn.py config.wsgi``.
+
+Threaded workers, because DICOMweb clients and the viewer keep their connections open between requests
+(a viewer opening a study makes hundreds): a sync worker closes the connection after every response, so
+each request would pay for a new TCP connection, and a slow client would hold a whole process.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", str(2 * multiprocessing.cpu_count())))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+keepalive = 30  # seconds an idle client connection is kept (the proxy in front may keep its own)
+# A gthread worker reports to the arbiter from its main loop, so this is not a limit on request length:
+# streaming a 2 GB study takes as long as the client takes.
+timeout = 60
+graceful_timeout = 60
+# gunicorn's runtime control socket is not used; one fixed path per user would be shared by every
+# gunicorn on the machine (tests, benchmarks).
+control_socket_disable = True
