@@ -69,7 +69,6 @@ def study_get(*, actor: Actor, study_uid: str, organization_id: int | None = Non
     return StudyAccess(study=best, level=levels[best.pk])
 
 
-_STUDY_FIELDS = list(Study._meta.concrete_fields)
 _LEVEL_RANK = {policy.PREVIEW: 1, policy.FULL: 2}
 _RANK_LEVEL = {rank: level for level, rank in _LEVEL_RANK.items()}
 
@@ -83,26 +82,16 @@ def _studies_with_uid(*, actor: Actor, study_uid: str, organization_id: int | No
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     params = [actor.user.pk if actor.user is not None else None, now, study_uid,
               *([organization_id] if organization_id is not None else []), *own]
-    with connection.cursor() as cursor:
-        cursor.execute(_studies_with_uid_sql(len(own), organization_id is not None), params)
-        rows = cursor.fetchall()
-    names, converters = [field.attname for field in _STUDY_FIELDS], _study_converters(connection.vendor)
-    found = []
-    for *values, rank in rows:
-        for i, column_converters in converters:
-            for convert, expression in column_converters:
-                values[i] = convert(values[i], expression, connection)
-        found.append((Study.from_db(connection.alias, names, values), _RANK_LEVEL.get(rank)))
-    return found
+    rows = _models_from_sql(Study, _studies_with_uid_sql(len(own), organization_id is not None), params)
+    return [(study, _RANK_LEVEL.get(rank)) for study, (rank,) in rows]
 
 
 @functools.cache
 def _studies_with_uid_sql(own_count: int, one_organization: bool) -> str:
-    columns = ", ".join(f"s.{field.column}" for field in _STUDY_FIELDS)
-    rank = " ".join(f"WHEN '{level}' THEN {n}" for level, n in _LEVEL_RANK.items())
     own = f"s.organization_id IN ({', '.join(['%s'] * own_count)})" if own_count else "1 = 0"
+    rank = " ".join(f"WHEN '{level}' THEN {n}" for level, n in _LEVEL_RANK.items())
     # Only column and table names and constants are formatted in; every value is a parameter.
-    return (f"SELECT * FROM (SELECT {columns}, (SELECT MAX(CASE g.level {rank} END) "  # noqa: S608
+    return (f"SELECT * FROM (SELECT {_columns(Study, 's')}, (SELECT MAX(CASE g.level {rank} END) "  # noqa: S608
             f"FROM {StudyAccessGrant._meta.db_table} g WHERE g.study_id = s.id AND g.user_id = %s "
             f"AND g.revoked_at IS NULL AND g.expires_at > %s) AS grant_rank "
             f"FROM {Study._meta.db_table} s WHERE s.study_instance_uid = %s AND s.deleted_at IS NULL"
@@ -110,28 +99,17 @@ def _studies_with_uid_sql(own_count: int, one_organization: bool) -> str:
             + f") s WHERE {own} OR s.grant_rank IS NOT NULL LIMIT 5")
 
 
-@functools.cache
-def _study_converters(vendor: str) -> list[tuple[int, list]]:
-    """The value converters the ORM applies to each Study column on this backend (SQLite's dates arrive as
-    text), as [(column index, [(converter, expression)])]."""
-    out = []
-    for i, field in enumerate(_STUDY_FIELDS):
-        expression = field.get_col(Study._meta.db_table)
-        found = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
-        if found:
-            out.append((i, [(convert, expression) for convert in found]))
-    return out
-
-
 def series_list(*, access: StudyAccess) -> QuerySet[Series]:
     return Series.objects.filter(study=access.study)
 
 
 def series_get(*, access: StudyAccess, series_uid: str) -> Series:
-    series = series_list(access=access).filter(series_instance_uid=series_uid).first()
-    if series is None:
+    sql = (f"SELECT {_columns(Series, 'se')} FROM {Series._meta.db_table} se "  # noqa: S608 - names only
+           "WHERE se.study_id = %s AND se.series_instance_uid = %s LIMIT 1")
+    found = _models_from_sql(Series, sql, [access.study.pk, series_uid])
+    if not found:
         raise NotFound("Series not found.")
-    return series
+    return found[0][0]
 
 
 def instance_list(*, access: StudyAccess) -> QuerySet[Instance]:
@@ -139,11 +117,55 @@ def instance_list(*, access: StudyAccess) -> QuerySet[Instance]:
 
 
 def instance_get(*, access: StudyAccess, series_uid: str, sop_uid: str) -> Instance:
-    instance = instance_list(access=access).filter(series__series_instance_uid=series_uid,
-                                                   sop_instance_uid=sop_uid).select_related("series").first()
-    if instance is None:
+    # One row at most: SOP Instance UIDs are unique within an organization, and a study has one.
+    sql = (f"SELECT {_columns(Instance, 'i')} FROM {Instance._meta.db_table} i "  # noqa: S608 - names only
+           f"JOIN {Series._meta.db_table} se ON se.id = i.series_id "
+           "WHERE i.study_id = %s AND i.sop_instance_uid = %s AND se.series_instance_uid = %s LIMIT 1")
+    found = _models_from_sql(Instance, sql, [access.study.pk, sop_uid, series_uid])
+    if not found:
         raise NotFound("Instance not found.")
-    return instance
+    return found[0][0]
+
+
+# --- hand-written lookups: the DICOMweb hot path ---------------------------------------------------
+# study_get, series_get and instance_get open nearly every DICOMweb request. Their queries are fixed, so
+# they are written once as SQL (and prepared by PostgreSQL after a few uses) instead of being built and
+# compiled by the ORM each time, which cost several times the query. Rows become model instances as the
+# ORM would make them (same columns, same value converters).
+
+@functools.cache
+def _columns(model, alias: str) -> str:
+    return ", ".join(f"{alias}.{field.column}" for field in model._meta.concrete_fields)
+
+
+def _models_from_sql(model, sql: str, params: list) -> list[tuple]:
+    """(model instance, extra values) per row of ``sql``, which selects ``_columns(model)`` first."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    fields = model._meta.concrete_fields
+    names, converters = [field.attname for field in fields], _converters(model, connection.vendor)
+    out = []
+    for row in rows:
+        values = list(row[:len(fields)])
+        for i, column_converters in converters:
+            for convert, expression in column_converters:
+                values[i] = convert(values[i], expression, connection)
+        out.append((model.from_db(connection.alias, names, values), tuple(row[len(fields):])))
+    return out
+
+
+@functools.cache
+def _converters(model, vendor: str) -> list[tuple[int, list]]:
+    """The value converters the ORM applies to each of the model's columns on this backend (SQLite's dates
+    arrive as text), as [(column index, [(converter, expression)])]."""
+    out = []
+    for i, field in enumerate(model._meta.concrete_fields):
+        expression = field.get_col(model._meta.db_table)
+        found = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
+        if found:
+            out.append((i, [(convert, expression) for convert in found]))
+    return out
 
 
 # --- study pages (list rows, detail, audit trail) -----------------------------------------------

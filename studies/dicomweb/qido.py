@@ -29,6 +29,7 @@ the access levels of granted studies, one audit record per answer that returned 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from types import SimpleNamespace
 
+from django.db import connection
 from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
@@ -467,12 +469,11 @@ def _dumps(body: dict) -> str:
 
 
 def _answer(request: HttpRequest, resource: Resource, base: QuerySet, query: Query, *,
-            access: selectors.StudyAccess | None = None) -> HttpResponse:
+            access: selectors.StudyAccess | None = None, within: tuple[str, int] | None = None) -> HttpResponse:
     """Run the query (one SQL query for the rows), build DICOM JSON, de-identify preview rows, audit."""
     shape = _Rows(request, resource, query)
     names, identity = shape.keys()
-    queryset = _ordered(base.filter(*query.conditions), resource.level).values(*names, **identity)
-    rows = list(queryset[query.offset:query.offset + query.limit + 1])
+    rows = _fetch(base, resource.level, query, names, identity, within=within)
     headers = {}
     warnings = list(query.warnings)
     if len(rows) > query.limit:
@@ -503,6 +504,54 @@ def _answer(request: HttpRequest, resource: Resource, base: QuerySet, query: Que
     if payload:
         _audit(request, resource, shown, access)
     return dicom_json_text_response("[" + ",".join(payload) + "]", headers=headers)
+
+
+def _fetch(base: QuerySet, level: int, query: Query, names: list[str], identity: dict,
+           within: tuple[str, int] | None) -> list[dict]:
+    """The answer's rows (one more than the limit, to tell whether there are more): one SQL query.
+
+    ``within`` names the one row the base queryset is scoped to (("study_id", pk) or ("series_id", pk)).
+    Without matching keys, such a search — how viewers list a study's series and a series' instances —
+    reruns SQL compiled once per shape with only that id changed: building and compiling the ORM query
+    costs more than running it."""
+    window = (query.offset, query.offset + query.limit + 1)
+    if within is None or query.conditions:
+        return list(_ordered(base.filter(*query.conditions), level).values(*names, **identity)[slice(*window)])
+    compiled = _compiled_within(base.model, within[0], level, tuple(names), window, connection.vendor)
+    sql, keys, converters = compiled
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [within[1]])
+        rows = cursor.fetchall()
+    out = []
+    for row in rows:
+        values = list(row)
+        for i, (functions, expression) in converters:
+            for convert in functions:
+                values[i] = convert(values[i], expression, connection)
+        out.append(dict(zip(keys, values, strict=True)))
+    return out
+
+
+_UNSET_ID = -7_000_000_001  # stands for the scoping id while a shape is compiled
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled_within(model, scope_field: str, level: int, names: tuple[str, ...], window: tuple[int, int],
+                     vendor: str) -> tuple[str, list[str], list]:
+    """SQL, column keys and value converters of ``_fetch``'s query for one shape (see there)."""
+    queryset = model.objects.filter(**{scope_field: _UNSET_ID})
+    queryset = _ordered(queryset, level).values(*names, **IDENTITY[level])[slice(*window)]
+    compiler = queryset.query.get_compiler(connection=connection)
+    sql, params = compiler.as_sql()
+    if list(params) != [_UNSET_ID]:
+        raise AssertionError(f"the scoped query has parameters besides the scope: {params!r}")
+    query = queryset.query
+    # As QuerySet.values() names the columns and converts their values (ValuesIterable, results_iter).
+    keys = list(query.selected) if query.selected else [*query.extra_select, *query.values_select,
+                                                         *query.annotation_select]
+    columns = [column for column, _, _ in compiler.select[:compiler.col_count]]
+    converters = sorted(compiler.get_converters(columns).items())
+    return sql, keys, [(i, (functions, expression)) for i, (functions, expression) in converters]
 
 
 def _audit(request: HttpRequest, resource: Resource, shown: list[tuple[str, str]], access) -> None:
@@ -562,7 +611,8 @@ def search_series(request: HttpRequest, study_uid: str) -> HttpResponse:
     access = _study_access(request, study_uid, query)
     if access is None:
         return dicom_json_response([])
-    return _answer(request, STUDY_SERIES, Series.objects.filter(study=access.study), query, access=access)
+    return _answer(request, STUDY_SERIES, Series.objects.filter(study=access.study), query, access=access,
+                   within=("study_id", access.study.pk))
 
 
 @dicomweb_view(methods=["GET"])
@@ -571,7 +621,8 @@ def search_study_instances(request: HttpRequest, study_uid: str) -> HttpResponse
     access = _study_access(request, study_uid, query)
     if access is None:
         return dicom_json_response([])
-    return _answer(request, STUDY_INSTANCES, Instance.objects.filter(study=access.study), query, access=access)
+    return _answer(request, STUDY_INSTANCES, Instance.objects.filter(study=access.study), query, access=access,
+                   within=("study_id", access.study.pk))
 
 
 @dicomweb_view(methods=["GET"])
@@ -581,5 +632,6 @@ def search_series_instances(request: HttpRequest, study_uid: str, series_uid: st
     if access is None:
         return dicom_json_response([])
     series = selectors.series_get(access=access, series_uid=series_uid)  # 404 when the study has no such series
-    return _answer(request, SERIES_INSTANCES, Instance.objects.filter(series=series), query, access=access)
+    return _answer(request, SERIES_INSTANCES, Instance.objects.filter(series=series), query, access=access,
+                   within=("series_id", series.pk))
 

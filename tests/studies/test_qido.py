@@ -539,3 +539,37 @@ def test_rows_written_as_text_are_the_same_dicom_json_as_the_objects(cast, libra
         assert len(rows) >= 4
         for row in rows:
             assert json.loads(shape.text(row)) == shape.json(row)
+
+
+# --- study-scoped searches without matching keys: SQL compiled once per shape ------------------------
+
+@pytest.mark.parametrize("params", [{}, {"includefield": "all"}, {"includefield": "00080021,PatientName"},
+                                    {"limit": "2"}, {"offset": "1", "limit": "1"}])
+@pytest.mark.parametrize("level", ["study_series", "study_instances", "series_instances"])
+def test_a_compiled_scoped_search_gives_the_rows_the_orm_gives(cast, library, level, params):
+    study = Study.objects.get(organization=cast.center, study_instance_uid=library.mr.study_uid)
+    series = study.series.order_by("series_number").first()
+    resource, base, within = {
+        "study_series": (qido.STUDY_SERIES, Series.objects.filter(study=study), ("study_id", study.pk)),
+        "study_instances": (qido.STUDY_INSTANCES, Instance.objects.filter(study=study), ("study_id", study.pk)),
+        "series_instances": (qido.SERIES_INSTANCES, Instance.objects.filter(series=series), ("series_id", series.pk)),
+    }[level]
+    request = RequestFactory().get("/dicomweb/studies", params)
+    query = qido.parse_query(request, resource.level)
+    names, identity = qido._Rows(request, resource, query).keys()
+    by_orm = qido._fetch(base, resource.level, query, names, identity, within=None)
+    with CaptureQueriesContext(connection) as queries:
+        compiled = qido._fetch(base, resource.level, query, names, identity, within=within)
+    assert compiled == by_orm and compiled
+    assert len(queries) == 1
+
+
+def test_a_studys_series_and_instances_cost_the_same_queries_whatever_their_number(cast, tech, library):
+    def count(path: str) -> int:
+        tech.get(path)  # the session's first request reads the user
+        with CaptureQueriesContext(connection) as queries:
+            assert tech.get(path).status_code == 200
+        return len(queries)
+
+    for what in ("series", "instances"):  # the MR: 3 series of 2 images; the CT: 1 series of 3
+        assert count(f"{URL}/{library.mr.study_uid}/{what}") == count(f"{URL}/{library.ct.study_uid}/{what}")

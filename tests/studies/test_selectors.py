@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import date, timedelta
 
 import pytest
@@ -12,8 +13,9 @@ from django.utils import timezone
 from accounts import services as account_services
 from accounts.policy import actor_for_api_key, actor_for_user
 from core.errors import NotFound
-from studies import policy, selectors
-from studies.models import Study, StudyAccessGrant
+from studies import policy, selectors, synthetic
+from studies.ingest import Source, ingest_stream
+from studies.models import Instance, Series, Study, StudyAccessGrant
 
 SHARED_UID = "1.2.826.0.1.3680043.8.498.1001"  # held by both centers (no cross-tenant merge)
 CENTER_UID = "1.2.826.0.1.3680043.8.498.1002"
@@ -109,3 +111,39 @@ def test_the_study_comes_back_whole_in_one_query(cast, world):
     fresh = Study.objects.get(pk=access.study.pk)
     for field in Study._meta.concrete_fields:
         assert getattr(access.study, field.attname) == getattr(fresh, field.attname), field.name
+
+
+def test_series_and_instance_lookups_match_the_orm_and_stay_inside_the_study(cast, library_for_lookups):
+    study, other_study = library_for_lookups
+    access = selectors.StudyAccess(study=study, level=policy.FULL)
+    for instance in Instance.objects.filter(study=study).select_related("series"):
+        series = selectors.series_get(access=access, series_uid=instance.series.series_instance_uid)
+        assert series == instance.series
+        for field in Series._meta.concrete_fields:
+            assert getattr(series, field.attname) == getattr(instance.series, field.attname), field.name
+        found = selectors.instance_get(access=access, series_uid=instance.series.series_instance_uid,
+                                       sop_uid=instance.sop_instance_uid)
+        for field in Instance._meta.concrete_fields:
+            assert getattr(found, field.attname) == getattr(instance, field.attname), field.name
+    foreign = Instance.objects.filter(study=other_study).select_related("series").first()
+    with pytest.raises(NotFound):
+        selectors.series_get(access=access, series_uid=foreign.series.series_instance_uid)
+    with pytest.raises(NotFound):
+        selectors.instance_get(access=access, series_uid=foreign.series.series_instance_uid,
+                               sop_uid=foreign.sop_instance_uid)
+    mine = Instance.objects.filter(study=study).select_related("series").first()
+    with pytest.raises(NotFound):  # a real instance under the wrong series
+        selectors.instance_get(access=access, series_uid=foreign.series.series_instance_uid,
+                               sop_uid=mine.sop_instance_uid)
+
+
+@pytest.fixture
+def library_for_lookups(cast, study_spec):
+    def ingest(org, datasets):
+        for i, ds in enumerate(datasets):
+            assert ingest_stream(organization=org, stream=io.BytesIO(synthetic.to_bytes(ds)), filename=f"{i}.dcm",
+                                 source=Source.UPLOAD).ok
+    ingest(cast.center, synthetic.mr_study(study_spec, slices=2, size=16))
+    ingest(cast.other_center, synthetic.ct_series(study_spec, slices=1, size=16))  # the same study UID
+    return (Study.objects.get(organization=cast.center, study_instance_uid=study_spec.study_uid),
+            Study.objects.get(organization=cast.other_center, study_instance_uid=study_spec.study_uid))
