@@ -4,11 +4,14 @@ It sets up a throw-away PostgreSQL database and media folder, starts ReadRoom un
 the C-STORE gateway, then runs the shared harness (../shared/bench/bench_dicomweb.py) against
 them — the same phases and data as the Orthanc baseline in ../shared/bench/orthanc-baseline.md.
 It also measures what the harness does not: QIDO-RS with 10,000 studies indexed, and the server's
-peak memory during a 1 GB study retrieve.
+peak memory during a 1 GB study retrieve. With --with-orthanc it then stops ReadRoom, runs the same
+harness phases against a private Orthanc 1.10 (Debian's orthanc + orthanc-dicomweb, started and stopped
+by ../shared/bench/orthanc/*.sh) and prints both side by side: same data, same machine, same hour.
 
     uv run python bench/dicomweb.py [--workers 4] [--phases ...] [--skip-harness] [--skip-memory]
+                                    [--with-orthanc]
 
-Needs: PostgreSQL and (for C-STORE) DCMTK's storescu. Data (~1.1 GB) is generated once under
+Needs: PostgreSQL and (for C-STORE) DCMTK's storescu; Orthanc for --with-orthanc. Data (~1.1 GB) is generated once under
 /tmp/bench-dicom by the shared make_dicom.py; nothing is written inside the repository.
 """
 
@@ -203,6 +206,59 @@ print(uid)
             "rss_growth_mib": growth}
 
 
+ORTHANC = SHARED / "orthanc"
+ORTHANC_HTTP, ORTHANC_DIMSE = "http://127.0.0.1:28042/dicom-web", "127.0.0.1:24242"
+
+
+def harness(base_url: str, label: str, args, *, extra: list[str]) -> Path:
+    """Run the shared harness against one DICOMweb root; its JSON results go to WORK/<label>_harness.json."""
+    out = WORK / f"{label}_harness.json"
+    cmd = [sys.executable, str(SHARED / "bench_dicomweb.py"), "--base-url", base_url, "--data", str(DATA),
+           "--phases", args.phases, "--cstore-env", "TCP_NODELAY=1", "--retrieve-encodings", "default",
+           "--label", label, "--json-out", str(out), *extra]
+    if args.limit_instances:
+        cmd += ["--limit-instances", str(args.limit_instances)]
+    # DCMTK's storescu, not the script of the same name that pynetdicom puts in the venv.
+    run(cmd, cwd=SHARED, env={**os.environ, "PATH": "/usr/bin:" + os.environ.get("PATH", "")})
+    print(f"harness JSON: {out}")
+    return out
+
+
+def orthanc_harness(args) -> Path | None:
+    """The same phases against a private Orthanc 1.10 with its DICOMweb plugin (Debian's packages), now."""
+    if not Path("/usr/sbin/Orthanc").exists() and not Path("/usr/bin/Orthanc").exists():
+        print("Orthanc is not installed (apt-get install orthanc orthanc-dicomweb): no side-by-side run")
+        return None
+    run(["bash", str(ORTHANC / "start_orthanc.sh")])
+    try:
+        pid = int(Path("/tmp/orthanc-bench.pid").read_text())
+        return harness(ORTHANC_HTTP, "orthanc", args, extra=["--dimse", ORTHANC_DIMSE, "--dimse-aec", "ORTHANC",
+                                                             "--server-pid", str(pid)])
+    finally:
+        run(["bash", str(ORTHANC / "stop_orthanc.sh")], check=False)
+
+
+def figures(path: Path) -> dict[str, str]:
+    """name → the figure the harness reports for it (throughput, or median / p95 latency)."""
+    out = {}
+    for result in json.loads(path.read_text())["results"]:
+        latency = result.get("latency") or {}
+        if result.get("instances_per_s") and result["phase"] in ("stow-study", "stow-instance", "cstore"):
+            out[result["name"]] = f"{result['instances_per_s']:.0f} inst/s"
+        elif result["phase"] == "wado-series":
+            out[result["name"]] = f"{result['MB_per_s']:.0f} MB/s"
+        elif latency:
+            out[result["name"]] = f"{latency['median_ms']:.1f} / {latency['p95_ms']:.1f} ms"
+    return out
+
+
+def side_by_side(ours: Path, theirs: Path) -> None:
+    mine, orthanc = figures(ours), figures(theirs)
+    print(f"\n{'measurement (same harness, same machine, one after the other)':78} {'ReadRoom':>18} {'Orthanc':>18}")
+    for name in mine:
+        print(f"{name.replace(' enc=default', ''):78} {mine[name]:>18} {orthanc.get(name, '-'):>18}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", type=int, default=4)
@@ -212,6 +268,8 @@ def main() -> None:
     parser.add_argument("--skip-harness", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--studies", type=int, default=10_000)
+    parser.add_argument("--with-orthanc", action="store_true",
+                        help="then run the same harness phases against a private Orthanc, and print both")
     args = parser.parse_args()
 
     WORK.mkdir(parents=True, exist_ok=True)
@@ -222,19 +280,10 @@ def main() -> None:
     secret = setup_database(env)
     web, gateway = start_servers(env, args.workers)
     try:
+        ours = None
         if not args.skip_harness:
-            out = WORK / "readroom_harness.json"
-            cmd = [sys.executable, str(SHARED / "bench_dicomweb.py"), "--base-url",
-                   f"http://127.0.0.1:{HTTP_PORT}/dicomweb", "--token", secret, "--data", str(DATA),
-                   "--phases", args.phases, "--dimse", f"127.0.0.1:{DIMSE_PORT}", "--dimse-aec", AE,
-                   "--cstore-env", "TCP_NODELAY=1", "--retrieve-encodings", "default", "--label", "readroom",
-                   "--json-out", str(out)]
-            if args.limit_instances:
-                cmd += ["--limit-instances", str(args.limit_instances)]
-            # DCMTK's storescu, not the script of the same name that pynetdicom puts in the venv.
-            harness_env = {**os.environ, "PATH": "/usr/bin:" + os.environ.get("PATH", "")}
-            run(cmd, cwd=SHARED, env=harness_env)
-            print(f"harness JSON: {out}")
+            ours = harness(f"http://127.0.0.1:{HTTP_PORT}/dicomweb", "readroom", args,
+                           extra=["--token", secret, "--dimse", f"127.0.0.1:{DIMSE_PORT}", "--dimse-aec", AE])
         index_studies(env, args.studies)
         print(f"\nQIDO-RS with {args.studies:,} studies indexed (200 requests each)")
         print(f"{'query':55} {'p50 ms':>8} {'p95 ms':>8}")
@@ -246,14 +295,24 @@ def main() -> None:
                   f"({mem['mb_per_s']:.0f} MB/s); worker RSS before {mem['rss_before_mib']:.0f} MiB, "
                   f"peak {mem['rss_peak_mib']:.0f} MiB, growth {mem['rss_growth_mib']:.1f} MiB")
             (WORK / "readroom_memory.json").write_text(json.dumps(mem, indent=2))
+        if ours is not None and args.with_orthanc:
+            stop_servers(web, gateway)  # Orthanc gets the machine to itself, as ReadRoom had
+            theirs = orthanc_harness(args)
+            if theirs is not None:
+                side_by_side(ours, theirs)
     finally:
-        for proc in (web, gateway):
+        stop_servers(web, gateway)
+
+
+def stop_servers(*procs) -> None:
+    for proc in procs:
+        if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-        for proc in (web, gateway):
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    for proc in procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 if __name__ == "__main__":

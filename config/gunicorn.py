@@ -5,6 +5,7 @@ Threaded workers, because DICOMweb clients and the viewer keep their connections
 each request would pay for a new TCP connection, and a slow client would hold a whole process.
 """
 
+import gc
 import multiprocessing
 import os
 
@@ -20,3 +21,9 @@ graceful_timeout = 60
 # gunicorn's runtime control socket is not used; one fixed path per user would be shared by every
 # gunicorn on the machine (tests, benchmarks).
 control_socket_disable = True
+
+
+def post_worker_init(worker):
+    # Django's modules, models and settings live as long as the process: moved out of the cyclic garbage
+    # collector's sight, so that its full collections stop walking them (30-40 ms each here, mid-request).
+    gc.freeze()
