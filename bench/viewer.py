@@ -3,15 +3,29 @@
 Sets up a throw-away PostgreSQL database with the demo organizations (no demo studies) and one
 300-slice 512×512 CT at Lakeside, serves ReadRoom with gunicorn (DEBUG off, local-folder storage),
 signs in as the center's admin in headless Chromium (Debian's, driven by Playwright) and opens the
-study in the viewer: once with a fresh browser (the viewer's scripts compiled for the first time),
-then --runs more times in the same browser (its cache warm, as all day long). Prints, per opening,
-the milliseconds from opening the viewer's address to the first image on screen, the DICOMweb
-requests made before it and their server times; then the medians, and the time to scroll through
-all 300 slices.
+study in the viewer 1 + --runs times in the same browser profile. Each opening is labelled by what the
+browser already has, as Chromium's caches work:
 
-    uv run python bench/viewer.py [--runs 5] [--workers 4] [--slices 300]
+- cold: the first opening, nothing cached (every script downloaded and compiled);
+- warm: the second, the HTTP cache full (scripts compiled again; V8 writes its code cache now);
+- hot: the third and later, scripts from the HTTP cache *and* their compiled code from V8's code cache
+  (what a radiologist's browser, a persistent profile used all day, does from the third opening on).
+
+By default the profile is a persistent one (a temporary user-data-dir, like a real browser's);
+``--incognito`` uses an off-the-record context instead, as the browser tests' plain fixture does,
+where Chromium keeps no code cache: every later opening is then "warm", never "hot".
+
+Prints, per opening, the milliseconds from opening the viewer's address to the first image on screen
+(tests/browser/viewer_probes.py FIRST_IMAGE), when OHIF's scripts were ready (DOMContentLoaded), the
+first DICOMweb query and the first frame request; with --timeline each DICOMweb request before the
+first image; then the medians per label, and the time to scroll through all 300 slices.
+
+    uv run python bench/viewer.py [--runs 5] [--workers 4] [--slices 300] [--incognito] [--timeline]
 
 Needs PostgreSQL on 127.0.0.1, Debian's chromium and the OHIF Viewer installed (bin/dev up does it).
+The machine's load average is printed with each opening: the figures are CPU-bound (2 cores).
+READROOM_BENCH_DB, READROOM_BENCH_DIR and READROOM_BENCH_PORT (18090) choose the database, the
+working folder and the port.
 Nothing is written inside the repository.
 """
 
@@ -23,6 +37,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -35,7 +50,7 @@ from tests.browser.viewer_probes import FIRST_IMAGE, overlay_shows  # noqa: E402
 WORK = Path(os.environ.get("READROOM_BENCH_DIR", "/tmp/readroom-bench-viewer"))
 DB = os.environ.get("READROOM_BENCH_DB", "readroom_bench_viewer")
 PG = os.environ.get("READROOM_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-PORT = 18090
+PORT = int(os.environ.get("READROOM_BENCH_PORT", "18090"))
 DICOMWEB_BEFORE = """(until) => performance.getEntriesByType('resource')
   .filter(e => e.name.includes('/dicomweb/') && e.startTime < until)
   .map(e => [e.name.split('/dicomweb/')[1].split('?')[0].replace(/[0-9.]{20,}/g, '…'), e.startTime, e.responseEnd])"""
@@ -113,13 +128,36 @@ def sign_in(page, base: str, secret: str) -> None:
     page.wait_for_url(f"{base}/")
 
 
+FIRST_FRAME_REQUEST = """() => (performance.getEntriesByType('resource')
+  .find(e => e.name.includes('/frames/')) || {startTime: NaN}).startTime"""
+
+
 def open_once(context, url: str) -> dict:
     tab = context.new_page()
     tab.goto(url)
     first = tab.wait_for_function(FIRST_IMAGE, polling=20, timeout=120_000).json_value()
     requests = tab.evaluate(DICOMWEB_BEFORE, first)
     boot = tab.evaluate("performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd")
-    return {"tab": tab, "first_ms": first, "boot_ms": boot, "requests": requests}
+    return {"tab": tab, "first_ms": first, "boot_ms": boot, "requests": requests,
+            "qido_ms": min((start for _, start, _ in requests), default=float("nan")),
+            "frame_ms": tab.evaluate(FIRST_FRAME_REQUEST), "load": os.getloadavg()[0]}
+
+
+def label_of(run: int, incognito: bool) -> str:
+    """What the browser has cached at this opening (see the module's docstring)."""
+    if run == 0:
+        return "cold"
+    return "warm" if incognito or run == 1 else "hot"
+
+
+def browser_context(playwright, incognito: bool, profile_dir: str):
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    viewport = {"width": 1280, "height": 900}
+    if incognito:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        return browser.new_context(viewport=viewport)
+    return playwright.chromium.launch_persistent_context(profile_dir, executable_path=executable,
+                                                         args=CHROMIUM_ARGS, viewport=viewport)
 
 
 def scroll_through(tab, slices: int) -> float:
@@ -135,11 +173,14 @@ def scroll_through(tab, slices: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=5, help="warm openings after the cold one")
+    parser.add_argument("--runs", type=int, default=5, help="openings after the cold one (warm, then hot)")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--reuse", action="store_true", help="keep the database and study of the previous run")
     parser.add_argument("--timeline", action="store_true", help="print each DICOMweb request before the first image")
+    parser.add_argument("--incognito", action="store_true",
+                        help="an off-the-record context (no V8 code cache: no opening is ever hot)")
+    parser.add_argument("--no-scroll", action="store_true", help="skip scrolling through the slices at the end")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -154,36 +195,46 @@ def main() -> None:
     web = serve(env, args.workers)
     base = f"http://127.0.0.1:{PORT}"
     url = f"{base}/viewer/viewer?StudyInstanceUIDs={study_uid}"
+    profile = tempfile.TemporaryDirectory(prefix="readroom-bench-viewer-profile-")
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-                                                 args=CHROMIUM_ARGS)
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context = browser_context(playwright, args.incognito, profile.name)
             sign_in(context.new_page(), base, secret)
             results = []
             for run in range(args.runs + 1):
                 result = open_once(context, url)
-                label = "cold" if run == 0 else f"warm {run}"
+                result["label"] = label = label_of(run, args.incognito)
                 server = [round(end - start) for _, start, end in result["requests"]]
-                print(f"{label:>7}: first image {result['first_ms']:6.0f} ms (scripts ready "
-                      f"{result['boot_ms']:5.0f} ms; {len(server)} DICOMweb requests before it, "
-                      f"{statistics.median(server):.0f} ms median each)", flush=True)
+                print(f"{label:>5} {run + 1}: first image {result['first_ms']:6.0f} ms (scripts ready "
+                      f"{result['boot_ms']:5.0f}, first query {result['qido_ms']:5.0f}, first frame request "
+                      f"{result['frame_ms']:5.0f} ms; {len(server)} DICOMweb requests before it, "
+                      f"{statistics.median(server):.0f} ms median each; load {result['load']:.1f})", flush=True)
                 if args.timeline:
                     for path, start, end in result["requests"]:
                         print(f"           {start:6.0f} → {end:6.0f} ms  {path}")
-                if run == args.runs:
+                if run == args.runs and not args.no_scroll:
                     seconds = scroll_through(result["tab"], args.slices)
                 result["tab"].close()
                 results.append(result)
-            browser.close()
+            context.close()
     finally:
         web.terminate()
         web.wait(timeout=30)
-    warm = [r["first_ms"] for r in results[1:]]
-    print(f"\nfirst image, {args.slices}-slice CT: cold {results[0]['first_ms']:.0f} ms; warm median "
-          f"{statistics.median(warm):.0f} ms (min {min(warm):.0f}, max {max(warm):.0f}) over {len(warm)} openings")
-    print(f"scrolling through all {args.slices} slices with the mouse wheel: {seconds:.1f} s "
-          f"({(args.slices - 1) / seconds:.0f} slices/s)")
+        profile.cleanup()
+    profile_kind = "off-the-record context" if args.incognito else "persistent profile"
+    print(f"\nfirst image, {args.slices}-slice CT ({profile_kind}; medians, ms):")
+    for label in ("cold", "warm", "hot"):
+        rows = [r for r in results if r["label"] == label]
+        if rows:
+            figures = [r["first_ms"] for r in rows]
+            print(f"  {label:>4}: {statistics.median(figures):6.0f} (min {min(figures):.0f}, max {max(figures):.0f}, "
+                  f"{len(rows)} opening{'s' * (len(rows) > 1)}; scripts ready "
+                  f"{statistics.median(r['boot_ms'] for r in rows):.0f}, first query "
+                  f"{statistics.median(r['qido_ms'] for r in rows):.0f}, first frame request "
+                  f"{statistics.median(r['frame_ms'] for r in rows):.0f})")
+    if not args.no_scroll:
+        print(f"scrolling through all {args.slices} slices with the mouse wheel: {seconds:.1f} s "
+              f"({(args.slices - 1) / seconds:.0f} slices/s)")
     print(f"machine load average at the end: {os.getloadavg()[0]:.2f} (2 cores)")
 
 

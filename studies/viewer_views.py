@@ -79,7 +79,10 @@ def viewer_app_config(request: HttpRequest) -> HttpResponse:
         "wadoUriRoot": dicomweb_root,
         "qidoSupportsIncludeField": True,
         "imageRendering": "wadors",
-        "thumbnailRendering": "wadors",
+        # Series thumbnails as our server renders them (a few kB of JPEG in an <img>, with the session
+        # cookie) rather than each series' middle frame fetched whole, decoded and drawn by the viewer
+        # (which on a slow machine still competes with the first image; docs/decisions/0004).
+        "thumbnailRendering": "thumbnailDirect",
         "enableStudyLazyLoad": True,
         "supportsFuzzyMatching": False,
         "supportsWildcard": True,

@@ -560,7 +560,8 @@ def test_a_compiled_scoped_search_gives_the_rows_the_orm_gives(cast, library, le
     by_orm = qido._fetch(base, resource.level, query, names, identity, within=None)
     with CaptureQueriesContext(connection) as queries:
         compiled = qido._fetch(base, resource.level, query, names, identity, within=within)
-    assert compiled == by_orm and compiled
+    assert compiled
+    assert compiled == by_orm
     assert len(queries) == 1
 
 

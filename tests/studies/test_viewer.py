@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 import tarfile
@@ -153,6 +154,40 @@ def test_a_file_that_is_not_a_tarball_is_named_in_the_error(viewer_settings, tmp
     viewer_settings.VIEWER_OHIF_INTEGRITY = viewer.integrity_of(junk)
     with pytest.raises(viewer.ViewerInstallError, match="ohif.tgz is not a gzip tarball"):
         viewer.install(tarball=junk)
+
+
+def served_cache_control(settings, public, url: str) -> str:
+    """The Cache-Control WhiteNoise sends for a file of the viewer, configured as the site configures it."""
+    from whitenoise.middleware import WhiteNoiseMiddleware
+
+    settings.WHITENOISE_ROOT = str(public)
+    middleware = WhiteNoiseMiddleware(lambda request: None)
+    static = middleware.files.get(url) or middleware.find_file(url)
+    assert static is not None, f"WhiteNoise does not serve {url}"
+    return dict(static.get_response("GET", {}).headers)["Cache-Control"]
+
+
+def test_content_hashed_files_are_cached_for_good_so_the_browser_keeps_their_compiled_code(
+        installed, viewer_settings):
+    # Chromium keeps V8's compiled code of a script with its HTTP cache entry: served for good, the
+    # script is neither fetched nor revalidated again, and its compiled code is reused from the third
+    # opening on (docs/decisions/0004).
+    public = viewer_settings.VIEWER_ROOT / "public"
+    for url in ("/app.bundle.0123456789abcdef.js", "/0ddf166f7a343eda.wasm"):
+        assert served_cache_control(viewer_settings, public, url) == "max-age=315360000, public, immutable", url
+    assert "immutable" not in served_cache_control(viewer_settings, public, "/assets/favicon.ico")
+
+
+def test_every_script_of_the_installed_release_is_content_hashed_and_cached_for_good(settings):
+    require_or_skip(viewer.is_installed(), "the OHIF Viewer is not installed: run `manage.py install_viewer`")
+    public = settings.VIEWER_ROOT / "public"
+    shell = viewer.index_html().html.decode()
+    started = re.findall(r'<script[^>]* src="(/[^"]+\.bundle\.[^"]+\.js)"', shell)
+    assert started, "the shell starts no bundle"
+    chunks = sorted(f"/{p.name}" for p in public.glob("*.bundle.*.js"))  # webpack's chunks and workers
+    assert len(chunks) > 50
+    for url in started + chunks:
+        assert served_cache_control(settings, public, url) == "max-age=315360000, public, immutable", url
 
 
 def test_install_command_installs_reports_and_names_what_is_wrong(release, viewer_settings, tmp_path):
@@ -321,7 +356,8 @@ def test_app_config_points_ohif_at_our_dicomweb_with_the_requests_we_answer_and_
     assert config["defaultDataSourceName"] == source["sourceName"]
     options = source["configuration"]
     assert options["qidoRoot"] == options["wadoRoot"] == "/dicomweb"
-    assert options["imageRendering"] == options["thumbnailRendering"] == "wadors"
+    assert options["imageRendering"] == "wadors"
+    assert options["thumbnailRendering"] == "thumbnailDirect"  # <img src=…/thumbnail>: rendered by our server
     assert options["supportsFuzzyMatching"] is False
     assert options["supportsWildcard"] is True
     assert options["omitQuotationForMultipartRequest"] is True
