@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -65,6 +66,7 @@ def manage(*args, env):
 def setup_database(env) -> str:
     """Fresh database; one center with an API key, an AE title and the harness's calling AE allowed."""
     run(["psql", f"{PG}/postgres", "-q", "-c", f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)'])
+    shutil.rmtree(WORK / "var" / "media", ignore_errors=True)  # the files of the dropped database's rows
     run(["psql", f"{PG}/postgres", "-q", "-c", f'CREATE DATABASE "{DB}"'])
     manage("migrate", "--noinput", env=env)
     script = f"""
@@ -83,8 +85,9 @@ print(secret)
 
 
 def start_servers(env, workers: int):
-    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{HTTP_PORT}",
-                            "-w", str(workers), "--timeout", "600", "--log-level", "warning"],
+    # As deployed (README, Production): config/gunicorn.py's threaded workers, which keep connections open.
+    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi",
+                            "-b", f"127.0.0.1:{HTTP_PORT}", "-w", str(workers), "--log-level", "warning"],
                            cwd=ROOT, env=env)
     gateway = subprocess.Popen([sys.executable, "manage.py", "dicom_gateway", "--host", "127.0.0.1",
                                 "--port", str(DIMSE_PORT)], cwd=ROOT, env=env)
@@ -302,6 +305,7 @@ def main() -> None:
                 side_by_side(ours, theirs)
     finally:
         stop_servers(web, gateway)
+        shutil.rmtree(WORK / "var" / "media", ignore_errors=True)  # several GB of stored copies
 
 
 def stop_servers(*procs) -> None:

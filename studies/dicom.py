@@ -75,8 +75,14 @@ def text(ds: Dataset, keyword: str, limit: int) -> str:
         return ""
     if isinstance(value, pydicom.multival.MultiValue):
         value = "\\".join(str(v) for v in value)
+    return _clean(str(value), limit)
+
+
+def _clean(value: str, limit: int) -> str:
     # NUL and other control characters are not valid in DICOM text and PostgreSQL refuses NUL.
-    return "".join(ch for ch in str(value) if ch >= " " or ch in "\t").strip()[:limit]
+    if not value.isprintable():
+        value = "".join(ch for ch in value if ch >= " " or ch in "\t")
+    return value.strip()[:limit]
 
 
 def int_or_none(ds: Dataset, keyword: str) -> int | None:
@@ -100,13 +106,21 @@ class ParsedInstance:
     pixel_data_offset: int | None
     pixel_data_length: int | None
     dicom_json: str
+    # The attributes the index keeps (``index_fields``): keyword -> value, as ``text``/``int_or_none``/
+    # ``parse_da`` on the data set would give them.
+    fields: dict | None = None
+
+    def field(self, keyword: str):
+        if self.fields is None:
+            self.fields = index_fields(self.dataset, None)
+        return self.fields[keyword]
 
 
 def _depth(ds: Dataset, level: int = 0) -> int:
     """How deep sequences nest. Looks only at sequence elements, so deferred bulk data stays unread."""
     deepest = level
-    for tag in list(ds.keys()):
-        vr = getattr(ds.get_item(tag, keep_deferred=True), "VR", None) or dictionary_vr_or_none(tag)
+    for tag, raw in list(ds.items()):
+        vr = getattr(raw, "VR", None) or dictionary_vr_or_none(tag)
         if vr != "SQ":
             continue
         for item in ds[tag].value:
@@ -123,6 +137,9 @@ def dictionary_vr_or_none(tag) -> str | None:
         return None
 
 
+_PIXEL_DATA = Tag(0x7FE00010)
+
+
 def read_instance(path: str, file_size: int) -> ParsedInstance:
     """Parse a Part 10 file from disk (large values are deferred, never loaded)."""
     try:
@@ -130,8 +147,8 @@ def read_instance(path: str, file_size: int) -> ParsedInstance:
         # Look at the raw elements first, before anything converts (and so reads) their values.
         offset = length = None
         bulk: dict[str, str] = {}
-        for tag in list(ds.keys()):
-            raw = ds.get_item(tag, keep_deferred=True)
+        has_sequence = False
+        for tag, raw in list(ds.items()):
             value_length = getattr(raw, "length", None)
             value_tell = getattr(raw, "value_tell", None)
             vr = getattr(raw, "VR", None) or dictionary_vr_or_none(tag) or ""
@@ -139,24 +156,27 @@ def read_instance(path: str, file_size: int) -> ParsedInstance:
             if defined and value_tell is not None and value_tell + value_length > file_size:
                 raise DicomRejected(f"the file is truncated: element ({tag.group:04X},{tag.element:04X}) "
                                     f"needs {value_length} bytes but the file ends first")
-            if tag == Tag(0x7FE00010):
+            if tag == _PIXEL_DATA:
                 offset, length = value_tell, value_length
             if tag in BULK_TAGS or (vr in BINARY_VRS and defined and value_length > BULK_THRESHOLD):
                 bulk[f"{tag:08X}"] = vr or "OB"
                 del ds[tag]
+            elif vr == "SQ":
+                has_sequence = True
         transfer_syntax = str(ds.file_meta.get("TransferSyntaxUID", "") or "")
         if not transfer_syntax:
             raise DicomRejected("the file meta information has no TransferSyntaxUID")
         require_uid(transfer_syntax, "TransferSyntaxUID")
-        study_uid = require_uid(str(ds.get("StudyInstanceUID", "") or ""), "StudyInstanceUID")
-        series_uid = require_uid(str(ds.get("SeriesInstanceUID", "") or ""), "SeriesInstanceUID")
-        sop_uid = require_uid(str(ds.get("SOPInstanceUID", "") or ""), "SOPInstanceUID")
-        sop_class_uid = require_uid(str(ds.get("SOPClassUID", "") or ""), "SOPClassUID")
-        if _depth(ds) > MAX_SEQUENCE_DEPTH:
+        if has_sequence and _depth(ds) > MAX_SEQUENCE_DEPTH:
             raise DicomRejected(f"sequences are nested deeper than {MAX_SEQUENCE_DEPTH} levels")
+        body = dataset_json_dict(ds)
+        fields = index_fields(ds, body)
+        study_uid = require_uid(fields["StudyInstanceUID"], "StudyInstanceUID")
+        series_uid = require_uid(fields["SeriesInstanceUID"], "SeriesInstanceUID")
+        sop_uid = require_uid(fields["SOPInstanceUID"], "SOPInstanceUID")
+        sop_class_uid = require_uid(fields["SOPClassUID"], "SOPClassUID")
         if offset is not None and length == 0xFFFFFFFF:
             length = file_size - offset  # encapsulated: fragments run to the end of the data set
-        body = dataset_json_dict(ds)
         for tag_hex, vr in bulk.items():
             body[tag_hex] = {"vr": "OW" if vr in ("OW", "OB or OW") else vr.split(" ")[0],
                              "BulkDataURI": f"{BULK_PLACEHOLDER}/bulkdata/{tag_hex}"}
@@ -172,7 +192,83 @@ def read_instance(path: str, file_size: int) -> ParsedInstance:
             from exc
     return ParsedInstance(dataset=ds, transfer_syntax_uid=transfer_syntax, study_uid=study_uid,
                           series_uid=series_uid, sop_uid=sop_uid, sop_class_uid=sop_class_uid,
-                          pixel_data_offset=offset, pixel_data_length=length, dicom_json=dicom_json)
+                          pixel_data_offset=offset, pixel_data_length=length, dicom_json=dicom_json, fields=fields)
+
+
+# --- the attributes the index keeps ---------------------------------------------------------------------
+# Read from the DICOM JSON just built (a dict lookup) instead of converting each element again through
+# ``Dataset.get`` (~50 µs each, ~25 per instance). Only plain JSON values are used (strings, one int);
+# anything else (a PN with ideographic groups, a value of an unexpected VR, a sequence) is read from the
+# data set exactly as before, so the result is always what ``text``/``int_or_none``/``parse_da``/``str``
+# of ``ds.get`` give (tests/studies/test_ingest_json.py compares both).
+
+INDEX_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
+INDEX_TEXT = {"PatientID": 64, "PatientName": 324, "PatientSex": 16, "AccessionNumber": 16, "StudyDescription": 200,
+              "StudyTime": 16, "StudyID": 16, "ReferringPhysicianName": 324, "InstitutionName": 200,
+              "Modality": 16, "SeriesDescription": 200, "BodyPartExamined": 64, "BurnedInAnnotation": 16}
+INDEX_INTS = ("SeriesNumber", "InstanceNumber", "NumberOfFrames", "Rows", "Columns", "BitsAllocated",
+              "SamplesPerPixel")
+INDEX_DATES = ("PatientBirthDate", "StudyDate", "SeriesDate")
+_MISSING = object()
+
+
+def _tag_hex(keyword: str) -> str:
+    return f"{Tag(keyword):08X}"
+
+
+_INDEX_KEYS = {keyword: _tag_hex(keyword) for keyword in (*INDEX_UIDS, *INDEX_TEXT, *INDEX_INTS, *INDEX_DATES)}
+
+
+def _json_strings(entry) -> list[str] | None | object:
+    """The values of a JSON element when they are plain strings (PN: alphabetic only); [] when it has none;
+    ``_MISSING`` when they are anything else."""
+    if "Value" not in entry:
+        return [] if "BulkDataURI" not in entry and "InlineBinary" not in entry else _MISSING
+    out = []
+    for value in entry["Value"]:
+        if type(value) is str:
+            out.append(value)
+        elif type(value) is dict and entry.get("vr") == "PN" and set(value) <= {"Alphabetic"}:
+            out.append(value.get("Alphabetic", ""))
+        else:
+            return _MISSING
+    return out
+
+
+def index_fields(ds: Dataset, body: dict | None) -> dict:
+    """keyword -> value of every attribute ingest indexes, equal to reading them from ``ds`` one by one."""
+    fields: dict = {}
+    body = body or {}
+    for keyword in INDEX_UIDS:
+        entry = body.get(_INDEX_KEYS[keyword])
+        values = _json_strings(entry) if entry is not None else []
+        if values is not _MISSING and len(values) == 1 and uid_problem(values[0]) is None:
+            fields[keyword] = values[0]
+        else:
+            fields[keyword] = str(ds.get(keyword, "") or "")
+    for keyword, limit in INDEX_TEXT.items():
+        entry = body.get(_INDEX_KEYS[keyword])
+        values = _json_strings(entry) if entry is not None else []
+        if values is _MISSING or (entry is not None and entry.get("vr") == "PN" and len(values) > 1):
+            fields[keyword] = text(ds, keyword, limit)
+        else:
+            fields[keyword] = _clean("\\".join(values), limit)
+    for keyword in INDEX_INTS:
+        entry = body.get(_INDEX_KEYS[keyword])
+        if entry is None or ("Value" not in entry and "BulkDataURI" not in entry and "InlineBinary" not in entry):
+            fields[keyword] = None
+        elif len(entry.get("Value") or ()) == 1 and type(entry["Value"][0]) is int:
+            fields[keyword] = entry["Value"][0]
+        else:
+            fields[keyword] = int_or_none(ds, keyword)
+    for keyword in INDEX_DATES:
+        entry = body.get(_INDEX_KEYS[keyword])
+        values = _json_strings(entry) if entry is not None else []
+        if values is _MISSING or len(values) > 1:
+            fields[keyword] = parse_da(ds.get(keyword))
+        else:
+            fields[keyword] = parse_da(values[0] if values else None)
+    return fields
 
 
 # --- DICOM JSON of a data set (PS3.18 F.2), fast -------------------------------------------------------

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
+import os
 
 import pydicom
 import pytest
@@ -233,7 +235,16 @@ def test_a_failing_instance_in_a_batch_leaves_nothing_and_the_others_are_stored(
             raise OSError("disk full")
         return original_save(self, name, content, *args, **kwargs)
 
+    original_link = os.link
+
+    def link(source, target, *args, **kwargs):  # a local folder gets the spooled file by a hard link
+        if str(target).endswith(failing):
+            broken["key"] = os.path.relpath(target, default_storage.location)
+            raise OSError(errno.ENOSPC, "disk full")
+        return original_link(source, target, *args, **kwargs)
+
     monkeypatch.setattr(storage_cls, "save", save)
+    monkeypatch.setattr(os, "link", link)
     with IngestBatch() as batch:
         outcomes = _batch_ingest(cast.center, ct_files, batch=batch)
     assert [o.status for o in outcomes] == [Status.REJECTED] + [Status.STORED] * 4
@@ -355,3 +366,70 @@ def test_concurrent_batches_into_one_study_keep_exact_counters_on_postgresql(pos
     _check_counters(study)
     assert study.number_of_instances == 24
     assert study.number_of_series == 1
+
+
+def test_a_stored_instance_is_on_disk_before_its_row_is_committed(cast, ct_files, monkeypatch):
+    """Durability: the file's bytes (fdatasync) and its name (fsync of its directory and of every directory
+    created for it) reach the disk inside the indexing transaction, before the commit answers "stored"."""
+    from django.db import connection
+
+    from studies import ingest
+
+    synced: list[tuple[str, str, bool]] = []
+    real_fdatasync, real_fsync, real_sync = os.fdatasync, os.fsync, ingest._Written.sync
+    inside = {"transaction": False}  # the state of the ingesting thread (the flushes may run in a pool)
+
+    def record(kind, real):
+        def call(fd):
+            synced.append((kind, os.readlink(f"/proc/self/fd/{fd}"), inside["transaction"]))
+            return real(fd)
+        return call
+
+    def sync(self):
+        inside["transaction"] = connection.in_atomic_block
+        try:
+            return real_sync(self)
+        finally:
+            inside["transaction"] = False
+
+    monkeypatch.setattr(os, "fdatasync", record("data", real_fdatasync))
+    monkeypatch.setattr(os, "fsync", record("name", real_fsync))
+    monkeypatch.setattr(ingest._Written, "sync", sync)
+    with IngestBatch() as batch:
+        outcomes = _batch_ingest(cast.center, ct_files[:3], batch=batch)
+    assert [o.status for o in outcomes] == [Status.STORED] * 3
+    final = [default_storage.path(o.instance.storage_key) for o in outcomes]
+    assert sorted(path for kind, path, _ in synced if kind == "data") == sorted(final)
+    directories = {path for kind, path, _ in synced if kind == "name"}
+    series_dir = os.path.dirname(final[0])
+    # the series folder (the files' names) and, as they were all created now, the study's, the
+    # organization's and the storage root (their names)
+    assert {series_dir, os.path.dirname(series_dir), os.path.dirname(os.path.dirname(series_dir)),
+            default_storage.location} <= directories
+    assert all(in_transaction for _, _, in_transaction in synced)
+    # a second instance in an existing folder syncs its file and that folder only
+    synced.clear()
+    assert _ingest(cast.center, ct_files[3]).status == Status.STORED
+    assert {path for kind, path, _ in synced if kind == "name"} == {series_dir}
+
+
+def test_one_instance_is_indexed_with_a_handful_of_queries(cast, ct_files, django_assert_max_num_queries):
+    _ingest(cast.center, ct_files[0])  # the study and series exist from now on
+    # one SELECT (held instances + the study and series), one INSERT, two counter UPDATEs, the transaction
+    with django_assert_max_num_queries(6):
+        assert _ingest(cast.center, ct_files[1]).status == Status.STORED
+
+
+def test_an_instance_whose_files_cannot_be_linked_is_copied_and_synced(cast, ct_files, monkeypatch):
+    """Another file system for the spool (no hard link possible): the bytes are copied through the storage."""
+    real_link = os.link
+
+    def no_link(*args, **kwargs):
+        raise OSError(errno.EXDEV, "cross-device link")
+
+    monkeypatch.setattr(os, "link", no_link)
+    outcome = _ingest(cast.center, ct_files[0])
+    monkeypatch.setattr(os, "link", real_link)
+    assert outcome.status == Status.STORED
+    with default_storage.open(outcome.instance.storage_key) as fh:
+        assert fh.read() == ct_files[0]

@@ -13,7 +13,20 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
 from studies import synthetic
-from studies.dicom import BULK_TAGS, dataset_json_dict, read_instance, reference_json_dict
+from studies.dicom import (
+    BULK_TAGS,
+    INDEX_DATES,
+    INDEX_INTS,
+    INDEX_TEXT,
+    INDEX_UIDS,
+    dataset_json_dict,
+    index_fields,
+    int_or_none,
+    parse_da,
+    read_instance,
+    reference_json_dict,
+    text,
+)
 
 
 def _file(ds: Dataset, syntax=ExplicitVRLittleEndian) -> bytes:
@@ -186,3 +199,56 @@ def test_read_instance_stores_the_same_json_as_pydicom(tmp_path):
     reference["7FE00010"] = {"vr": "OW", "BulkDataURI": "__INSTANCE_URL__/bulkdata/7FE00010"}
     assert stored == dict(sorted(reference.items()))
     assert list(stored) == sorted(stored)
+
+
+def _fields_both(data: bytes) -> tuple[dict, dict]:
+    """(index_fields from the JSON, the same attributes read from the data set one by one as ingest did)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(io.BytesIO(data), defer_size=1024)
+        for tag in [t for t in ds.keys() if t in BULK_TAGS]:  # noqa: SIM118 - a Dataset yields elements
+            del ds[tag]
+        fast = index_fields(ds, dataset_json_dict(ds))
+        reference = {keyword: str(ds.get(keyword, "") or "") for keyword in INDEX_UIDS}
+        reference |= {keyword: text(ds, keyword, limit) for keyword, limit in INDEX_TEXT.items()}
+        reference |= {keyword: int_or_none(ds, keyword) for keyword in INDEX_INTS}
+        reference |= {keyword: parse_da(ds.get(keyword)) for keyword in INDEX_DATES}
+    return fast, reference
+
+
+def _odd_index_values(ds: Dataset) -> Dataset:
+    """Indexed attributes in every shape: multi-valued, padded, empty, control characters, wrong VRs."""
+    ds.PatientName = "Yamada^Tarou=山田^太郎=やまだ^たろう"
+    ds.ReferringPhysicianName = "A^B\\C^D"
+    ds.PatientID = "  ID\x00\x01 with controls  "
+    ds.StudyDescription = "x" * 300
+    ds.InstitutionName = ["One", "Two"]
+    ds.add_new(0x00080060, "CS", "")  # Modality, empty
+    ds.add_new(0x00200011, "IS", "1\\2")  # SeriesNumber, two values
+    ds.add_new(0x00200013, "IS", " 7 ")  # InstanceNumber, padded
+    ds.add_new(0x00280008, "IS", "")  # NumberOfFrames, empty
+    ds.add_new(0x00280010, "US", 512)  # Rows
+    ds.add_new(0x00280011, "US", [512, 256])  # Columns, two values
+    ds.StudyDate = "20240230"  # not a date
+    ds.SeriesDate = ["20240101", "20240102"]
+    ds.PatientBirthDate = "19800101"
+    ds.add_new(0x00080201, "SH", "+0100")
+    ds.BurnedInAnnotation = "yes "
+    return ds
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian, ExplicitVRBigEndian])
+def test_the_indexed_attributes_equal_reading_them_from_the_data_set(study_spec, syntax):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = _odd_index_values(_base())
+        ds.SpecificCharacterSet = "ISO_IR 192"
+    fast, reference = _fields_both(_file(ds, syntax))
+    assert fast == reference
+    for maker in (lambda: synthetic.ct_series(study_spec, slices=1, size=32)[0],
+                  lambda: synthetic.mammogram(study_spec, rows=64, cols=48)[0],
+                  lambda: synthetic.with_private_and_nested_phi(synthetic.ct_series(study_spec, slices=1, size=32)[0],
+                                                                "CANARY"),
+                  _awkward):
+        fast, reference = _fields_both(_file(maker(), syntax) if maker is _awkward else synthetic.to_bytes(maker()))
+        assert fast == reference

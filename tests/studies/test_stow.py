@@ -133,6 +133,64 @@ def test_the_reader_survives_a_body_arriving_a_few_bytes_at_a_time(ct_files):
     assert received == ct_files[:2]
 
 
+def _read_all(body: bytes, *, chunk: int, read_size: int = 1000, boundary: str = BOUNDARY) -> list[tuple[dict, bytes]]:
+    class Chunked(io.BytesIO):
+        def read(self, size=-1):
+            return super().read(chunk)
+
+    reader = stow.MultipartReader(Chunked(body), boundary.encode(), max_bytes=10**9)
+    out = []
+    for part in reader.parts():
+        data = b""
+        while piece := part.read(read_size):
+            data += piece
+        out.append((part.headers, data))
+    return out
+
+
+# Data that looks like a delimiter without being one, a CR just before a real delimiter, CRs at the end.
+TRICKY_PARTS = [
+    b"\r\n--" + BOUNDARY.encode() + b"X not a delimiter\r\n--" + BOUNDARY.encode() + b"Y",
+    b"\r\r\n\r\n--readroom-test\r",
+    b"",
+    b"\r",
+    bytes(range(256)) * 50,
+]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 31, 40, 41, 1000, 1 << 20])
+def test_the_reader_finds_every_part_whatever_the_chunk_size(chunk):
+    _ctype, body = multipart(TRICKY_PARTS)
+    received = _read_all(body, chunk=chunk, read_size=-1 if chunk % 2 else 1000)
+    assert [data for _headers, data in received] == TRICKY_PARTS
+    assert all(headers == {"content-type": "application/dicom"} for headers, _data in received)
+
+
+@pytest.mark.parametrize("body", [
+    b"preamble text\r\n--B\r\n\r\none\r\n--B--",  # text before the first delimiter
+    b"--B\r\nno colon here\r\n\r\none\r\n--B--",  # a header line without a name
+    b"--B\r\n\r\none\r\n--B",  # ends right after a delimiter
+    b"--B\r\n\r\none",  # no closing delimiter
+    b"--B\r\n" + b"X-Long: " + b"a" * (20 * 1024) + b"\r\n\r\none\r\n--B--",  # endless headers
+])
+def test_the_reader_refuses_a_malformed_body(body):
+    for chunk in (3, 1 << 20):
+        with pytest.raises(stow.MalformedBody):
+            _read_all(body, chunk=chunk, boundary="B")
+
+
+def test_the_reader_hands_out_a_large_part_without_copying_it_per_byte(ct_files):
+    _ctype, body = multipart(ct_files[:3])
+    reader = stow.MultipartReader(io.BytesIO(body), BOUNDARY.encode(), max_bytes=10**9)
+    reads = []
+    for part in reader.parts():
+        count = 0
+        while part.read(stow.READ_CHUNK):
+            count += 1
+        reads.append(count)
+    assert max(reads) <= 2  # each part in at most two pieces (it may straddle two 1 MB chunks)
+
+
 def test_mixed_good_and_bad_parts_answer_202_with_a_reason_for_each_failure(cast, login, ct_files):
     not_dicom = b"just some text, not an image" * 20
     truncated = ct_files[2][:len(ct_files[2]) // 2]
