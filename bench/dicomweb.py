@@ -232,7 +232,9 @@ def orthanc_harness(args) -> Path | None:
     if not Path("/usr/sbin/Orthanc").exists() and not Path("/usr/bin/Orthanc").exists():
         print("Orthanc is not installed (apt-get install orthanc orthanc-dicomweb): no side-by-side run")
         return None
-    run(["bash", str(ORTHANC / "start_orthanc.sh")])
+    # TCP_NODELAY=1: Orthanc's DCMTK then turns Nagle's algorithm off as our gateway does (else each
+    # C-STORE waits ~40 ms for a delayed ACK: ../shared/bench/README.md).
+    run(["bash", str(ORTHANC / "start_orthanc.sh")], env={**os.environ, "TCP_NODELAY": "1"})
     try:
         pid = int(Path("/tmp/orthanc-bench.pid").read_text())
         return harness(ORTHANC_HTTP, "orthanc", args, extra=["--dimse", ORTHANC_DIMSE, "--dimse-aec", "ORTHANC",

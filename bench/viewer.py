@@ -100,8 +100,10 @@ def setup(env, slices: int) -> tuple[str, str]:
 
 
 def serve(env, workers: int) -> subprocess.Popen:
-    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{PORT}",
-                            "-w", str(workers), "--log-level", "warning"], cwd=ROOT, env=env)
+    # As deployed (README, Production): config/gunicorn.py's threaded workers, connections kept open.
+    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi",
+                            "-b", f"127.0.0.1:{PORT}", "-w", str(workers), "--log-level", "warning"],
+                           cwd=ROOT, env=env)
     for _ in range(150):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=1)
