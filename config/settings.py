@@ -156,10 +156,10 @@ DATABASES = {
     }
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Parameters bound by the server, so psycopg prepares a statement the fifth time a connection runs it:
-    # PostgreSQL then skips parsing and planning (0.3 ms of a 0.35 ms study lookup), which every DICOMweb
-    # request repeats a few times.
-    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
+    # Parameters bound by the server, and a statement prepared the fifth time a connection runs it
+    # (Django leaves psycopg's preparing off unless asked): PostgreSQL then skips parsing and planning,
+    # 0.28 ms of a 0.35 ms study lookup, which every DICOMweb request repeats a few times.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 5})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (login throttling, rate limits): Redis when configured, else per-process memory ----

@@ -79,21 +79,24 @@ def _studies_with_uid(*, actor: Actor, study_uid: str, organization_id: int | No
     and building and compiling the ORM query cost five times the query itself. The rule is study_list's:
     own organizations (by role) or an active grant; tests/studies/test_selectors.py holds them equal."""
     own = policy.organizations_with_study_view(actor)
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    params = [actor.user.pk if actor.user is not None else None, now, study_uid,
-              *([organization_id] if organization_id is not None else []), *own]
-    rows = _models_from_sql(Study, _studies_with_uid_sql(len(own), organization_id is not None), params)
+    grants = actor.user is not None  # an organization's key holds no grants
+    params = [*([actor.user.pk, connection.ops.adapt_datetimefield_value(timezone.now())] if grants else []),
+              study_uid, *([organization_id] if organization_id is not None else []), *own]
+    rows = _models_from_sql(Study, _studies_with_uid_sql(len(own), organization_id is not None, grants), params)
     return [(study, _RANK_LEVEL.get(rank)) for study, (rank,) in rows]
 
 
 @functools.cache
-def _studies_with_uid_sql(own_count: int, one_organization: bool) -> str:
+def _studies_with_uid_sql(own_count: int, one_organization: bool, grants: bool) -> str:
+    """The lookup's SQL for one shape. Without grants to consider there is no grant subquery at all: its mere
+    presence (with a NULL user) would keep PostgreSQL planning the prepared statement at every call."""
     own = f"s.organization_id IN ({', '.join(['%s'] * own_count)})" if own_count else "1 = 0"
     rank = " ".join(f"WHEN '{level}' THEN {n}" for level, n in _LEVEL_RANK.items())
     # Only column and table names and constants are formatted in; every value is a parameter.
-    return (f"SELECT * FROM (SELECT {_columns(Study, 's')}, (SELECT MAX(CASE g.level {rank} END) "  # noqa: S608
-            f"FROM {StudyAccessGrant._meta.db_table} g WHERE g.study_id = s.id AND g.user_id = %s "
-            f"AND g.revoked_at IS NULL AND g.expires_at > %s) AS grant_rank "
+    grant_rank = (f"(SELECT MAX(CASE g.level {rank} END) FROM {StudyAccessGrant._meta.db_table} g "  # noqa: S608
+                  "WHERE g.study_id = s.id AND g.user_id = %s AND g.revoked_at IS NULL AND g.expires_at > %s)"
+                  if grants else "NULL")
+    return (f"SELECT * FROM (SELECT {_columns(Study, 's')}, {grant_rank} AS grant_rank "  # noqa: S608
             f"FROM {Study._meta.db_table} s WHERE s.study_instance_uid = %s AND s.deleted_at IS NULL"
             + (" AND s.organization_id = %s" if one_organization else "")
             + f") s WHERE {own} OR s.grant_rank IS NOT NULL LIMIT 5")
