@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from accounts.policy import Actor
 from core.errors import NotFound
+from core.sql import Converters, column_converters, converted
 from studies import policy
 from studies.models import Instance, Series, Study, StudyAccessGrant
 
@@ -148,27 +149,14 @@ def _models_from_sql(model, sql: str, params: list) -> list[tuple]:
         rows = cursor.fetchall()
     fields = model._meta.concrete_fields
     names, converters = [field.attname for field in fields], _converters(model, connection.vendor)
-    out = []
-    for row in rows:
-        values = list(row[:len(fields)])
-        for i, column_converters in converters:
-            for convert, expression in column_converters:
-                values[i] = convert(values[i], expression, connection)
-        out.append((model.from_db(connection.alias, names, values), tuple(row[len(fields):])))
-    return out
+    return [(model.from_db(connection.alias, names, converted(row[:len(fields)], converters)),
+             tuple(row[len(fields):])) for row in rows]
 
 
 @functools.cache
-def _converters(model, vendor: str) -> list[tuple[int, list]]:
-    """The value converters the ORM applies to each of the model's columns on this backend (SQLite's dates
-    arrive as text), as [(column index, [(converter, expression)])]."""
-    out = []
-    for i, field in enumerate(model._meta.concrete_fields):
-        expression = field.get_col(model._meta.db_table)
-        found = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
-        if found:
-            out.append((i, [(convert, expression) for convert in found]))
-    return out
+def _converters(model, vendor: str) -> Converters:
+    """The ORM's converters for the model's columns, per backend (``vendor`` keys the cache)."""
+    return column_converters(field.get_col(model._meta.db_table) for field in model._meta.concrete_fields)
 
 
 # --- study pages (list rows, detail, audit trail) -----------------------------------------------

@@ -44,6 +44,7 @@ from django.urls import reverse
 
 from accounts.audit import audit_record
 from core.errors import ApplicationError
+from core.sql import Converters, column_converters, converted
 from studies import deid, policy, selectors, services
 from studies.dicom import BULK_PLACEHOLDER, parse_da, uid_problem
 from studies.dicomweb.auth import BEARER_QUERY_PARAMS, dicomweb_view
@@ -517,19 +518,10 @@ def _fetch(base: QuerySet, level: int, query: Query, names: list[str], identity:
     window = (query.offset, query.offset + query.limit + 1)
     if within is None or query.conditions:
         return list(_ordered(base.filter(*query.conditions), level).values(*names, **identity)[slice(*window)])
-    compiled = _compiled_within(base.model, within[0], level, tuple(names), window, connection.vendor)
-    sql, keys, converters = compiled
+    sql, keys, converters = _compiled_within(base.model, within[0], level, tuple(names), window, connection.vendor)
     with connection.cursor() as cursor:
         cursor.execute(sql, [within[1]])
-        rows = cursor.fetchall()
-    out = []
-    for row in rows:
-        values = list(row)
-        for i, (functions, expression) in converters:
-            for convert in functions:
-                values[i] = convert(values[i], expression, connection)
-        out.append(dict(zip(keys, values, strict=True)))
-    return out
+        return [dict(zip(keys, converted(row, converters), strict=True)) for row in cursor.fetchall()]
 
 
 _UNSET_ID = -7_000_000_001  # stands for the scoping id while a shape is compiled
@@ -537,7 +529,7 @@ _UNSET_ID = -7_000_000_001  # stands for the scoping id while a shape is compile
 
 @functools.lru_cache(maxsize=256)
 def _compiled_within(model, scope_field: str, level: int, names: tuple[str, ...], window: tuple[int, int],
-                     vendor: str) -> tuple[str, list[str], list]:
+                     vendor: str) -> tuple[str, list[str], Converters]:
     """SQL, column keys and value converters of ``_fetch``'s query for one shape (see there)."""
     queryset = model.objects.filter(**{scope_field: _UNSET_ID})
     queryset = _ordered(queryset, level).values(*names, **IDENTITY[level])[slice(*window)]
@@ -549,9 +541,7 @@ def _compiled_within(model, scope_field: str, level: int, names: tuple[str, ...]
     # As QuerySet.values() names the columns and converts their values (ValuesIterable, results_iter).
     keys = list(query.selected) if query.selected else [*query.extra_select, *query.values_select,
                                                          *query.annotation_select]
-    columns = [column for column, _, _ in compiler.select[:compiler.col_count]]
-    converters = sorted(compiler.get_converters(columns).items())
-    return sql, keys, [(i, (functions, expression)) for i, (functions, expression) in converters]
+    return sql, keys, column_converters(column for column, _, _ in compiler.select[:compiler.col_count])
 
 
 def _audit(request: HttpRequest, resource: Resource, shown: list[tuple[str, str]], access) -> None:
