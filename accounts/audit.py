@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.http import HttpRequest
 
 from accounts.models import AuditEvent, Organization, User
+from core.sql import in_round_trip
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +129,10 @@ def _append_in_database(event: AuditEvent) -> AuditEvent:
              event.object_type, event.object_id, event.organization_id, event.ip_address, event.user_agent,
              event.reason, event.outcome, field.get_db_prep_save(event.extra, connection)],
         )
+        if in_round_trip():
+            # Sent with the statements around it (core.sql.one_round_trip): it commits, or raises, when they
+            # end. Its id and hashes would cost a round trip of their own, and nobody reads them.
+            return event
         event.id, event.prev_hash, event.row_hash = cursor.fetchone()
     event._state.adding = False
     event._state.db = connection.alias

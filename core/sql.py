@@ -1,4 +1,5 @@
-"""Rows of hand-written or precompiled SQL, converted as the ORM converts the rows it reads itself.
+"""SQL on the hot paths: rows of hand-written or precompiled SQL converted as the ORM converts the rows it
+reads itself, and independent statements sent to the database together.
 
 Used where a hot path runs fixed SQL instead of building an ORM query each time (studies.selectors,
 studies.dicomweb.qido): the values must come out as the ORM would give them (SQLite's dates arrive as
@@ -7,9 +8,11 @@ text, for instance), whatever the backend.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
 
 from django.db import connection
+from psycopg import pq
 
 Converters = list[tuple[int, list, object]]  # (column index, converter functions, column expression)
 
@@ -31,3 +34,26 @@ def converted(row: Sequence, converters: Converters) -> list:
         for convert in functions:
             values[i] = convert(values[i], expression, connection)
     return values
+
+
+@contextlib.contextmanager
+def one_round_trip() -> Iterator[None]:
+    """Send the statements executed inside to PostgreSQL together and wait once for all their results, when
+    the block ends (psycopg's pipeline mode): independent statements — a DICOMweb answer's rows and its
+    audit record — cost one round trip instead of one each. Read results after the block; reading one
+    inside waits for it there. Outside a transaction the statements commit together at the end of the
+    block, and an error in any of them is raised there, before anything is read. Elsewhere (SQLite, or
+    inside a transaction) the statements simply run one after another."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield
+        return
+    connection.close_if_health_check_failed()  # Django's check must not run inside the pipeline
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.pipeline():
+        yield
+
+
+def in_round_trip() -> bool:
+    """Whether statements are being gathered by ``one_round_trip`` (their results are not there yet)."""
+    raw = connection.connection
+    return connection.vendor == "postgresql" and raw is not None and raw.pgconn.pipeline_status != pq.PipelineStatus.OFF

@@ -40,6 +40,44 @@ def postgres_only(db):
     require_or_skip(connection.vendor == "postgresql", "PostgreSQL (set DATABASE_URL)")
 
 
+class Exchanges:
+    """The exchanges (round trips) Django's connection has with PostgreSQL, read off libpq's protocol trace:
+    the server ends each one with a ReadyForQuery message."""
+
+    def __init__(self) -> None:
+        self.trace = ""
+
+    @property
+    def count(self) -> int:
+        return self.trace.count("ReadyForQuery")
+
+
+@pytest.fixture
+def postgres_exchanges(postgres_only):
+    """``with postgres_exchanges() as seen: ...`` then ``seen.count``."""
+    import contextlib
+    import tempfile
+
+    from psycopg import pq
+
+    @contextlib.contextmanager
+    def trace():
+        connection.ensure_connection()
+        pgconn = connection.connection.pgconn
+        seen = Exchanges()
+        with tempfile.TemporaryFile() as file:
+            pgconn.trace(file.fileno())
+            pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+            try:
+                yield seen
+            finally:
+                if connection.connection is not None and connection.connection.pgconn is pgconn:
+                    pgconn.untrace()
+                file.seek(0)
+                seen.trace = file.read().decode()
+    return trace
+
+
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
     path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or ""

@@ -40,11 +40,11 @@ from types import SimpleNamespace
 from django.db import connection
 from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 
 from accounts.audit import audit_record
 from core.errors import ApplicationError
-from core.sql import Converters, column_converters, converted
+from core.sql import Converters, column_converters, converted, one_round_trip
 from studies import deid, policy, selectors, services
 from studies.dicom import BULK_PLACEHOLDER, parse_da, uid_problem
 from studies.dicomweb.auth import BEARER_QUERY_PARAMS, dicomweb_view
@@ -404,15 +404,35 @@ IDENTITY = {
 }
 
 
-def _wanted_tags(resource: Resource, query: Query) -> list[str]:
+Column = tuple[str, str | None, Callable | None, Callable | None]  # (tag, row key, dict encoder, text encoder)
+
+
+@functools.lru_cache(maxsize=512)
+def _columns(resource: Resource, include_all: bool, include: frozenset[str],
+             matched: tuple[str, ...]) -> tuple[Column, ...]:
+    """The answer's attributes and their encoders, per shape of request (a viewer repeats a few shapes)."""
     tags: list[str] = []
     for level in resource.defaults:
         tags += DEFAULTS[level]
-    if query.include_all:
+    if include_all:
         tags += [t for t, a in ATTRIBUTES.items() if a.level <= resource.level]
-    tags += [t for t in query.include if t in ATTRIBUTES and ATTRIBUTES[t].level <= resource.level]
-    tags += query.matched
-    return sorted(set(tags) | {RETRIEVE_URL})
+    tags += [t for t in include if t in ATTRIBUTES and ATTRIBUTES[t].level <= resource.level]
+    tags += matched
+    columns: list[Column] = []
+    for tag in sorted(set(tags) | {RETRIEVE_URL}):
+        if tag == RETRIEVE_URL:
+            columns.append((tag, None, None, None))
+            continue
+        attr = ATTRIBUTES[tag]
+        key = PATH_PREFIX[(resource.level, attr.level)] + attr.field if attr.field else None
+        columns.append((tag, key, attr.encoder(), attr.text_encoder()))
+    return tuple(columns)
+
+
+@functools.lru_cache(maxsize=8)
+def _studies_path(script_prefix: str) -> str:
+    """``reverse("dicomweb_studies")``, which ``script_prefix`` keys (a tenth of a scoped search's Python)."""
+    return reverse("dicomweb_studies")
 
 
 class _Rows:
@@ -420,18 +440,11 @@ class _Rows:
 
     def __init__(self, request: HttpRequest, resource: Resource, query: Query) -> None:
         self.level = resource.level
-        self.studies_url = request.build_absolute_uri(reverse("dicomweb_studies"))
+        self.studies_url = request.build_absolute_uri(_studies_path(get_script_prefix()))
         self.header = resource.level == INSTANCE and (query.include_all or any(t not in ATTRIBUTES
                                                                                 for t in query.include))
         self.header_tags = None if query.include_all else [t for t in query.include if t not in ATTRIBUTES]
-        self.columns: list[tuple[str, str | None, Callable | None, Callable | None]] = []
-        for tag in _wanted_tags(resource, query):  # (tag, row key, dict encoder, text encoder)
-            if tag == RETRIEVE_URL:
-                self.columns.append((tag, None, None, None))
-                continue
-            attr = ATTRIBUTES[tag]
-            key = PATH_PREFIX[(self.level, attr.level)] + attr.field if attr.field else None
-            self.columns.append((tag, key, attr.encoder(), attr.text_encoder()))
+        self.columns = _columns(resource, query.include_all, frozenset(query.include), tuple(query.matched))
 
     def keys(self) -> tuple[list[str], dict]:
         names = sorted({c[1] for c in self.columns if c[1]} | ({"dicom_json"} if self.header else set()))
@@ -469,12 +482,35 @@ def _dumps(body: dict) -> str:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
-def _answer(request: HttpRequest, resource: Resource, base: QuerySet, query: Query, *,
-            access: selectors.StudyAccess | None = None, within: tuple[str, int] | None = None) -> HttpResponse:
-    """Run the query (one SQL query for the rows), build DICOM JSON, de-identify preview rows, audit."""
+@dataclass(frozen=True)
+class Within:
+    """The one row a study-scoped search is confined to: a study's series or instances, a series' instances."""
+
+    model: type
+    field: str  # "study_id" or "series_id"
+    pk: int
+
+    def queryset(self) -> QuerySet:
+        return self.model.objects.filter(**{self.field: self.pk})
+
+
+def _answer(request: HttpRequest, resource: Resource, query: Query, *, base: QuerySet | None = None,
+            access: selectors.StudyAccess | None = None, within: Within | None = None) -> HttpResponse:
+    """Run the query (one SQL query for the rows), build DICOM JSON, de-identify preview rows, audit.
+
+    A search within one study is audited as an access to that study, whatever it finds: the record does not
+    depend on the rows, so it goes to the database together with the rows' query, in one round trip, and
+    is committed before anything is sent. A search across studies is audited with the studies it shows."""
     shape = _Rows(request, resource, query)
     names, identity = shape.keys()
-    rows = _fetch(base, resource.level, query, names, identity, within=within)
+    if access is not None:
+        with one_round_trip():
+            read_rows = _fetch(within, resource.level, query, names, identity)
+            services.study_access_record(actor=request.actor, access=access, fetched=resource.fetched,
+                                         request=request)
+        rows = read_rows()
+    else:
+        rows = _fetch(base, resource.level, query, names, identity)()
     headers = {}
     warnings = list(query.warnings)
     if len(rows) > query.limit:
@@ -502,26 +538,34 @@ def _answer(request: HttpRequest, resource: Resource, base: QuerySet, query: Que
             owner = SimpleNamespace(organization_id=row[ORG], study_instance_uid=row[STUDY_UID])
             payload.append(_dumps(deid.deidentify_json(shape.json(row), study_key=deid.study_key_for(owner))))
         shown.append((row[STUDY_UID], level))
-    if payload:
-        _audit(request, resource, shown, access)
+    if access is None and payload:
+        _audit_search(request, resource, shown)
     return dicom_json_text_response("[" + ",".join(payload) + "]", headers=headers)
 
 
-def _fetch(base: QuerySet, level: int, query: Query, names: list[str], identity: dict,
-           within: tuple[str, int] | None) -> list[dict]:
-    """The answer's rows (one more than the limit, to tell whether there are more): one SQL query.
+def _fetch(base: QuerySet | Within, level: int, query: Query, names: list[str],
+           identity: dict) -> Callable[[], list[dict]]:
+    """The answer's rows (one more than the limit, to tell whether there are more), as a function that reads
+    them: one SQL query.
 
-    ``within`` names the one row the base queryset is scoped to (("study_id", pk) or ("series_id", pk)).
-    Without matching keys, such a search — how viewers list a study's series and a series' instances —
-    reruns SQL compiled once per shape with only that id changed: building and compiling the ORM query
-    costs more than running it."""
+    A search within one row (``Within``) without matching keys — how viewers list a study's series and a
+    series' instances — reruns SQL compiled once per shape with only that id changed (building and
+    compiling the ORM query costs more than running it); that query is sent at once, so that it can share
+    a round trip, and read by the function. Otherwise the ORM's query runs when the function is called."""
     window = (query.offset, query.offset + query.limit + 1)
-    if within is None or query.conditions:
-        return list(_ordered(base.filter(*query.conditions), level).values(*names, **identity)[slice(*window)])
-    sql, keys, converters = _compiled_within(base.model, within[0], level, tuple(names), window, connection.vendor)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [within[1]])
-        return [dict(zip(keys, converted(row, converters), strict=True)) for row in cursor.fetchall()]
+    if isinstance(base, Within) and not query.conditions:
+        sql, keys, converters = _compiled_within(base.model, base.field, level, tuple(names), window,
+                                                 connection.vendor)
+        cursor = connection.cursor()
+        cursor.execute(sql, [base.pk])
+
+        def read() -> list[dict]:
+            with cursor:
+                return [dict(zip(keys, converted(row, converters), strict=True)) for row in cursor.fetchall()]
+        return read
+    queryset = base.queryset() if isinstance(base, Within) else base
+    rows = _ordered(queryset.filter(*query.conditions), level).values(*names, **identity)[slice(*window)]
+    return lambda: list(rows)
 
 
 _UNSET_ID = -7_000_000_001  # stands for the scoping id while a shape is compiled
@@ -544,10 +588,7 @@ def _compiled_within(model, scope_field: str, level: int, names: tuple[str, ...]
     return sql, keys, column_converters(column for column, _, _ in compiler.select[:compiler.col_count])
 
 
-def _audit(request: HttpRequest, resource: Resource, shown: list[tuple[str, str]], access) -> None:
-    if access is not None:
-        services.study_access_record(actor=request.actor, access=access, fetched=resource.fetched, request=request)
-        return
+def _audit_search(request: HttpRequest, resource: Resource, shown: list[tuple[str, str]]) -> None:
     by_level: dict[str, list[str]] = {policy.FULL: [], policy.PREVIEW: []}
     for uid, level in dict.fromkeys(shown):
         by_level[level].append(uid)
@@ -579,20 +620,20 @@ def _study_access(request: HttpRequest, study_uid: str, query: Query) -> selecto
 @dicomweb_view(methods=["GET"])
 def search_studies(request: HttpRequest) -> HttpResponse:
     query = parse_query(request, STUDY)
-    return _answer(request, STUDIES, _visible_studies(request, query), query)
+    return _answer(request, STUDIES, query, base=_visible_studies(request, query))
 
 
 @dicomweb_view(methods=["GET"])
 def search_all_series(request: HttpRequest) -> HttpResponse:
     query = parse_query(request, SERIES)
-    return _answer(request, ALL_SERIES, Series.objects.filter(study__in=_visible_studies(request, query)), query)
+    return _answer(request, ALL_SERIES, query, base=Series.objects.filter(study__in=_visible_studies(request, query)))
 
 
 @dicomweb_view(methods=["GET"])
 def search_all_instances(request: HttpRequest) -> HttpResponse:
     query = parse_query(request, INSTANCE)
-    return _answer(request, ALL_INSTANCES, Instance.objects.filter(study__in=_visible_studies(request, query)),
-                   query)
+    return _answer(request, ALL_INSTANCES, query,
+                   base=Instance.objects.filter(study__in=_visible_studies(request, query)))
 
 
 @dicomweb_view(methods=["GET"])
@@ -601,8 +642,7 @@ def search_series(request: HttpRequest, study_uid: str) -> HttpResponse:
     access = _study_access(request, study_uid, query)
     if access is None:
         return dicom_json_response([])
-    return _answer(request, STUDY_SERIES, Series.objects.filter(study=access.study), query, access=access,
-                   within=("study_id", access.study.pk))
+    return _answer(request, STUDY_SERIES, query, access=access, within=Within(Series, "study_id", access.study.pk))
 
 
 @dicomweb_view(methods=["GET"])
@@ -611,8 +651,8 @@ def search_study_instances(request: HttpRequest, study_uid: str) -> HttpResponse
     access = _study_access(request, study_uid, query)
     if access is None:
         return dicom_json_response([])
-    return _answer(request, STUDY_INSTANCES, Instance.objects.filter(study=access.study), query, access=access,
-                   within=("study_id", access.study.pk))
+    return _answer(request, STUDY_INSTANCES, query, access=access,
+                   within=Within(Instance, "study_id", access.study.pk))
 
 
 @dicomweb_view(methods=["GET"])
@@ -622,6 +662,5 @@ def search_series_instances(request: HttpRequest, study_uid: str, series_uid: st
     if access is None:
         return dicom_json_response([])
     series = selectors.series_get(access=access, series_uid=series_uid)  # 404 when the study has no such series
-    return _answer(request, SERIES_INSTANCES, Instance.objects.filter(series=series), query, access=access,
-                   within=("series_id", series.pk))
+    return _answer(request, SERIES_INSTANCES, query, access=access, within=Within(Instance, "series_id", series.pk))
 

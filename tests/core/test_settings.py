@@ -93,7 +93,7 @@ def test_production_turns_debug_off_and_cookies_secure_and_hsts_on(tmp_path):
     assert values["SECURE_HSTS_SECONDS"] >= 31536000
     assert values["SECURE_SSL_REDIRECT"] is True
     assert values["ALLOWED_HOSTS"] == ["readroom.example.com"]
-    assert values["DB_ENGINE"] == "django.db.backends.postgresql"
+    assert values["DB_ENGINE"] == "core.postgresql"
     assert values["STORAGE"] == "storages.backends.s3.S3Storage"
     assert values["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
     assert values["CELERY_TASK_ALWAYS_EAGER"] is False
