@@ -213,24 +213,24 @@ ORTHANC = SHARED / "orthanc"
 ORTHANC_HTTP, ORTHANC_DIMSE = "http://127.0.0.1:28042/dicom-web", "127.0.0.1:24242"
 
 
-def harness(base_url: str, label: str, args, *, extra: list[str]) -> Path:
+def harness(base_url: str, label: str, args, *, extra: list[str], phases: str | None = None) -> Path:
     """Run the shared harness against one DICOMweb root; its JSON results go to WORK/<label>_harness.json."""
     out = WORK / f"{label}_harness.json"
     cmd = [sys.executable, str(SHARED / "bench_dicomweb.py"), "--base-url", base_url, "--data", str(DATA),
-           "--phases", args.phases, "--cstore-env", "TCP_NODELAY=1", "--retrieve-encodings", "default",
+           "--phases", phases or args.phases, "--cstore-env", "TCP_NODELAY=1", "--retrieve-encodings", "default",
            "--label", label, "--json-out", str(out), *extra]
     if args.limit_instances:
         cmd += ["--limit-instances", str(args.limit_instances)]
     # DCMTK's storescu, not the script of the same name that pynetdicom puts in the venv.
-    run(cmd, cwd=SHARED, env={**os.environ, "PATH": "/usr/bin:" + os.environ.get("PATH", "")})
+    run(cmd, cwd=SHARED, env={**os.environ, "PATH": "/usr/bin:" + os.environ.get("PATH", "")},
+        stdout=subprocess.DEVNULL if phases else None)
     print(f"harness JSON: {out}")
     return out
 
 
 def orthanc_harness(args) -> Path | None:
     """The same phases against a private Orthanc 1.10 with its DICOMweb plugin (Debian's packages), now."""
-    if not Path("/usr/sbin/Orthanc").exists() and not Path("/usr/bin/Orthanc").exists():
-        print("Orthanc is not installed (apt-get install orthanc orthanc-dicomweb): no side-by-side run")
+    if not orthanc_installed():
         return None
     # TCP_NODELAY=1: Orthanc's DCMTK then turns Nagle's algorithm off as our gateway does (else each
     # C-STORE waits ~40 ms for a delayed ACK: ../shared/bench/README.md).
@@ -241,6 +241,64 @@ def orthanc_harness(args) -> Path | None:
                                                              "--server-pid", str(pid)])
     finally:
         run(["bash", str(ORTHANC / "stop_orthanc.sh")], check=False)
+
+
+def orthanc_installed() -> bool:
+    if Path("/usr/sbin/Orthanc").exists() or Path("/usr/bin/Orthanc").exists():
+        return True
+    print("Orthanc is not installed (apt-get install orthanc orthanc-dicomweb): no side-by-side run")
+    return False
+
+
+def interleaved_qido(args, rounds: int, secret: str | None) -> None:
+    """QIDO-RS latency of ReadRoom and Orthanc measured in turns, both servers up with the same study set.
+
+    The sequential comparison runs Orthanc ten minutes after ReadRoom; on this shared machine the speed of
+    the cores moves by up to a factor of two within minutes, which is as much as the differences measured.
+    Taking turns, round after round, puts both under the same conditions; each round is the harness's qido
+    phase (200 requests per query shape), and the figures are the median over the rounds.
+
+    With ``secret`` (after the sequential runs) both servers keep what those runs stored, so that the
+    searches run over the harness's amount of data; without it, both start empty."""
+    env = server_env()
+    if secret is None:
+        secret = setup_database(env)
+    web, gateway = start_servers(env, args.workers)
+    run(["bash", str(ORTHANC / "start_orthanc.sh"), *([] if args.only_interleave else ["--keep"])],
+        env={**os.environ, "TCP_NODELAY": "1"})
+    targets = {"ReadRoom": (f"http://127.0.0.1:{HTTP_PORT}/dicomweb", ["--token", secret]),
+               "Orthanc": (ORTHANC_HTTP, [])}
+    try:
+        for label, (url, extra) in targets.items():  # the same UIDs in both (no re-UIDing)
+            harness(url, f"{label}_interleaved_store", args, phases="stow-study",
+                    extra=[*extra, "--no-reuid", "--clients", "4"])
+        runs: dict[str, list[dict]] = {label: [] for label in targets}
+        for turn in range(rounds):
+            for label, (url, extra) in targets.items():
+                out = harness(url, f"{label}_interleaved_qido_{turn}", args, phases="qido",
+                              extra=[*extra, "--no-reuid"])
+                runs[label].append({r["name"].replace(" enc=default", ""): r["latency"]
+                                    for r in json.loads(out.read_text())["results"] if r.get("latency")})
+    finally:
+        stop_servers(web, gateway)
+        run(["bash", str(ORTHANC / "stop_orthanc.sh")], check=False)
+        shutil.rmtree(WORK / "var" / "media", ignore_errors=True)
+
+    print(f"\nQIDO-RS taking turns, {rounds} rounds of 200 requests per query shape: median over the rounds of "
+          "each round's median / p95 (ms);\n'p95 not worse' counts the rounds where ReadRoom's p95 was at most "
+          "Orthanc's")
+    print(f"{'query':72} {'ReadRoom':>14} {'Orthanc':>14} {'p95 not worse':>14}")
+    for name in runs["ReadRoom"][0]:
+        ours = [r[name] for r in runs["ReadRoom"]]
+        theirs = [r[name] for r in runs["Orthanc"]]
+        not_worse = sum(a["p95_ms"] <= b["p95_ms"] for a, b in zip(ours, theirs, strict=True))
+
+        def cell(values: list[dict]) -> str:
+            return (f"{statistics.median(v['median_ms'] for v in values):.1f} / "
+                    f"{statistics.median(v['p95_ms'] for v in values):.1f}")
+        print(f"{name[:72]:72} {cell(ours):>14} {cell(theirs):>14} {f'{not_worse} of {rounds}':>14}")
+        print(f"{'':72} p95 by round: ReadRoom {[round(v['p95_ms'], 1) for v in ours]}, "
+              f"Orthanc {[round(v['p95_ms'], 1) for v in theirs]}")
 
 
 def figures(path: Path) -> dict[str, str]:
@@ -275,12 +333,23 @@ def main() -> None:
     parser.add_argument("--studies", type=int, default=10_000)
     parser.add_argument("--with-orthanc", action="store_true",
                         help="then run the same harness phases against a private Orthanc, and print both")
+    parser.add_argument("--interleave", type=int, default=0, metavar="ROUNDS",
+                        help="then measure QIDO-RS latency of ReadRoom and Orthanc in turns, ROUNDS rounds each")
+    parser.add_argument("--only-interleave", action="store_true", help="skip everything else")
     args = parser.parse_args()
 
     WORK.mkdir(parents=True, exist_ok=True)
     if not (DATA / "manifest.json").exists():
         print("generating benchmark data (once) ...")
         run([sys.executable, str(SHARED / "make_dicom.py"), "--out", str(DATA), "--quiet"])
+    secret = None if args.only_interleave else sequential(args)
+    if args.interleave and orthanc_installed():
+        interleaved_qido(args, args.interleave, secret)
+
+
+def sequential(args) -> str:
+    """The harness against ReadRoom (and then Orthanc), plus the figures the harness does not measure.
+    Returns ReadRoom's API key; with ``--interleave`` both servers' stored data are kept for it."""
     env = server_env()
     secret = setup_database(env)
     web, gateway = start_servers(env, args.workers)
@@ -307,7 +376,9 @@ def main() -> None:
                 side_by_side(ours, theirs)
     finally:
         stop_servers(web, gateway)
-        shutil.rmtree(WORK / "var" / "media", ignore_errors=True)  # several GB of stored copies
+        if not args.interleave:
+            shutil.rmtree(WORK / "var" / "media", ignore_errors=True)  # several GB of stored copies
+    return secret
 
 
 def stop_servers(*procs) -> None:
