@@ -135,7 +135,7 @@ Study.objects.bulk_create(rows, batch_size=2000)
 print(Study.objects.filter(organization=org).count())
 """
     out = run([sys.executable, "manage.py", "shell", "-c", script], env=env, cwd=ROOT, capture_output=True)
-    print(f"studies indexed: {out.stdout.strip()}")
+    print(f"studies indexed: {out.stdout.strip().splitlines()[-1]}")  # after the shell's own messages
 
 
 def qido_figures(secret: str, n: int = 200) -> dict:
