@@ -89,15 +89,17 @@ def start_servers(env, workers: int):
     web = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi",
                             "-b", f"127.0.0.1:{HTTP_PORT}", "-w", str(workers), "--log-level", "warning"],
                            cwd=ROOT, env=env)
-    gateway = subprocess.Popen([sys.executable, "manage.py", "dicom_gateway", "--host", "127.0.0.1",
-                                "--port", str(DIMSE_PORT)], cwd=ROOT, env=env)
+    # As the README advises: one gateway process per core, sharing the port.
+    gateways = [subprocess.Popen([sys.executable, "manage.py", "dicom_gateway", "--host", "127.0.0.1",
+                                  "--port", str(DIMSE_PORT), "--shared-port"], cwd=ROOT, env=env)
+                for _ in range(os.cpu_count() or 1)]
     for _ in range(100):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{HTTP_PORT}/healthz", timeout=1)
             break
         except OSError:
             time.sleep(0.2)
-    return web, gateway
+    return web, gateways
 
 
 def worker_pids(master: int) -> list[int]:
@@ -263,7 +265,7 @@ def interleaved_qido(args, rounds: int, secret: str | None) -> None:
     env = server_env()
     if secret is None:
         secret = setup_database(env)
-    web, gateway = start_servers(env, args.workers)
+    web, gateways = start_servers(env, args.workers)
     run(["bash", str(ORTHANC / "start_orthanc.sh"), *([] if args.only_interleave else ["--keep"])],
         env={**os.environ, "TCP_NODELAY": "1"})
     targets = {"ReadRoom": (f"http://127.0.0.1:{HTTP_PORT}/dicomweb", ["--token", secret]),
@@ -280,7 +282,7 @@ def interleaved_qido(args, rounds: int, secret: str | None) -> None:
                 runs[label].append({r["name"].replace(" enc=default", ""): r["latency"]
                                     for r in json.loads(out.read_text())["results"] if r.get("latency")})
     finally:
-        stop_servers(web, gateway)
+        stop_servers(web, *gateways)
         run(["bash", str(ORTHANC / "stop_orthanc.sh")], check=False)
         shutil.rmtree(WORK / "var" / "media", ignore_errors=True)
 
@@ -352,7 +354,7 @@ def sequential(args) -> str:
     Returns ReadRoom's API key; with ``--interleave`` both servers' stored data are kept for it."""
     env = server_env()
     secret = setup_database(env)
-    web, gateway = start_servers(env, args.workers)
+    web, gateways = start_servers(env, args.workers)
     try:
         ours = None
         if not args.skip_harness:
@@ -370,12 +372,12 @@ def sequential(args) -> str:
                   f"peak {mem['rss_peak_mib']:.0f} MiB, growth {mem['rss_growth_mib']:.1f} MiB")
             (WORK / "readroom_memory.json").write_text(json.dumps(mem, indent=2))
         if ours is not None and args.with_orthanc:
-            stop_servers(web, gateway)  # Orthanc gets the machine to itself, as ReadRoom had
+            stop_servers(web, *gateways)  # Orthanc gets the machine to itself, as ReadRoom had
             theirs = orthanc_harness(args)
             if theirs is not None:
                 side_by_side(ours, theirs)
     finally:
-        stop_servers(web, gateway)
+        stop_servers(web, *gateways)
         if not args.interleave:
             shutil.rmtree(WORK / "var" / "media", ignore_errors=True)  # several GB of stored copies
     return secret

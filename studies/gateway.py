@@ -201,12 +201,23 @@ class GatewayServer(ThreadedAssociationServer):
         self.server_close()
 
 
+class SharedPortGatewayServer(GatewayServer):
+    """The same, on a port other gateway processes listen on too (SO_REUSEPORT): the kernel spreads new
+    associations among them. One process stores at most ~100-130 instances/s (pynetdicom's work holds
+    the GIL); several use several cores."""
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
+
+
 class Gateway:
     """The running SCP: ``start()`` in a thread (tests) or ``serve_forever()`` (the management command)."""
 
     def __init__(self, host: str = "0.0.0.0", port: int = 11112, *, chunked: bool = True,  # noqa: S104
-                 max_associations: int = 16) -> None:
+                 max_associations: int = 16, shared_port: bool = False) -> None:
         self.address = (host, port)
+        self.shared_port = shared_port  # other gateway processes may listen on the same port
         # Chunked: pynetdicom writes each incoming dataset straight to a temporary file instead of
         # holding it in memory, so a 2 GB instance costs disk, not RAM.
         self.chunked = chunked
@@ -239,7 +250,8 @@ class Gateway:
             (evt.EVT_ABORTED, self._on_end),
             (evt.EVT_CONN_CLOSE, self._on_end),
         ]
-        self.server = self.ae.make_server(self.address, evt_handlers=handlers, server_class=GatewayServer)
+        self.server = self.ae.make_server(self.address, evt_handlers=handlers,
+                                          server_class=SharedPortGatewayServer if self.shared_port else GatewayServer)
         return self.server
 
     @property

@@ -331,6 +331,46 @@ def test_accepted_sockets_have_tcp_nodelay_and_acknowledge_at_once(gateway):
     assert quick_ack == hasattr(socket, "TCP_QUICKACK")
 
 
+def test_gateways_started_with_a_shared_port_share_the_associations(dcmtk, orgs, study_spec, tmp_path):
+    """Several gateway processes (here two servers in one process) listen on one port; the kernel spreads
+    the associations among them and each one stores what it receives."""
+    first = Gateway(host="127.0.0.1", port=0, shared_port=True).start()
+    second = None
+    try:
+        second = Gateway(host="127.0.0.1", port=first.port, shared_port=True).start()
+        served = {id(first): 0, id(second): 0}
+
+        def counter(gateway):
+            def on_open(_event):
+                served[id(gateway)] += 1
+            return on_open
+
+        for gw in (first, second):
+            gw.server.bind(evt.EVT_CONN_OPEN, counter(gw))
+        for _ in range(24):  # each association from a new source port: both servers get some
+            assert echoscu(first, "MODALITY1", "LAKESIDE_GW").returncode == 0
+        assert sum(served.values()) == 24
+        assert all(count > 0 for count in served.values()), served
+
+        paths = write_series(tmp_path / "in", study_spec, slices=3)
+        result = storescu(first, "MODALITY1", "LAKESIDE_GW", *paths)
+        assert result.returncode == 0, result.stderr
+        assert Instance.objects.count() == 3
+    finally:
+        if second is not None:
+            second.shutdown()
+        first.shutdown()
+
+
+def test_a_port_in_use_is_not_shared_without_the_option(dcmtk, orgs):
+    first = Gateway(host="127.0.0.1", port=0, shared_port=True).start()
+    try:
+        with pytest.raises(OSError, match="in use"):
+            Gateway(host="127.0.0.1", port=first.port).start()
+    finally:
+        first.shutdown()
+
+
 def test_the_management_command_serves_until_shut_down(dcmtk, orgs):
     from django.core.management import call_command
 

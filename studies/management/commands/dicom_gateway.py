@@ -1,10 +1,11 @@
 """Run the DICOM C-STORE gateway (C-ECHO and C-STORE for every storage SOP class).
 
-    python manage.py dicom_gateway [--host 0.0.0.0] [--port 11112]
+    python manage.py dicom_gateway [--host 0.0.0.0] [--port 11112] [--shared-port]
 
 Modalities call an organization's AE title (``DicomAeTitle``); only calling AE titles and hosts on
 that AE title's allow-list (``DicomPeer``) are accepted. Stops cleanly on Ctrl-C or SIGTERM, letting
-running associations finish.
+running associations finish. With ``--shared-port``, several gateway processes (one per core) listen on
+the same port and the kernel spreads the associations among them.
 """
 
 from __future__ import annotations
@@ -31,12 +32,15 @@ class Command(BaseCommand):
                             help="TCP port (default: DICOM_GATEWAY_PORT, %(default)s).")
         parser.add_argument("--max-associations", type=int, default=16,
                             help="Most simultaneous associations (default: %(default)s).")
+        parser.add_argument("--shared-port", action="store_true",
+                            help="Share the port with other gateway processes started with this option "
+                                 "(SO_REUSEPORT): one per core stores more instances per second.")
 
     def handle(self, *args, **options):
         if not 0 <= options["port"] <= 65535:
             raise CommandError("--port must be between 0 and 65535")
         self.gateway = Gateway(host=options["host"], port=options["port"],
-                               max_associations=options["max_associations"])
+                               max_associations=options["max_associations"], shared_port=options["shared_port"])
         titles = list(DicomAeTitle.objects.filter(is_active=True).select_related("organization")
                       .order_by("ae_title"))
         connections.close_all()  # this thread does no more database work; each association has its own
