@@ -51,7 +51,10 @@ def audit_record(
     outcome: str = AuditEvent.Outcome.SUCCESS,
     extra: dict | None = None,
 ) -> AuditEvent:
-    """Append one audit event, chained to the previous one. Never updates an existing row."""
+    """Append one audit event, chained to the previous one. Never updates an existing row.
+
+    Inside ``core.sql.one_round_trip`` the event is committed with the block's other statements, at its end,
+    and comes back without its id and hashes."""
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or str(getattr(obj, "public_id", None) or obj.pk)
