@@ -431,7 +431,7 @@ def _columns(resource: Resource, include_all: bool, include: frozenset[str],
 
 @functools.lru_cache(maxsize=8)
 def _studies_path(script_prefix: str) -> str:
-    """``reverse("dicomweb_studies")``, which ``script_prefix`` keys (a tenth of a scoped search's Python)."""
+    """``reverse("dicomweb_studies")``, which ``script_prefix`` keys (reversing it was 3 % of a scoped search)."""
     return reverse("dicomweb_studies")
 
 
