@@ -601,15 +601,16 @@ def _rows_for(item: _Pending, flush: _Flush) -> tuple[Study, Series, bool, str]:
 def _lookup_rows(organization_pk: int, study_uid: str, series_uid: str) -> tuple[Study | None, Series | None]:
     """The study (and its series) by UID in one query, as model instances whose other fields load lazily."""
     with connection.cursor() as cursor:
-        cursor.execute(_ROWS_SQL.format(study=_qn(Study._meta.db_table), series=_qn(Series._meta.db_table)),
-                       [series_uid, organization_pk, study_uid])
+        cursor.execute("SELECT st.id, se.id " + _rows_from_clause(), [series_uid, organization_pk, study_uid])
         row = cursor.fetchone()
     return _rows_from(organization_pk, study_uid, series_uid, row)
 
 
-_ROWS_SQL = ("SELECT st.id, se.id FROM {study} st LEFT OUTER JOIN {series} se "
-             "ON se.study_id = st.id AND se.series_instance_uid = %s "
-             "WHERE st.organization_id = %s AND st.study_instance_uid = %s")
+def _rows_from_clause() -> str:
+    """A study by UID and its series by UID (parameters: series UID, organization, study UID)."""
+    return (f"FROM {_qn(Study._meta.db_table)} st LEFT OUTER JOIN {_qn(Series._meta.db_table)} se "
+            "ON se.study_id = st.id AND se.series_instance_uid = %s "
+            "WHERE st.organization_id = %s AND st.study_instance_uid = %s")
 
 
 def _rows_from(organization_pk: int, study_uid: str, series_uid: str, row) -> tuple[Study | None, Series | None]:
@@ -684,8 +685,7 @@ def _existing_uids(organization_pk: int, uids: list[str], *, rows: tuple[str, st
            f"WHERE organization_id = %s AND sop_instance_uid IN ({', '.join(['%s'] * len(uids))})")
     params: list = [organization_pk, *uids]
     if rows is not None:
-        sql += " UNION ALL " + _ROWS_SQL.replace("SELECT st.id, se.id", "SELECT 1, CAST(st.id AS VARCHAR(20)), se.id") \
-            .format(study=_qn(Study._meta.db_table), series=_qn(Series._meta.db_table))
+        sql += " UNION ALL SELECT 1, CAST(st.id AS VARCHAR(20)), se.id " + _rows_from_clause()
         params += [rows[1], organization_pk, rows[0]]
     known: set[str] = set()
     found = None

@@ -494,9 +494,10 @@ class Within:
         return self.model.objects.filter(**{self.field: self.pk})
 
 
-def _answer(request: HttpRequest, resource: Resource, query: Query, *, base: QuerySet | None = None,
-            access: selectors.StudyAccess | None = None, within: Within | None = None) -> HttpResponse:
-    """Run the query (one SQL query for the rows), build DICOM JSON, de-identify preview rows, audit.
+def _answer(request: HttpRequest, resource: Resource, query: Query, source: QuerySet | Within, *,
+            access: selectors.StudyAccess | None = None) -> HttpResponse:
+    """Run the query (one SQL query for the rows of ``source``), build DICOM JSON, de-identify preview rows,
+    audit. ``access``: the search is within that study (``source`` is then a ``Within``).
 
     A search within one study is audited as an access to that study, whatever it finds: the record does not
     depend on the rows, so it goes to the database together with the rows' query, in one round trip, and
@@ -505,12 +506,12 @@ def _answer(request: HttpRequest, resource: Resource, query: Query, *, base: Que
     names, identity = shape.keys()
     if access is not None:
         with one_round_trip():
-            read_rows = _fetch(within, resource.level, query, names, identity)
+            read_rows = _fetch(source, resource.level, query, names, identity)
             services.study_access_record(actor=request.actor, access=access, fetched=resource.fetched,
                                          request=request)
         rows = read_rows()
     else:
-        rows = _fetch(base, resource.level, query, names, identity)()
+        rows = _fetch(source, resource.level, query, names, identity)()
     headers = {}
     warnings = list(query.warnings)
     if len(rows) > query.limit:
@@ -620,20 +621,20 @@ def _study_access(request: HttpRequest, study_uid: str, query: Query) -> selecto
 @dicomweb_view(methods=["GET"])
 def search_studies(request: HttpRequest) -> HttpResponse:
     query = parse_query(request, STUDY)
-    return _answer(request, STUDIES, query, base=_visible_studies(request, query))
+    return _answer(request, STUDIES, query, _visible_studies(request, query))
 
 
 @dicomweb_view(methods=["GET"])
 def search_all_series(request: HttpRequest) -> HttpResponse:
     query = parse_query(request, SERIES)
-    return _answer(request, ALL_SERIES, query, base=Series.objects.filter(study__in=_visible_studies(request, query)))
+    return _answer(request, ALL_SERIES, query, Series.objects.filter(study__in=_visible_studies(request, query)))
 
 
 @dicomweb_view(methods=["GET"])
 def search_all_instances(request: HttpRequest) -> HttpResponse:
     query = parse_query(request, INSTANCE)
     return _answer(request, ALL_INSTANCES, query,
-                   base=Instance.objects.filter(study__in=_visible_studies(request, query)))
+                   Instance.objects.filter(study__in=_visible_studies(request, query)))
 
 
 @dicomweb_view(methods=["GET"])
@@ -642,7 +643,7 @@ def search_series(request: HttpRequest, study_uid: str) -> HttpResponse:
     access = _study_access(request, study_uid, query)
     if access is None:
         return dicom_json_response([])
-    return _answer(request, STUDY_SERIES, query, access=access, within=Within(Series, "study_id", access.study.pk))
+    return _answer(request, STUDY_SERIES, query, Within(Series, "study_id", access.study.pk), access=access)
 
 
 @dicomweb_view(methods=["GET"])
@@ -651,8 +652,7 @@ def search_study_instances(request: HttpRequest, study_uid: str) -> HttpResponse
     access = _study_access(request, study_uid, query)
     if access is None:
         return dicom_json_response([])
-    return _answer(request, STUDY_INSTANCES, query, access=access,
-                   within=Within(Instance, "study_id", access.study.pk))
+    return _answer(request, STUDY_INSTANCES, query, Within(Instance, "study_id", access.study.pk), access=access)
 
 
 @dicomweb_view(methods=["GET"])
@@ -662,5 +662,5 @@ def search_series_instances(request: HttpRequest, study_uid: str, series_uid: st
     if access is None:
         return dicom_json_response([])
     series = selectors.series_get(access=access, series_uid=series_uid)  # 404 when the study has no such series
-    return _answer(request, SERIES_INSTANCES, query, access=access, within=Within(Instance, "series_id", series.pk))
+    return _answer(request, SERIES_INSTANCES, query, Within(Instance, "series_id", series.pk), access=access)
 
