@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Iterator, Sequence
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from psycopg import pq
 
 Converters = list[tuple[int, list, object]]  # (column index, converter functions, column expression)
@@ -36,6 +36,20 @@ def converted(row: Sequence, converters: Converters) -> list:
     return values
 
 
+# readroom_require (core migration 0001) fails its statement with this SQLSTATE when its condition is not true.
+REQUIREMENT_FAILED = "RR001"
+
+
+class RequirementFailed(Exception):
+    """A ``require_sql`` statement found its condition not true: nothing sent in its round trip took effect."""
+
+
+def require_sql(condition: str) -> str:
+    """A statement that fails, with the message given as the last parameter, unless ``condition`` (SQL) is
+    true; sent first in ``one_round_trip``, it guards the statements sent after it."""
+    return f"SELECT readroom_require({condition}, %s)"
+
+
 @contextlib.contextmanager
 def one_round_trip() -> Iterator[None]:
     """Send the statements executed inside to PostgreSQL together and wait once for all their results, when
@@ -49,8 +63,22 @@ def one_round_trip() -> Iterator[None]:
         return
     connection.close_if_health_check_failed()  # Django's check must not run inside the pipeline
     connection.ensure_connection()
-    with connection.wrap_database_errors, connection.connection.pipeline():
-        yield
+    try:
+        with connection.wrap_database_errors, connection.connection.pipeline():
+            yield
+    except DatabaseError as error:
+        if getattr(error.__cause__, "sqlstate", None) != REQUIREMENT_FAILED:
+            raise
+        # The failure ended the pipeline's implicit transaction: the connection is idle and sound, so
+        # Django need not test it (a round trip) at the end of the request.
+        connection.errors_occurred = connection.connection.pgconn.transaction_status != pq.TransactionStatus.IDLE
+        raise RequirementFailed(error.__cause__.diag.message_primary) from error
+
+
+def one_round_trip_available() -> bool:
+    """Whether ``one_round_trip`` sends its statements together here: a ``require_sql`` guard only makes
+    sense there (PostgreSQL, outside a transaction)."""
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
 def in_round_trip() -> bool:

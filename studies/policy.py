@@ -38,10 +38,6 @@ def organizations_with_study_view(actor: Actor) -> list[int]:
     return [org_id for org_id, m in actor.memberships.items() if set(m.roles) & STUDY_VIEW_ROLES]
 
 
-def level_from_grant(grant_level: str | None) -> str | None:
-    return grant_level if grant_level in (FULL, PREVIEW) else None
-
-
 ROUTES: dict[str, Access] = {}
 
 # DICOMweb (studies/dicomweb/urls.py): any authenticated principal (session, personal token or

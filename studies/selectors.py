@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.policy import Actor
 from core.errors import NotFound
-from core.sql import Converters, column_converters, converted
+from core.sql import Converters, column_converters, converted, one_round_trip_available, require_sql
 from studies import policy
 from studies.models import Instance, Series, Study, StudyAccessGrant
 
@@ -58,49 +58,110 @@ class StudyAccess:
 def study_get(*, actor: Actor, study_uid: str, organization_id: int | None = None) -> StudyAccess:
     """The study with this UID that the actor may see (own organizations first), or 404.
 
-    The same UID can exist at several organizations; ``organization_id`` picks one when given.
+    The same UID can exist at several organizations; ``organization_id`` picks one when given. Of several
+    the actor may see, the one seen in full comes first, then the oldest.
     """
-    found = _studies_with_uid(actor=actor, study_uid=study_uid, organization_id=organization_id)
+    key = _remembered_key(actor, study_uid) if organization_id is None else None
+    own = policy.organizations_with_study_view(actor)
+    sql, params = _best_study(actor, own, study_uid, organization_id, _columns(Study, "s"))
+    found = _models_from_sql(Study, sql, params)
     if not found:
+        if key is not None:
+            _REMEMBERED.pop(key, None)
         raise NotFound("Study not found.")
-    own = set(policy.organizations_with_study_view(actor))
-    levels = {study.pk: policy.FULL if study.organization_id in own else policy.level_from_grant(grant)
-              for study, grant in found}
-    best = min((study for study, _ in found), key=lambda s: (levels[s.pk] != policy.FULL, s.pk))
-    return StudyAccess(study=best, level=levels[best.pk])
+    study, (rank,) = found[0]
+    access = StudyAccess(study=study, level=_RANK_LEVEL[rank])
+    if key is not None:
+        if len(_REMEMBERED) >= _REMEMBER_AT_MOST:
+            _REMEMBERED.clear()
+        _REMEMBERED[key] = (study.pk, study.organization_id, study.study_instance_uid, rank)
+    return access
 
 
 _LEVEL_RANK = {policy.PREVIEW: 1, policy.FULL: 2}
 _RANK_LEVEL = {rank: level for level, rank in _LEVEL_RANK.items()}
 
 
-def _studies_with_uid(*, actor: Actor, study_uid: str, organization_id: int | None) -> list[tuple[Study, str | None]]:
-    """``study_list(actor).filter(study_instance_uid=...)`` with each study's best active grant level, in one
+def _best_study(actor: Actor, own: list[int], study_uid: str, organization_id: int | None,
+                selected: str) -> tuple[str, list]:
+    """SQL and parameters selecting ``selected`` and the level's rank (``level_rank``) of the study study_get
+    answers: ``study_list(actor).filter(study_instance_uid=...)`` and each study's level (access_levels) in one
     hand-written query. Every study-scoped DICOMweb request starts here (a viewer makes hundreds per study),
     and building and compiling the ORM query cost five times the query itself. The rule is study_list's:
     own organizations (by role) or an active grant; tests/studies/test_selectors.py holds them equal."""
-    own = policy.organizations_with_study_view(actor)
     grants = actor.user is not None  # an organization's key holds no grants
-    params = [*([actor.user.pk, connection.ops.adapt_datetimefield_value(timezone.now())] if grants else []),
-              study_uid, *([organization_id] if organization_id is not None else []), *own]
-    rows = _models_from_sql(Study, _studies_with_uid_sql(len(own), organization_id is not None, grants), params)
-    return [(study, _RANK_LEVEL.get(rank)) for study, (rank,) in rows]
+    params = [*own, *([actor.user.pk, connection.ops.adapt_datetimefield_value(timezone.now())] if grants else []),
+              study_uid, *([organization_id] if organization_id is not None else [])]
+    return _best_study_sql(selected, len(own), organization_id is not None, grants), params
 
 
 @functools.cache
-def _studies_with_uid_sql(own_count: int, one_organization: bool, grants: bool) -> str:
-    """The lookup's SQL for one shape. Without grants to consider there is no grant subquery at all: its mere
-    presence (with a NULL user) would keep PostgreSQL planning the prepared statement at every call."""
+def _best_study_sql(selected: str, own_count: int, one_organization: bool, grants: bool) -> str:
+    """``_best_study``'s SQL for one shape. Without grants to consider there is no grant subquery at all: its
+    mere presence (with a NULL user) would keep PostgreSQL planning the prepared statement at every call."""
     own = f"s.organization_id IN ({', '.join(['%s'] * own_count)})" if own_count else "1 = 0"
     rank = " ".join(f"WHEN '{level}' THEN {n}" for level, n in _LEVEL_RANK.items())
     # Only column and table names and constants are formatted in; every value is a parameter.
     grant_rank = (f"(SELECT MAX(CASE g.level {rank} END) FROM {StudyAccessGrant._meta.db_table} g "  # noqa: S608
                   "WHERE g.study_id = s.id AND g.user_id = %s AND g.revoked_at IS NULL AND g.expires_at > %s)"
                   if grants else "NULL")
-    return (f"SELECT * FROM (SELECT {_columns(Study, 's')}, {grant_rank} AS grant_rank "  # noqa: S608
+    return (f"SELECT * FROM (SELECT {selected}, CASE WHEN {own} THEN {_LEVEL_RANK[policy.FULL]} "  # noqa: S608
+            f"ELSE {grant_rank} END AS level_rank "
             f"FROM {Study._meta.db_table} s WHERE s.study_instance_uid = %s AND s.deleted_at IS NULL"
             + (" AND s.organization_id = %s" if one_organization else "")
-            + f") s WHERE {own} OR s.grant_rank IS NOT NULL LIMIT 5")
+            + ") s WHERE s.level_rank IS NOT NULL ORDER BY s.level_rank DESC, s.id LIMIT 1")
+
+
+# --- remembered study access: one exchange per study-scoped search -----------------------------------
+# A viewer asks for the same study's series and instances over and over. study_get remembers, per process,
+# what it answered each principal for each UID; a search may start from that answer instead of looking
+# the study up, provided it sends study_access_verify first in the same round trip (core.sql.one_round_trip)
+# as its rows and audit record. The database then checks, with study_get's own query and at that moment,
+# that the answer still holds: a revoked or expired grant, a lost role, a deleted study or a better
+# study under the same UID fails the check, which fails the whole round trip before anything is read or
+# recorded, and the search looks the study up again. So nothing is served on a stale decision; only the
+# lookup's separate exchange is saved.
+
+_REMEMBERED: dict[tuple, tuple[int, int, str, int]] = {}  # key → study id, organization id, UID, level rank
+_REMEMBER_AT_MOST = 10_000  # about 2 MB; when full, it starts again
+
+
+def _remembered_key(actor: Actor, study_uid: str) -> tuple | None:
+    if actor.user is not None:
+        return ("user", actor.user.pk, study_uid)
+    if actor.api_key is not None:
+        return ("key", actor.api_key.pk, study_uid)
+    return None
+
+
+def study_get_remembered(*, actor: Actor, study_uid: str) -> StudyAccess | None:
+    """What study_get last answered this principal for this UID in this process, unverified, or None.
+
+    Only for a round trip that sends ``study_access_verify`` first, and that looks the study up again when
+    the check fails; None where no such round trip can be made (SQLite, or inside a transaction, where a
+    failed check would spoil the transaction). The study carries only its id, organization and UID: any
+    other field is read afresh from the database if asked for."""
+    if not one_round_trip_available():
+        return None
+    remembered = _REMEMBERED.get(_remembered_key(actor, study_uid))
+    if remembered is None:
+        return None
+    pk, organization_id, uid, rank = remembered
+    study = Study.from_db(connection.alias, ["id", "organization_id", "study_instance_uid"], [pk, organization_id, uid])
+    return StudyAccess(study=study, level=_RANK_LEVEL[rank])
+
+
+def study_access_verify(*, actor: Actor, access: StudyAccess) -> None:
+    """Send the check that study_get would still answer ``access`` for its study's UID: inside
+    ``core.sql.one_round_trip``, before the statements it guards. When it would not, the round trip ends in
+    ``core.sql.RequirementFailed`` and none of its statements has taken effect (the study_get that follows
+    replaces the remembered answer)."""
+    study = access.study
+    own = policy.organizations_with_study_view(actor)
+    best, params = _best_study(actor, own, study.study_instance_uid, None, "s.id")
+    with connection.cursor() as cursor:
+        cursor.execute(require_sql(f"(SELECT b.id = %s AND b.level_rank = %s FROM ({best}) b)"),  # noqa: S608
+                       [study.pk, _LEVEL_RANK[access.level], *params, "The study access changed."])
 
 
 def series_list(*, access: StudyAccess) -> QuerySet[Series]:

@@ -24,7 +24,10 @@ de-identified (``studies.deid.deidentify_json``), and never matches a query on a
 de-identification removes, replaces or shifts (no answering "does the hidden name start with R?").
 
 Cost: one query for the rows of any level (related rows joined, never one query per row), one for
-the access levels of granted studies, one audit record per answer that returned studies.
+the access levels of granted studies, one audit record per answer that returned studies. A search
+within one study sends its rows' query and its audit record to PostgreSQL together, with the check of
+a remembered study access when there is one (``_answer_in_study``): one exchange in all
+(docs/decisions/0006).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from django.urls import get_script_prefix, reverse
 
 from accounts.audit import audit_record
 from core.errors import ApplicationError
-from core.sql import Converters, column_converters, converted, one_round_trip
+from core.sql import Converters, RequirementFailed, column_converters, converted, one_round_trip
 from studies import deid, policy, selectors, services
 from studies.dicom import BULK_PLACEHOLDER, parse_da, uid_problem
 from studies.dicomweb.auth import BEARER_QUERY_PARAMS, dicomweb_view
@@ -495,9 +498,11 @@ class Within:
 
 
 def _answer(request: HttpRequest, resource: Resource, query: Query, source: QuerySet | Within, *,
-            access: selectors.StudyAccess | None = None) -> HttpResponse:
+            access: selectors.StudyAccess | None = None, verify: bool = False) -> HttpResponse:
     """Run the query (one SQL query for the rows of ``source``), build DICOM JSON, de-identify preview rows,
-    audit. ``access``: the search is within that study (``source`` is then a ``Within``).
+    audit. ``access``: the search is within that study (``source`` is then a ``Within``); ``verify``: that
+    access is a remembered one, checked by the database first in the same round trip (raises
+    ``RequirementFailed`` when it no longer holds, having read and recorded nothing).
 
     A search within one study is audited as an access to that study, whatever it finds: the record does not
     depend on the rows, so it goes to the database together with the rows' query, in one round trip, and
@@ -506,6 +511,8 @@ def _answer(request: HttpRequest, resource: Resource, query: Query, source: Quer
     names, identity = shape.keys()
     if access is not None:
         with one_round_trip():
+            if verify:
+                selectors.study_access_verify(actor=request.actor, access=access)
             read_rows = _fetch(source, resource.level, query, names, identity)
             services.study_access_record(actor=request.actor, access=access, fetched=resource.fetched,
                                          request=request)
@@ -609,6 +616,25 @@ def _visible_studies(request: HttpRequest, query: Query) -> QuerySet[Study]:
     return studies
 
 
+def _answer_in_study(request: HttpRequest, resource: Resource, query: Query, study_uid: str,
+                     model: type) -> HttpResponse:
+    """A search for a study's series or instances. A viewer repeats these for the same study: the access
+    study_get last answered this principal for it is tried first, verified by the database in the same round
+    trip as the rows and the audit record (one exchange instead of two). If it no longer holds, that round
+    trip did nothing, and the study is looked up again as it is without a remembered answer."""
+    remembered = selectors.study_get_remembered(actor=request.actor, study_uid=study_uid)
+    if remembered is not None and (remembered.is_full or not query.protected):
+        try:
+            return _answer(request, resource, query, Within(model, "study_id", remembered.study.pk),
+                           access=remembered, verify=True)
+        except RequirementFailed:
+            pass
+    access = _study_access(request, study_uid, query)
+    if access is None:
+        return dicom_json_response([])
+    return _answer(request, resource, query, Within(model, "study_id", access.study.pk), access=access)
+
+
 def _study_access(request: HttpRequest, study_uid: str, query: Query) -> selectors.StudyAccess | None:
     access = selectors.study_get(actor=request.actor, study_uid=study_uid)
     if query.protected and not access.is_full:
@@ -639,20 +665,12 @@ def search_all_instances(request: HttpRequest) -> HttpResponse:
 
 @dicomweb_view(methods=["GET"])
 def search_series(request: HttpRequest, study_uid: str) -> HttpResponse:
-    query = parse_query(request, SERIES)
-    access = _study_access(request, study_uid, query)
-    if access is None:
-        return dicom_json_response([])
-    return _answer(request, STUDY_SERIES, query, Within(Series, "study_id", access.study.pk), access=access)
+    return _answer_in_study(request, STUDY_SERIES, parse_query(request, SERIES), study_uid, Series)
 
 
 @dicomweb_view(methods=["GET"])
 def search_study_instances(request: HttpRequest, study_uid: str) -> HttpResponse:
-    query = parse_query(request, INSTANCE)
-    access = _study_access(request, study_uid, query)
-    if access is None:
-        return dicom_json_response([])
-    return _answer(request, STUDY_INSTANCES, query, Within(Instance, "study_id", access.study.pk), access=access)
+    return _answer_in_study(request, STUDY_INSTANCES, parse_query(request, INSTANCE), study_uid, Instance)
 
 
 @dicomweb_view(methods=["GET"])

@@ -12,7 +12,7 @@ from django.db import DataError, connection
 
 from accounts.audit import audit_record
 from accounts.models import AuditEvent
-from core.sql import one_round_trip
+from core.sql import RequirementFailed, one_round_trip, one_round_trip_available, require_sql
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -103,6 +103,36 @@ def test_an_error_in_one_round_trip_raises_at_its_end_and_nothing_of_it_is_commi
     with connection.cursor() as cursor:  # and the connection is usable again
         cursor.execute("SELECT 1")
         assert cursor.fetchone() == (1,)
+
+
+def guarded_audit(condition: str) -> None:
+    with one_round_trip():
+        with connection.cursor() as cursor:
+            cursor.execute(require_sql(condition), ["The guard says no."])
+        audit_record(action="test.guarded", object_type="test")
+
+
+def test_a_failed_requirement_skips_what_follows_it_in_the_round_trip(postgres_exchanges):
+    assert one_round_trip_available()
+    with postgres_exchanges() as seen, pytest.raises(RequirementFailed, match="The guard says no."):
+        guarded_audit("1 = 2")
+    assert seen.count == 1, seen.trace
+    assert not AuditEvent.objects.filter(action="test.guarded").exists()
+    # Nothing is left to clean up: Django will not test the connection with a round trip of its own.
+    assert connection.errors_occurred is False
+    with pytest.raises(RequirementFailed):
+        guarded_audit("NULL")  # not true is not enough
+    guarded_audit("2 = 2")
+    assert AuditEvent.objects.filter(action="test.guarded").count() == 1
+
+
+def test_no_round_trip_is_offered_for_a_guard_inside_a_transaction(postgres_only):
+    from django.db import transaction
+
+    with transaction.atomic():
+        # A failed guard would spoil the transaction, and one_round_trip runs statements one by one there.
+        assert not one_round_trip_available()
+    assert one_round_trip_available()
 
 
 def _conninfo() -> str:

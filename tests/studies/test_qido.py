@@ -490,24 +490,141 @@ def test_a_search_within_a_study_is_audited_even_when_it_finds_nothing(cast, tec
     assert accessed.object_id == library.mr.study_uid
 
 
+def _readers_client(secret: str) -> Client:
+    return Client(HTTP_AUTHORIZATION=f"Bearer {secret}", HTTP_ACCEPT="application/dicom+json")
+
+
+def _accessed() -> int:
+    return AuditEvent.objects.filter(action="study.accessed").count()
+
+
 @pytest.mark.django_db(transaction=True)
-def test_a_studys_series_cost_two_exchanges_with_postgresql_and_its_audit_record_is_committed(
+def test_a_studys_series_cost_one_exchange_with_postgresql_once_its_access_is_remembered(
         cast, library, postgres_exchanges):
-    """The study lookup, then the rows and the audit record together (core.sql.one_round_trip); Django's
-    health check adds none. What a viewer or the benchmark repeats hundreds of times."""
+    """The first search in a study: the lookup, then the rows and the audit record together
+    (core.sql.one_round_trip). After that, the remembered access is checked by the database in the same
+    round trip as the rows and the record. Django's health check adds none. What a viewer or the benchmark
+    repeats hundreds of times."""
     _key, secret = account_services.api_key_create(actor=None, organization=cast.center, name="viewer",
                                                    roles=["technologist"])
-    client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}", HTTP_ACCEPT="application/dicom+json")
+    client = _readers_client(secret)
+    for uid in (library.ct.study_uid, library.ct.study_uid, library.ct.study_uid, library.cr.study_uid):
+        # the key's lookup, and psycopg preparing each statement on its second run (the study lookup's runs
+        # once per study)
+        assert client.get(f"{URL}/{uid}/series").status_code == 200
     url = f"{URL}/{library.mr.study_uid}/series"
-    for _ in range(2):  # the key's lookup, and psycopg preparing the statements on their second run
-        assert client.get(url).status_code == 200
-    before = AuditEvent.objects.filter(action="study.accessed").count()
+    for expected_exchanges in (2, 1, 1):
+        before = _accessed()
+        with postgres_exchanges() as seen:
+            response = client.get(url)
+        assert response.status_code == 200
+        assert len(response.json()) == 3
+        assert seen.count == expected_exchanges, seen.trace
+        assert _accessed() == before + 1
+    assert "readroom_require" in seen.trace
+
+
+# --- a remembered study access holds only while the database agrees -------------------------------------
+# Each test below changes what the radiologist or member may see after their access was remembered; the
+# very next search must answer as if nothing had been remembered, and record exactly what it served.
+
+def _remembered(client: Client, uid: str, *, rows: int = 3) -> None:
+    for _ in range(2):
+        response = client.get(f"{URL}/{uid}/series")
+        assert response.status_code == 200
+        assert len(response.json()) == rows
+
+
+def _last_access() -> AuditEvent:
+    return AuditEvent.objects.filter(action="study.accessed").latest("id")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("change", ["revoke", "expire", "delete the study"])
+def test_a_remembered_access_that_has_ended_serves_nothing_and_records_nothing(cast, login, library, change):
+    uid = library.mr.study_uid
+    given = grant(cast, uid, "full")
+    client = login(cast.radiologist)
+    _remembered(client, uid)
+    if change == "revoke":
+        study_access_grant_revoke(actor=None, grant=given)
+    elif change == "expire":
+        StudyAccessGrant.objects.filter(pk=given.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    else:
+        Study.objects.filter(study_instance_uid=uid).update(deleted_at=timezone.now())
+    before = _accessed()
+    for path in ("series", "instances"):
+        assert client.get(f"{URL}/{uid}/{path}").status_code == 404
+    assert _accessed() == before
+    assert client.get(f"{URL}/{library.ct.study_uid}/series").status_code == 404  # never granted: still not
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_member_who_loses_the_role_loses_a_remembered_access(cast, login, library):
+    from accounts.models import Membership
+
+    uid = library.mr.study_uid
+    client = login(cast.technologist)
+    _remembered(client, uid)
+    Membership.objects.filter(user=cast.technologist, organization=cast.center).update(roles=["finance"])
+    before = _accessed()
+    assert client.get(f"{URL}/{uid}/series").status_code == 404
+    assert _accessed() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_downgraded_access_is_answered_and_recorded_at_its_new_level(cast, login, library, postgres_exchanges):
+    uid = library.mr.study_uid
+    full = grant(cast, uid, "full")
+    client = login(cast.radiologist)
+    _remembered(client, uid)
+    study_access_grant_revoke(actor=None, grant=full)
+    grant(cast, uid, "preview")
+    before = _accessed()
     with postgres_exchanges() as seen:
-        response = client.get(url)
+        response = client.get(f"{URL}/{uid}/series", {"includefield": "SeriesDescription"})
     assert response.status_code == 200
-    assert len(response.json()) == 3
-    assert seen.count == 2, seen.trace
-    assert AuditEvent.objects.filter(action="study.accessed").count() == before + 1
+    assert not any(value(row, "0008103E") for row in response.json())  # de-identified: no descriptions
+    assert _accessed() == before + 1  # one record, of what was served
+    assert _last_access().extra["level"] == "preview"
+    assert "readroom_require" in seen.trace  # the remembered access was tried, and checked
+    # A search on what the preview hides matches nothing, and is not a remembered shortcut to it.
+    assert client.get(f"{URL}/{uid}/series", {"PatientName": "Nguyen*"}).json() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_better_access_found_since_is_used_at_once(cast, login, library):
+    """study_get's choice every time: an upgrade of the same study, then the same UID in full at another
+    center that comes first (the oldest of those seen in full)."""
+    uid = library.mr.study_uid
+    copy = spec(1, accession="ACC2", description="MR BRAIN", when=date(2024, 3, 15), uid=uid)
+    ingest(cast.other_center, synthetic.mr_study(copy, slices=1, size=16))  # a newer study under the same UID
+    elsewhere = Study.objects.get(organization=cast.other_center, study_instance_uid=uid)
+    study_access_grant_create(actor=None, study=elsewhere, user=cast.radiologist, level="preview",
+                              reason="offered case", expires_at=timezone.now() + timedelta(days=1))
+    client = login(cast.radiologist)
+    _remembered(client, uid)
+    assert (_last_access().organization_id, _last_access().extra["level"]) == (cast.other_center.pk, "preview")
+    study_access_grant_create(actor=None, study=elsewhere, user=cast.radiologist, level="full",
+                              reason="assigned", expires_at=timezone.now() + timedelta(days=1))
+    response = client.get(f"{URL}/{uid}/series", {"includefield": "SeriesDescription"})
+    assert any(value(row, "0008103E") for row in response.json())
+    assert (_last_access().organization_id, _last_access().extra["level"]) == (cast.other_center.pk, "full")
+    grant(cast, uid, "full")  # the center's own study, older, now in full too: it comes first
+    assert len(client.get(f"{URL}/{uid}/series").json()) == 3
+    assert (_last_access().organization_id, _last_access().extra["level"]) == (cast.center.pk, "full")
+
+
+@pytest.mark.django_db
+def test_nothing_is_remembered_where_the_database_cannot_check_it_in_the_same_round_trip(cast, library):
+    """Inside a transaction (and on SQLite) a failed check would spoil the transaction: every search there
+    looks its study up."""
+    from accounts.policy import actor_for_user
+    from studies import selectors
+
+    actor = actor_for_user(cast.technologist)
+    assert selectors.study_get(actor=actor, study_uid=library.mr.study_uid).is_full
+    assert selectors.study_get_remembered(actor=actor, study_uid=library.mr.study_uid) is None
 
 
 # --- cost -----------------------------------------------------------------------------------------------
