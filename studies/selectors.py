@@ -160,8 +160,12 @@ def study_access_verify(*, actor: Actor, access: StudyAccess) -> None:
     own = policy.organizations_with_study_view(actor)
     best, params = _best_study(actor, own, study.study_instance_uid, None, "s.id")
     with connection.cursor() as cursor:
-        cursor.execute(require_sql(f"(SELECT b.id = %s AND b.level_rank = %s FROM ({best}) b)"),  # noqa: S608
-                       [study.pk, _LEVEL_RANK[access.level], *params, "The study access changed."])
+        cursor.execute(_verify_sql(best), [study.pk, _LEVEL_RANK[access.level], *params, "The study access changed."])
+
+
+@functools.cache
+def _verify_sql(best: str) -> str:
+    return require_sql(f"(SELECT b.id = %s AND b.level_rank = %s FROM ({best}) b)")  # noqa: S608 - SQL only
 
 
 def series_list(*, access: StudyAccess) -> QuerySet[Series]:
