@@ -252,13 +252,18 @@ def orthanc_installed() -> bool:
     return False
 
 
-def interleaved_qido(args, rounds: int, secret: str | None) -> None:
-    """QIDO-RS latency of ReadRoom and Orthanc measured in turns, both servers up with the same study set.
+INTERLEAVED_PHASES = "qido,wado-series"
+
+
+def interleaved(args, rounds: int, secret: str | None) -> None:
+    """QIDO-RS latency and WADO-RS series throughput of ReadRoom and Orthanc measured in turns, both servers
+    up with the same study set.
 
     The sequential comparison runs Orthanc ten minutes after ReadRoom; on this shared machine the speed of
     the cores moves by up to a factor of two within minutes, which is as much as the differences measured.
     Taking turns, round after round, puts both under the same conditions; each round is the harness's qido
-    phase (200 requests per query shape), and the figures are the median over the rounds.
+    phase (200 requests per query shape) and its wado-series phase, and the figures are the median over
+    the rounds.
 
     With ``secret`` (after the sequential runs) both servers keep what those runs stored, so that the
     searches run over the harness's amount of data; without it, both start empty."""
@@ -275,12 +280,15 @@ def interleaved_qido(args, rounds: int, secret: str | None) -> None:
             harness(url, f"{label}_interleaved_store", args, phases="stow-study",
                     extra=[*extra, "--no-reuid", "--clients", "4"])
         runs: dict[str, list[dict]] = {label: [] for label in targets}
+        retrieves: dict[str, list[float]] = {label: [] for label in targets}
         for turn in range(rounds):
             for label, (url, extra) in targets.items():
-                out = harness(url, f"{label}_interleaved_qido_{turn}", args, phases="qido",
+                out = harness(url, f"{label}_interleaved_{turn}", args, phases=INTERLEAVED_PHASES,
                               extra=[*extra, "--no-reuid"])
+                results = json.loads(out.read_text())["results"]
                 runs[label].append({r["name"].replace(" enc=default", ""): r["latency"]
-                                    for r in json.loads(out.read_text())["results"] if r.get("latency")})
+                                    for r in results if r["phase"] == "qido" and r.get("latency")})
+                retrieves[label] += [r["MB_per_s"] for r in results if r["phase"] == "wado-series"]
     finally:
         stop_servers(web, *gateways)
         run(["bash", str(ORTHANC / "stop_orthanc.sh")], check=False)
@@ -301,6 +309,13 @@ def interleaved_qido(args, rounds: int, secret: str | None) -> None:
         print(f"{name[:72]:72} {cell(ours):>14} {cell(theirs):>14} {f'{not_worse} of {rounds}':>14}")
         print(f"{'':72} p95 by round: ReadRoom {[round(v['p95_ms'], 1) for v in ours]}, "
               f"Orthanc {[round(v['p95_ms'], 1) for v in theirs]}")
+    ours, theirs = retrieves["ReadRoom"], retrieves["Orthanc"]
+    share = statistics.median(ours) / statistics.median(theirs)
+    at_least = sum(a >= 0.8 * b for a, b in zip(ours, theirs, strict=True))
+    print(f"\nWADO-RS series retrieve taking turns: ReadRoom {statistics.median(ours):.0f} MB/s, Orthanc "
+          f"{statistics.median(theirs):.0f} MB/s (median over {rounds} rounds): {share:.0%} of Orthanc's; "
+          f"at least 80 % in {at_least} of {rounds} rounds")
+    print(f"  MB/s by round: ReadRoom {[round(v) for v in ours]}, Orthanc {[round(v) for v in theirs]}")
 
 
 def figures(path: Path) -> dict[str, str]:
@@ -346,7 +361,7 @@ def main() -> None:
         run([sys.executable, str(SHARED / "make_dicom.py"), "--out", str(DATA), "--quiet"])
     secret = None if args.only_interleave else sequential(args)
     if args.interleave and orthanc_installed():
-        interleaved_qido(args, args.interleave, secret)
+        interleaved(args, args.interleave, secret)
 
 
 def sequential(args) -> str:
