@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.http import HttpRequest
 
@@ -50,11 +51,17 @@ def audit_record(
     reason: str = "",
     outcome: str = AuditEvent.Outcome.SUCCESS,
     extra: dict | None = None,
+    phi_read: bool = False,
 ) -> AuditEvent:
     """Append one audit event, chained to the previous one. Never updates an existing row.
 
     Inside ``core.sql.one_round_trip`` the event is committed with the block's other statements, at its end,
-    and comes back without its id and hashes."""
+    and comes back without its id and hashes.
+
+    ``phi_read``: the event records a read of patient data (a search, a view, a retrieve), the most frequent
+    kind by far. Outside a transaction on PostgreSQL it is committed without waiting for the WAL flush
+    (docs/decisions/0007), unless ``AUDIT_PHI_READS_DURABLE`` is set; it is committed before the caller goes
+    on either way. Every other event, and any event inside a transaction, waits for its flush."""
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or str(getattr(obj, "public_id", None) or obj.pk)
@@ -77,8 +84,9 @@ def audit_record(
     if connection.vendor == "postgresql" and _tail_matches_model():
         if connection.in_atomic_block:  # a failed append must not abort the caller's transaction
             with transaction.atomic():
-                return _append_in_database(event)
-        return _append_in_database(event)  # one statement: its own transaction, committed at once
+                return _append_in_database(event, synchronous=True)  # the caller's writes commit with it
+        # One statement: its own transaction (or the round trip's), committed at once.
+        return _append_in_database(event, synchronous=not phi_read or settings.AUDIT_PHI_READS_DURABLE)
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
@@ -117,20 +125,21 @@ def _tail_matches_model() -> bool:
     return False
 
 
-def _append_in_database(event: AuditEvent) -> AuditEvent:
-    """PostgreSQL: one call to ``readroom_audit_append`` (migration 0005) takes the chain lock, reads the
-    last hash, hashes and inserts, inside the database: the lock is held for one statement and its commit,
-    not across five client round trips. The payload is ``compute_hash``'s, sent without its first element
-    (the previous hash, which only the database knows under the lock)."""
+def _append_in_database(event: AuditEvent, *, synchronous: bool) -> AuditEvent:
+    """PostgreSQL: one call to ``readroom_audit_append`` (migrations 0005, 0006) takes the chain lock, reads
+    the last hash, hashes and inserts, inside the database: the lock is held for one statement and its
+    commit, not across five client round trips. The payload is ``compute_hash``'s, sent without its first
+    element (the previous hash, which only the database knows under the lock). ``synchronous`` false: the
+    transaction commits without waiting for its WAL flush."""
     field = AuditEvent._meta.get_field("extra")
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT event_id, event_prev_hash, event_row_hash FROM readroom_audit_append(%s::bigint, %s::text, "
             "%s::timestamptz, %s::bigint, %s::text, %s::text, %s::text, %s::text, %s::bigint, %s::inet, %s::text, "
-            "%s::text, %s::text, %s::jsonb)",
+            "%s::text, %s::text, %s::jsonb, %s::boolean)",
             [_CHAIN_LOCK_KEY, _payload_tail(event), event.created_at, event.actor_id, event.actor_email, event.action,
              event.object_type, event.object_id, event.organization_id, event.ip_address, event.user_agent,
-             event.reason, event.outcome, field.get_db_prep_save(event.extra, connection)],
+             event.reason, event.outcome, field.get_db_prep_save(event.extra, connection), synchronous],
         )
         if in_round_trip():
             # Sent with the statements around it (core.sql.one_round_trip): it commits, or raises, when they

@@ -164,6 +164,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # once is not prepared (docs/decisions/0006).
     DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 1})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Records of reads of patient data (searches, views, retrieves) are committed before the data leaves but,
+# on PostgreSQL, without waiting for their WAL flush; true makes them wait like every other audit event
+# (docs/decisions/0007).
+AUDIT_PHI_READS_DURABLE = env_bool("AUDIT_PHI_READS_DURABLE", False)
 
 # --- Cache (login throttling, rate limits): Redis when configured, else per-process memory ----
 REDIS_URL = os.environ.get("REDIS_URL", "")

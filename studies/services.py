@@ -71,7 +71,7 @@ def study_access_record(*, actor: Actor, access, fetched: str, request: HttpRequ
     audit_record(action="study.accessed", actor=actor.user, request=request, organization_id=study.organization_id,
                  object_type="studies.study", object_id=object_id or study.study_instance_uid,
                  extra={"level": access.level, "fetched": fetched,
-                        **({"api_key": actor.api_key.prefix} if actor.api_key else {})})
+                        **({"api_key": actor.api_key.prefix} if actor.api_key else {})}, phi_read=True)
 
 
 def viewer_session_record(*, actor: Actor, accesses: list, route: str, request: HttpRequest | None = None) -> None:
@@ -239,4 +239,4 @@ def study_list_access_record(*, actor: Actor, rows: list, filters: dict, request
     audit_record(action="study.list_viewed", actor=actor.user, request=request,
                  organization=actor.active_organization, object_type="studies.study",
                  extra={"studies": shown, "filters": filters,
-                        **({"api_key": actor.api_key.prefix} if actor.api_key else {})})
+                        **({"api_key": actor.api_key.prefix} if actor.api_key else {})}, phi_read=True)

@@ -606,7 +606,7 @@ def _audit_search(request: HttpRequest, resource: Resource, shown: list[tuple[st
                  extra={"fetched": resource.fetched, "full": by_level[policy.FULL],
                         "preview": by_level[policy.PREVIEW], "results": len(shown),
                         "query": {k: request.GET.get(k) for k in request.GET if k not in BEARER_QUERY_PARAMS},
-                        **({"api_key": actor.api_key.prefix} if actor.api_key else {})})
+                        **({"api_key": actor.api_key.prefix} if actor.api_key else {})}, phi_read=True)
 
 
 def _visible_studies(request: HttpRequest, query: Query) -> QuerySet[Study]:

@@ -149,3 +149,37 @@ def test_concurrent_appends_keep_one_unbroken_chain(postgres_only, transactional
         thread.join()
     assert AuditEvent.objects.filter(action="study.searched").count() == 60
     assert audit_verify_chain() == []
+
+
+def _commit_mode_of_append(**kwargs) -> str:
+    """synchronous_commit as the append's own transaction will commit with it: read in the same transaction
+    (one round trip, whose statements commit together at its end)."""
+    from core.sql import one_round_trip
+
+    with one_round_trip():
+        audit_record(action="study.accessed", object_type="studies.study", object_id="1.2.3", **kwargs)
+        cursor = connection.cursor()
+        cursor.execute("SELECT current_setting('synchronous_commit')")
+    with cursor:
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+def test_reads_of_patient_data_are_committed_without_waiting_for_the_flush_and_the_rest_wait(
+        postgres_only, transactional_db, settings):
+    before = AuditEvent.objects.count()
+    assert _commit_mode_of_append(phi_read=True) == "off"
+    assert _commit_mode_of_append() == "on"  # grants, logins, changes: durable before the caller goes on
+    settings.AUDIT_PHI_READS_DURABLE = True
+    assert _commit_mode_of_append(phi_read=True) == "on"
+    settings.AUDIT_PHI_READS_DURABLE = False
+    with transaction.atomic():  # the caller's own writes commit with the record: never relaxed
+        audit_record(action="study.accessed", phi_read=True)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('synchronous_commit')")
+            assert cursor.fetchone() == ("on",)
+    with connection.cursor() as cursor:  # the setting was the append's transaction's only
+        cursor.execute("SELECT current_setting('synchronous_commit')")
+        assert cursor.fetchone() == ("on",)
+    assert AuditEvent.objects.count() == before + 4  # every one committed, and chained
+    assert audit_verify_chain() == []
