@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import connection
@@ -186,14 +187,24 @@ def instance_list(*, access: StudyAccess) -> QuerySet[Instance]:
 
 
 def instance_get(*, access: StudyAccess, series_uid: str, sop_uid: str) -> Instance:
+    return instance_get_sent(access=access, series_uid=series_uid, sop_uid=sop_uid)()
+
+
+def instance_get_sent(*, access: StudyAccess, series_uid: str, sop_uid: str) -> Callable[[], Instance]:
+    """instance_get's query, sent now (it may share a round trip, core.sql.one_round_trip); the function
+    returned reads its answer: the instance, or NotFound."""
     # One row at most: SOP Instance UIDs are unique within an organization, and a study has one.
     sql = (f"SELECT {_columns(Instance, 'i')} FROM {Instance._meta.db_table} i "  # noqa: S608 - names only
            f"JOIN {Series._meta.db_table} se ON se.id = i.series_id "
            "WHERE i.study_id = %s AND i.sop_instance_uid = %s AND se.series_instance_uid = %s LIMIT 1")
-    found = _models_from_sql(Instance, sql, [access.study.pk, sop_uid, series_uid])
-    if not found:
-        raise NotFound("Instance not found.")
-    return found[0][0]
+    read = _models_from_sql_sent(Instance, sql, [access.study.pk, sop_uid, series_uid])
+
+    def instance() -> Instance:
+        found = read()
+        if not found:
+            raise NotFound("Instance not found.")
+        return found[0][0]
+    return instance
 
 
 # --- hand-written lookups: the DICOMweb hot path ---------------------------------------------------
@@ -209,13 +220,22 @@ def _columns(model, alias: str) -> str:
 
 def _models_from_sql(model, sql: str, params: list) -> list[tuple]:
     """(model instance, extra values) per row of ``sql``, which selects ``_columns(model)`` first."""
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    fields = model._meta.concrete_fields
-    names, converters = [field.attname for field in fields], _converters(model, connection.vendor)
-    return [(model.from_db(connection.alias, names, converted(row[:len(fields)], converters)),
-             tuple(row[len(fields):])) for row in rows]
+    return _models_from_sql_sent(model, sql, params)()
+
+
+def _models_from_sql_sent(model, sql: str, params: list) -> Callable[[], list[tuple]]:
+    """The same, with the query sent now and its rows read by the function returned."""
+    cursor = connection.cursor()
+    cursor.execute(sql, params)
+
+    def read() -> list[tuple]:
+        with cursor:
+            rows = cursor.fetchall()
+        fields = model._meta.concrete_fields
+        names, converters = [field.attname for field in fields], _converters(model, connection.vendor)
+        return [(model.from_db(connection.alias, names, converted(row[:len(fields)], converters)),
+                 tuple(row[len(fields):])) for row in rows]
+    return read
 
 
 @functools.cache

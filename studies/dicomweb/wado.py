@@ -23,6 +23,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import reverse
 
 from core.errors import ApplicationError, NotFound
+from core.sql import RequirementFailed, one_round_trip
 from studies import policy, render, selectors
 from studies.deid import deidentify_json, study_key_for
 from studies.dicom import BULK_PLACEHOLDER
@@ -57,6 +58,26 @@ def _access(request, study_uid: str) -> StudyAccess:
 def _require_full(access: StudyAccess, what: str) -> None:
     if access.level != policy.FULL:
         raise NotFound(PREVIEW_REFUSAL.format(what=what))
+
+
+def _full_instance(request, study_uid: str, series_uid: str, sop_uid: str, what: str) -> tuple[StudyAccess, Instance]:
+    """The study at ``full`` level (else 404) and one of its instances (else 404). A viewer fetches a study's
+    frames one request each: the access study_get last answered this principal for the study is tried
+    first, checked by the database in the same round trip as the instance's query (one exchange instead of
+    two; docs/decisions/0006). If it no longer holds, nothing was read, and the study is looked up again."""
+    remembered = selectors.study_get_remembered(actor=request.actor, study_uid=study_uid)
+    if remembered is not None and remembered.is_full:
+        try:
+            with one_round_trip():
+                selectors.study_access_verify(actor=request.actor, access=remembered)
+                read_instance = selectors.instance_get_sent(access=remembered, series_uid=series_uid,
+                                                            sop_uid=sop_uid)
+            return remembered, read_instance()
+        except RequirementFailed:
+            pass
+    access = _access(request, study_uid)
+    _require_full(access, what)
+    return access, selectors.instance_get(access=access, series_uid=series_uid, sop_uid=sop_uid)
 
 
 def _audit(request, access: StudyAccess, fetched: str) -> None:
@@ -106,9 +127,7 @@ def series_retrieve(request, study_uid: str, series_uid: str):
 
 @dicomweb_view(methods=["GET"])
 def instance_retrieve(request, study_uid: str, series_uid: str, sop_uid: str):
-    access = _access(request, study_uid)
-    _require_full(access, "Retrieving DICOM files")
-    instance = selectors.instance_get(access=access, series_uid=series_uid, sop_uid=sop_uid)
+    access, instance = _full_instance(request, study_uid, series_uid, sop_uid, "Retrieving DICOM files")
     return _retrieve(request, access, Instance.objects.filter(pk=instance.pk), fetched="instance",
                      single_allowed=True)
 
@@ -244,9 +263,7 @@ def _single(data: bytes) -> list[bytes]:
 @dicomweb_view(methods=["GET"])
 def instance_frames(request, study_uid: str, series_uid: str, sop_uid: str, frames: str):
     numbers = frame_numbers(frames)
-    access = _access(request, study_uid)
-    _require_full(access, "Frames")
-    instance = selectors.instance_get(access=access, series_uid=series_uid, sop_uid=sop_uid)
+    access, instance = _full_instance(request, study_uid, series_uid, sop_uid, "Frames")
     _checked_frames(instance, numbers)
     answer = negotiate_frames(request.headers.get("Accept", ""), instance)
     _audit(request, access, "frames")
@@ -279,9 +296,7 @@ def _bulk_body(instance: Instance, tag: str) -> tuple[Iterator[bytes] | list[byt
 @dicomweb_view(methods=["GET"])
 def instance_bulkdata(request, study_uid: str, series_uid: str, sop_uid: str, tag: str):
     tag = (tag or "").upper()
-    access = _access(request, study_uid)
-    _require_full(access, "Bulk data")
-    instance = selectors.instance_get(access=access, series_uid=series_uid, sop_uid=sop_uid)
+    access, instance = _full_instance(request, study_uid, series_uid, sop_uid, "Bulk data")
     if not re.fullmatch(r"[0-9A-F]{8}", tag) or tag not in _bulk_tags(instance):
         raise NotFound(f"This instance has no bulk data for tag {tag[:16]!r} (its bulk data: "
                        f"{', '.join(sorted(_bulk_tags(instance))) or 'none'}).")
@@ -404,9 +419,8 @@ def series_rendered(request, study_uid: str, series_uid: str):
 
 @dicomweb_view(methods=["GET"])
 def instance_rendered(request, study_uid: str, series_uid: str, sop_uid: str):
-    access = _access(request, study_uid)
-    _require_full(access, "A full-size rendered image")
-    return _rendered(request, access, selectors.instance_get(access=access, series_uid=series_uid, sop_uid=sop_uid))
+    access, instance = _full_instance(request, study_uid, series_uid, sop_uid, "A full-size rendered image")
+    return _rendered(request, access, instance)
 
 
 @dicomweb_view(methods=["GET"])
@@ -414,9 +428,7 @@ def frames_rendered(request, study_uid: str, series_uid: str, sop_uid: str, fram
     numbers = frame_numbers(frames)
     if len(numbers) != 1:
         raise ApplicationError.for_field("frames", "Render one frame at a time.", code="invalid_frames")
-    access = _access(request, study_uid)
-    _require_full(access, "A full-size rendered image")
-    instance = selectors.instance_get(access=access, series_uid=series_uid, sop_uid=sop_uid)
+    access, instance = _full_instance(request, study_uid, series_uid, sop_uid, "A full-size rendered image")
     _checked_frames(instance, numbers)
     return _rendered(request, access, instance, frame=numbers[0])
 

@@ -13,12 +13,14 @@ import pytest
 from django.core.files.storage import default_storage
 from django.db import connection
 from django.http import StreamingHttpResponse
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from PIL import Image
 from pydicom.encaps import get_frame
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEG2000Lossless, RLELossless
 
+from accounts import services as account_services
 from accounts.models import AuditEvent
 from studies import render, synthetic
 from studies.ingest import Source, Status, ingest_stream
@@ -674,3 +676,49 @@ def test_retrieve_announces_the_exact_length_of_the_multipart_body(cast, login, 
     assert response.status_code == 200
     assert int(response["Content-Length"]) == len(body)
     assert all(data in body for data in ct_files)
+
+
+# --- a remembered study access on the instance-level paths --------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+def test_a_frame_costs_two_exchanges_once_the_study_access_is_remembered(cast, study_spec, postgres_exchanges):
+    """The check of the remembered access rides with the instance's query; the audit record follows (it
+    is written only once the frames are known to exist and to be deliverable)."""
+    ds, stack = multiframe(study_spec, frames=2)
+    ingest(cast.center, [ds])
+    _key, secret = account_services.api_key_create(actor=None, organization=cast.center, name="viewer",
+                                                   roles=["technologist"])
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}", HTTP_ACCEPT=OHIF_FRAMES)
+    frame = url(*uids(ds), tail="/frames/1")
+    for _ in range(3):  # the key's lookup; psycopg preparing each statement on its second run
+        assert client.get(frame).status_code == 200
+    before = accessed(fetched="frames").count()
+    with postgres_exchanges() as seen:
+        response = client.get(frame)
+        assert [c for _, c in parse_multipart(response)] == [stack[0].tobytes()]
+    assert seen.count == 2, seen.trace
+    assert "readroom_require" in seen.trace
+    assert accessed(fetched="frames").count() == before + 1
+    missing = url(ds.StudyInstanceUID, ds.SeriesInstanceUID, "1.2.3.4.5", "/frames/1")
+    assert client.get(missing).status_code == 404  # verified access, no such instance
+    assert accessed(fetched="frames").count() == before + 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("change", ["revoke", "downgrade"])
+def test_frames_stop_at_once_when_a_remembered_full_access_ends(cast, login, study_spec, change):
+    ds, _stack = multiframe(study_spec, frames=1)
+    ingest(cast.center, [ds])
+    full = grant(cast, "full")
+    client = login(cast.radiologist)
+    paths = [url(*uids(ds), tail="/frames/1"), url(*uids(ds)), url(*uids(ds), tail="/rendered"),
+             url(*uids(ds), tail="/bulkdata/7FE00010")]
+    for path in paths:
+        assert client.get(path, HTTP_ACCEPT="*/*").status_code == 200, path
+    study_access_grant_revoke(actor=None, grant=full)
+    if change == "downgrade":
+        grant(cast, "preview")
+    before = AuditEvent.objects.filter(action="study.accessed").count()
+    for path in paths:
+        assert client.get(path, HTTP_ACCEPT="*/*").status_code == 404, path
+    assert AuditEvent.objects.filter(action="study.accessed").count() == before
