@@ -528,11 +528,11 @@ def test_a_studys_series_cost_one_exchange_with_postgresql_once_its_access_is_re
 # Each test below changes what the radiologist or member may see after their access was remembered; the
 # very next search must answer as if nothing had been remembered, and record exactly what it served.
 
-def _remembered(client: Client, uid: str, *, rows: int = 3) -> None:
+def _remembered(client: Client, uid: str) -> None:
     for _ in range(2):
         response = client.get(f"{URL}/{uid}/series")
         assert response.status_code == 200
-        assert len(response.json()) == rows
+        assert len(response.json()) == 3
 
 
 def _last_access() -> AuditEvent:
