@@ -7,9 +7,12 @@ It also measures what the harness does not: QIDO-RS with 10,000 studies indexed,
 peak memory during a 1 GB study retrieve. With --with-orthanc it then stops ReadRoom, runs the same
 harness phases against a private Orthanc 1.10 (Debian's orthanc + orthanc-dicomweb, started and stopped
 by ../shared/bench/orthanc/*.sh) and prints both side by side: same data, same machine, same hour.
+With --interleave ROUNDS it then measures both servers in turns: the harness's QIDO and WADO-RS series
+phases, then QIDO-RS /studies with --scale-studies (10,000) studies stored in each.
 
     uv run python bench/dicomweb.py [--workers 4] [--phases ...] [--skip-harness] [--skip-memory]
-                                    [--with-orthanc]
+                                    [--with-orthanc] [--interleave ROUNDS [--only-interleave]]
+                                    [--scale-studies N]
 
 Needs: PostgreSQL and (for C-STORE) DCMTK's storescu; Orthanc for --with-orthanc. Data (~1.1 GB) is generated once under
 /tmp/bench-dicom by the shared make_dicom.py; nothing is written inside the repository.
@@ -18,6 +21,7 @@ Needs: PostgreSQL and (for C-STORE) DCMTK's storescu; Orthanc for --with-orthanc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -27,6 +31,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,6 +87,13 @@ print(secret)
 """
     out = run([sys.executable, "manage.py", "shell", "-c", script], env=env, cwd=ROOT, capture_output=True)
     return out.stdout.strip().splitlines()[-1]
+
+
+def analyze() -> None:
+    """Statistics for the planner, as autovacuum keeps them in production: this machine's PostgreSQL runs with
+    autovacuum off (conf.d/90-ci.conf), so a freshly loaded table would be planned as if it were empty (a
+    PatientID search then filters every study of the organization instead of using its index)."""
+    run(["psql", f"{PG}/{DB}", "-q", "-c", "VACUUM ANALYZE"])
 
 
 def start_servers(env, workers: int):
@@ -255,6 +267,25 @@ def orthanc_installed() -> bool:
 INTERLEAVED_PHASES = "qido,wado-series"
 
 
+@contextlib.contextmanager
+def both_servers(args, *, secret: str | None = None, keep: bool = False) -> Iterator[str]:
+    """ReadRoom (a fresh database unless ``secret`` names the kept one's API key) and a private Orthanc (empty
+    unless ``keep``), both up for a measurement in turns; yields ReadRoom's API key. Both are stopped, and
+    ReadRoom's stored copies removed, at the end."""
+    env = server_env()
+    if secret is None:
+        secret = setup_database(env)
+    web, gateways = start_servers(env, args.workers)
+    try:
+        run(["bash", str(ORTHANC / "start_orthanc.sh"), *(["--keep"] if keep else [])],
+            env={**os.environ, "TCP_NODELAY": "1"})
+        yield secret
+    finally:
+        stop_servers(web, *gateways)
+        run(["bash", str(ORTHANC / "stop_orthanc.sh")], check=False)
+        shutil.rmtree(WORK / "var" / "media", ignore_errors=True)
+
+
 def interleaved(args, rounds: int, secret: str | None) -> None:
     """QIDO-RS latency and WADO-RS series throughput of ReadRoom and Orthanc measured in turns, both servers
     up with the same study set.
@@ -267,18 +298,13 @@ def interleaved(args, rounds: int, secret: str | None) -> None:
 
     With ``secret`` (after the sequential runs) both servers keep what those runs stored, so that the
     searches run over the harness's amount of data; without it, both start empty."""
-    env = server_env()
-    if secret is None:
-        secret = setup_database(env)
-    web, gateways = start_servers(env, args.workers)
-    run(["bash", str(ORTHANC / "start_orthanc.sh"), *([] if args.only_interleave else ["--keep"])],
-        env={**os.environ, "TCP_NODELAY": "1"})
-    targets = {"ReadRoom": (f"http://127.0.0.1:{HTTP_PORT}/dicomweb", ["--token", secret]),
-               "Orthanc": (ORTHANC_HTTP, [])}
-    try:
+    with both_servers(args, secret=secret, keep=not args.only_interleave) as secret:
+        targets = {"ReadRoom": (f"http://127.0.0.1:{HTTP_PORT}/dicomweb", ["--token", secret]),
+                   "Orthanc": (ORTHANC_HTTP, [])}
         for label, (url, extra) in targets.items():  # the same UIDs in both (no re-UIDing)
             harness(url, f"{label}_interleaved_store", args, phases="stow-study",
                     extra=[*extra, "--no-reuid", "--clients", "4"])
+        analyze()
         runs: dict[str, list[dict]] = {label: [] for label in targets}
         retrieves: dict[str, list[float]] = {label: [] for label in targets}
         for turn in range(rounds):
@@ -289,10 +315,6 @@ def interleaved(args, rounds: int, secret: str | None) -> None:
                 runs[label].append({r["name"].replace(" enc=default", ""): r["latency"]
                                     for r in results if r["phase"] == "qido" and r.get("latency")})
                 retrieves[label] += [r["MB_per_s"] for r in results if r["phase"] == "wado-series"]
-    finally:
-        stop_servers(web, *gateways)
-        run(["bash", str(ORTHANC / "stop_orthanc.sh")], check=False)
-        shutil.rmtree(WORK / "var" / "media", ignore_errors=True)
 
     print(f"\nQIDO-RS taking turns, {rounds} rounds of 200 requests per query shape: median over the rounds of "
           "each round's median / p95 (ms);\n'p95 not worse' counts the rounds where ReadRoom's p95 was at most "
@@ -316,6 +338,135 @@ def interleaved(args, rounds: int, secret: str | None) -> None:
           f"{statistics.median(theirs):.0f} MB/s (median over {rounds} rounds): {share:.0%} of Orthanc's; "
           f"at least 80 % in {at_least} of {rounds} rounds")
     print(f"  MB/s by round: ReadRoom {[round(v) for v in ours]}, Orthanc {[round(v) for v in theirs]}")
+
+
+# --- QIDO-RS /studies with many studies, in both servers ---------------------------------------------
+SCALE_SHAPES = {
+    "studies?PatientID": "/studies?PatientID=BENCH00042",
+    "studies?StudyDate=range&limit=100": "/studies?StudyDate=20230101-20230301&limit=100",
+    "studies?PatientName=prefix*&limit=50": "/studies?PatientName=Gar*&limit=50",
+    "studies?ModalitiesInStudy=CT&limit=50&includefield": "/studies?ModalitiesInStudy=CT&limit=50"
+                                                          "&includefield=StudyDescription",
+    "studies?limit=101&offset=0 (OHIF list)": "/studies?limit=101&offset=0&fuzzymatching=false"
+                                              "&includefield=00081030%2C00080060",
+}
+
+
+def scale_instances(n: int) -> list[bytes]:
+    """n small DICOM instances, one study each, with the attribute mix ``index_studies`` used: 3,000 patients,
+    ten family names, dates over six years, CT/MR/CR studies. Deterministic, built in memory."""
+    import datetime
+    import io
+    import random
+
+    import numpy as np
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
+
+    rng = random.Random(7)
+    family = ["Smith", "Muller", "Garcia", "Nguyen", "Kowalski", "Rossi", "Dubois", "Jensen", "Okafor", "Tanaka"]
+    pixels = np.zeros((8, 8), dtype=np.uint16).tobytes()
+    out = []
+    for i in range(n):
+        date = datetime.date(2020, 1, 1) + datetime.timedelta(days=rng.randrange(2200))
+        ds = pydicom.Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = CTImageStorage
+        ds.StudyInstanceUID = f"2.25.{10**20 + i}"
+        ds.SeriesInstanceUID = f"2.25.{10**20 + i}.1"
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"2.25.{10**20 + i}.1.1"
+        ds.PatientID, ds.PatientName = f"BENCH{i % 3000:05d}", f"{rng.choice(family)}^P{i}"
+        ds.AccessionNumber, ds.StudyDate = f"B{i:07d}", date.strftime("%Y%m%d")
+        ds.StudyDescription, ds.Modality = "Indexed study", rng.choice(["CT", "MR", "CR", "CT"])
+        ds.SeriesNumber, ds.InstanceNumber = 1, 1
+        ds.Rows = ds.Columns = 8
+        ds.BitsAllocated = ds.BitsStored = 16
+        ds.HighBit, ds.PixelRepresentation, ds.SamplesPerPixel = 15, 0, 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.PixelData = pixels
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        out.append(buffer.getvalue())
+    return out
+
+
+def stow_all(url: str, headers: dict, instances: list[bytes], per_request: int = 100) -> None:
+    """STOW-RS the instances, ``per_request`` per request, from 4 clients."""
+    import concurrent.futures
+
+    import requests
+
+    boundary = "readroom-bench-scale"
+
+    def send(chunk: list[bytes]) -> None:
+        body = b"".join(b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + part + b"\r\n"
+                        for part in chunk) + b"--" + boundary.encode() + b"--\r\n"
+        response = requests.post(url + "/studies", data=body, timeout=300, headers={
+            **headers, "Accept": "application/dicom+json",
+            "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'})
+        response.raise_for_status()
+
+    chunks = [instances[i:i + per_request] for i in range(0, len(instances), per_request)]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(send, chunks))
+
+
+def scale_latencies(url: str, headers: dict, requests_per_shape: int) -> dict[str, tuple[float, float, int]]:
+    """name → (median ms, p95 ms, results in the last answer) of each /studies shape, one client."""
+    import requests
+
+    session = requests.Session()
+    session.headers.update({**headers, "Accept": "application/dicom+json"})
+    out = {}
+    for name, path in SCALE_SHAPES.items():
+        times = []
+        for _ in range(requests_per_shape):
+            start = time.perf_counter()
+            response = session.get(url + path)
+            content = response.content
+            times.append((time.perf_counter() - start) * 1000)
+            response.raise_for_status()
+        times.sort()
+        out[name] = (statistics.median(times), times[max(0, int(len(times) * 0.95) - 1)],
+                     len(json.loads(content)) if content else 0)
+    return out
+
+
+def at_scale(args, rounds: int, n: int) -> None:
+    """Issue 3's QIDO-RS figure — /studies queries with ``n`` studies indexed — measured in both servers, in
+    turns: both empty at first, then the same ``n`` small studies stored in each by STOW-RS (100 instances
+    per request, 4 clients), then ``rounds`` rounds of 100 requests per query shape, one server after the
+    other. Prints the median over the rounds of each round's median / p95, and in how many rounds
+    ReadRoom's p95 was at most Orthanc's."""
+    runs: dict[str, list[dict]] = {"ReadRoom": [], "Orthanc": []}
+    with both_servers(args) as secret:
+        targets = {"ReadRoom": (f"http://127.0.0.1:{HTTP_PORT}/dicomweb", {"Authorization": f"Bearer {secret}"}),
+                   "Orthanc": (ORTHANC_HTTP, {})}
+        instances = scale_instances(n)
+        for label, (url, headers) in targets.items():
+            start = time.perf_counter()
+            stow_all(url, headers, instances)
+            print(f"{label}: {n:,} studies stored in {time.perf_counter() - start:.0f} s")
+        analyze()
+        for _ in range(rounds):
+            for label, (url, headers) in targets.items():
+                runs[label].append(scale_latencies(url, headers, 100))
+
+    print(f"\nQIDO-RS /studies with {n:,} studies in both servers, taking turns, {rounds} rounds of 100 requests "
+          "per query:\nmedian over the rounds of each round's median / p95 (ms); results = matches in the answer "
+          "(the same in both servers)")
+    print(f"{'query':55} {'ReadRoom':>14} {'Orthanc':>14} {'p95 not worse':>14} {'results':>10}")
+    for name in SCALE_SHAPES:
+        ours = [r[name] for r in runs["ReadRoom"]]
+        theirs = [r[name] for r in runs["Orthanc"]]
+        not_worse = sum(a[1] <= b[1] for a, b in zip(ours, theirs, strict=True))
+
+        def cell(values: list[tuple]) -> str:
+            return f"{statistics.median(v[0] for v in values):.1f} / {statistics.median(v[1] for v in values):.1f}"
+        counts = f"{ours[-1][2]}/{theirs[-1][2]}"
+        print(f"{name:55} {cell(ours):>14} {cell(theirs):>14} {f'{not_worse} of {rounds}':>14} {counts:>10}")
 
 
 def figures(path: Path) -> dict[str, str]:
@@ -353,6 +504,8 @@ def main() -> None:
     parser.add_argument("--interleave", type=int, default=0, metavar="ROUNDS",
                         help="then measure QIDO-RS latency of ReadRoom and Orthanc in turns, ROUNDS rounds each")
     parser.add_argument("--only-interleave", action="store_true", help="skip everything else")
+    parser.add_argument("--scale-studies", type=int, default=10_000, metavar="N",
+                        help="with --interleave: then QIDO-RS /studies with N studies stored in both servers, in turns")
     args = parser.parse_args()
 
     WORK.mkdir(parents=True, exist_ok=True)
@@ -362,6 +515,8 @@ def main() -> None:
     secret = None if args.only_interleave else sequential(args)
     if args.interleave and orthanc_installed():
         interleaved(args, args.interleave, secret)
+        if args.scale_studies:
+            at_scale(args, args.interleave, args.scale_studies)
 
 
 def sequential(args) -> str:
@@ -376,6 +531,7 @@ def sequential(args) -> str:
             ours = harness(f"http://127.0.0.1:{HTTP_PORT}/dicomweb", "readroom", args,
                            extra=["--token", secret, "--dimse", f"127.0.0.1:{DIMSE_PORT}", "--dimse-aec", AE])
         index_studies(env, args.studies)
+        analyze()
         print(f"\nQIDO-RS with {args.studies:,} studies indexed (200 requests each)")
         print(f"{'query':55} {'p50 ms':>8} {'p95 ms':>8}")
         for name, (p50, p95) in qido_figures(secret).items():
