@@ -11,10 +11,12 @@ reason: the images it lists are ingested from their own files, found by content.
 
 from __future__ import annotations
 
+import functools
 import stat
 import struct
 import zipfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -211,9 +213,11 @@ def _summary(counts: Counter) -> str:
 
 
 def ingest_archive(*, organization: Organization, fileobj: BinaryIO, filename: str, size: int,
-                   source: str = Source.UPLOAD, jurisdiction=None) -> tuple[UploadResult, list[IngestOutcome]]:
-    """Check a zip as a whole, then ingest each DICOM entry. Returns the result and the ingest outcomes
-    (for the audit log)."""
+                   source: str = Source.UPLOAD, jurisdiction=None,
+                   audit: Callable[[list[IngestOutcome]], object] | None = None
+                   ) -> tuple[UploadResult, list[IngestOutcome]]:
+    """Check a zip as a whole, then ingest each DICOM entry. Returns the result and the ingest outcomes.
+    ``audit``: how to record them, in the transactions that store them (``IngestBatch``)."""
     try:
         archive = zipfile.ZipFile(fileobj)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error) as exc:
@@ -224,7 +228,7 @@ def ingest_archive(*, organization: Organization, fileobj: BinaryIO, filename: s
         if refused is not None:
             return refused, []
         settled: list[UploadResult | IngestOutcome] = []
-        with IngestBatch() as batch:  # few commits for the whole archive; outcomes are final once it exits
+        with IngestBatch(audit=audit) as batch:  # few commits for the archive; outcomes final once it exits
             for info in files:
                 settled.append(_ingest_entry(archive, info, organization=organization, source=source,
                                              jurisdiction=jurisdiction, batch=batch))
@@ -260,7 +264,10 @@ def upload_ingest(*, actor: Actor, organization: Organization, fileobj: BinaryIO
     label = (filename or "upload")[:300]
     head = _read_head(fileobj)
     if is_zip(head):
-        result, outcomes = ingest_archive(organization=organization, fileobj=fileobj, filename=label, size=size)
+        audit = functools.partial(audit_ingest, organization=organization, source=Source.UPLOAD, actor=actor.user,
+                                  request=request)
+        result, _outcomes = ingest_archive(organization=organization, fileobj=fileobj, filename=label, size=size,
+                                           audit=audit)
         if result.code in REFUSED_ARCHIVE_CODES:  # a zip-slip or zip-bomb attempt is a security event
             audit_record(action="study.upload_refused", actor=actor.user, request=request, organization=organization,
                          outcome=AuditEvent.Outcome.DENIED, reason=result.reason[:500],
@@ -274,6 +281,4 @@ def upload_ingest(*, actor: Actor, organization: Organization, fileobj: BinaryIO
         outcome = ingest_files(organization=organization, files=[(label, fileobj)], source=Source.UPLOAD,
                                actor=actor.user, request=request)[0]
         return _from_outcome(outcome)
-    if outcomes:
-        audit_ingest(outcomes, organization=organization, source=Source.UPLOAD, actor=actor.user, request=request)
     return result

@@ -12,12 +12,14 @@ answered "stored" survives a crash.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import logging
 import os
 import tempfile
 import threading
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -148,7 +150,10 @@ def ingest_stream(*, organization: Organization, stream: BinaryIO, filename: str
         # Name the instance when the file was readable, so that STOW can report which one failed.
         uids = {"sop_instance_uid": parsed.sop_uid, "sop_class_uid": parsed.sop_class_uid,
                 "study_instance_uid": parsed.study_uid, "series_instance_uid": parsed.series_uid} if parsed else {}
-        return IngestOutcome(filename=filename, status=Status.REJECTED, reason=exc.reason, code=exc.code, **uids)
+        outcome = IngestOutcome(filename=filename, status=Status.REJECTED, reason=exc.reason, code=exc.code, **uids)
+        if isinstance(batch, IngestBatch):
+            batch.settled(outcome)
+        return outcome
     finally:
         if path and os.path.exists(path):
             os.unlink(path)
@@ -232,14 +237,24 @@ class IngestBatch:
     transaction is open while the request body is read. If the commit fails, the instances of that
     flush are reported as failures and their files removed. Use as a context manager; the outcomes
     returned by ``add`` are complete once it exits (or after ``flush``).
+
+    ``audit`` (called with a list of outcomes, e.g. ``audit_ingest`` with the request's actor): the record
+    of what a flush stored is written in that flush's transaction, as its last statement, so that
+    instances are never committed without it (a crash between two commits cannot leave one). It covers
+    the flush's instances and the refusals settled since the previous flush (``settled``); refusals left
+    at the end, or outcomes whose transaction did not commit, are recorded on their own when the batch
+    closes.
     """
 
-    def __init__(self, *, max_instances: int = 50, max_bytes: int = 256 * 1024 * 1024) -> None:
+    def __init__(self, *, max_instances: int = 50, max_bytes: int = 256 * 1024 * 1024,
+                 audit: Callable[[list[IngestOutcome]], object] | None = None) -> None:
         self.max_instances = max_instances
         self.max_bytes = max_bytes
         self._pending: list[_Pending] = []
         self._pending_bytes = 0
         self._rows = RowCache()  # the study and series of a request are looked up once, not once per flush
+        self._audit = audit
+        self._unaudited: list[IngestOutcome] = []
 
     def __enter__(self) -> IngestBatch:
         return self
@@ -247,6 +262,13 @@ class IngestBatch:
     def __exit__(self, *exc_info) -> None:
         # Instances added before an error in the request (a body cut off) are complete: store them.
         self.flush()
+        if self._audit is not None and self._unaudited:
+            self._audit(self._unaudited)
+            self._unaudited = []
+
+    def settled(self, outcome: IngestOutcome) -> None:
+        """An outcome decided without the batch (a refused file): recorded with the next flush."""
+        self._unaudited.append(outcome)
 
     def add(self, *, organization: Organization, parsed: ParsedInstance, path: str, size: int, sha256: str,
             filename: str, source: str, jurisdiction: tuple[str, str] | None = None) -> IngestOutcome:
@@ -255,6 +277,7 @@ class IngestBatch:
                         source=source, jurisdiction=jurisdiction,
                         outcome=_pending_outcome(parsed, filename=filename, size=size))
         self._pending.append(item)
+        self._unaudited.append(item.outcome)
         self._pending_bytes += size
         if len(self._pending) >= self.max_instances or self._pending_bytes >= self.max_bytes:
             self.flush()
@@ -262,8 +285,12 @@ class IngestBatch:
 
     def flush(self) -> None:
         pending, self._pending, self._pending_bytes = self._pending, [], 0
-        if pending:
-            _store_items(pending, raise_errors=False, rows=self._rows)
+        if not pending:
+            return
+        outcomes = list(self._unaudited)
+        record = (lambda: self._audit(outcomes)) if self._audit is not None else None
+        if _store_items(pending, raise_errors=False, rows=self._rows, before_commit=record) and record is not None:
+            self._unaudited = self._unaudited[len(outcomes):]
 
 
 class GroupCommit:
@@ -398,16 +425,19 @@ class _Flush:
         self.written: list[str] = []
 
 
-def _store_items(pending: list[_Pending], *, raise_errors: bool, rows: RowCache | None = None) -> None:
-    """Store ``pending`` in one transaction: all at once when nothing goes wrong, else one savepoint each."""
+def _store_items(pending: list[_Pending], *, raise_errors: bool, rows: RowCache | None = None,
+                 before_commit: Callable[[], object] | None = None) -> bool:
+    """Store ``pending`` in one transaction: all at once when nothing goes wrong, else one savepoint each.
+    ``before_commit`` runs in that transaction after everything else (the audit record). Answers whether the
+    transaction committed."""
     # Every transaction takes its row locks in one global order (study, series, instance UIDs; counters
     # by primary key at the end), so concurrent batches wait for each other but never deadlock. The
     # sort is stable: of one SOP instance sent twice, the first is the one stored.
     pending = sorted(pending, key=lambda i: (i.organization.pk, i.parsed.study_uid, i.parsed.series_uid,
                                              i.parsed.sop_uid))
     try:
-        if not _store_together(pending, rows):
-            _store_one_by_one(pending, raise_errors=raise_errors, rows=rows)
+        return _store_together(pending, rows, before_commit) or \
+            _store_one_by_one(pending, raise_errors=raise_errors, rows=rows, before_commit=before_commit)
     finally:
         if rows is not None and any(item.outcome.code == "processing_failure" for item in pending):
             rows.clear()
@@ -416,7 +446,8 @@ def _store_items(pending: list[_Pending], *, raise_errors: bool, rows: RowCache 
                 os.unlink(item.path)
 
 
-def _store_together(pending: list[_Pending], rows: RowCache | None = None) -> bool:
+def _store_together(pending: list[_Pending], rows: RowCache | None = None,
+                    before_commit: Callable[[], object] | None = None) -> bool:
     """The fast path for a batch: one query for the SOP instances already held, one INSERT for the new
     rows, then the counters and one commit. Any error rolls the whole transaction back, removes the files
     it wrote and answers False: the caller then stores the batch again one savepoint per instance, so
@@ -478,6 +509,8 @@ def _store_together(pending: list[_Pending], rows: RowCache | None = None) -> bo
             for item, original in repeats:
                 _set_existing(item.outcome, original.outcome.instance, sha256=item.sha256)
             _add_counters(flush)
+            if before_commit is not None:
+                before_commit()
     except Exception:  # noqa: BLE001 - retried one instance at a time, where each failure is reported
         logger.info("storing a batch of %d instances at once failed; storing them one by one", len(pending),
                     exc_info=True)
@@ -491,8 +524,10 @@ def _store_together(pending: list[_Pending], rows: RowCache | None = None) -> bo
     return True
 
 
-def _store_one_by_one(pending: list[_Pending], *, raise_errors: bool, rows: RowCache | None = None) -> None:
-    """Store ``pending`` in one transaction, one savepoint per instance when there are several."""
+def _store_one_by_one(pending: list[_Pending], *, raise_errors: bool, rows: RowCache | None = None,
+                      before_commit: Callable[[], object] | None = None) -> bool:
+    """Store ``pending`` in one transaction, one savepoint per instance when there are several; answers
+    whether it committed."""
     flush = _Flush(rows)
     alone = len(pending) == 1
     try:
@@ -513,14 +548,18 @@ def _store_one_by_one(pending: list[_Pending], *, raise_errors: bool, rows: RowC
                     if stored is not None:
                         _remember(flush, item, *stored)
             _add_counters(flush)
+            if before_commit is not None:
+                before_commit()
         if rows is not None:
             rows.keep(flush)
+        return True
     except Exception as exc:
         _remove(flush.written)
         for item in pending:
             if item.outcome.status in (Status.PENDING, Status.STORED):
                 item.outcome.instance = None
                 _resolve_failure(item, exc, raise_errors=raise_errors)
+        return False
 
 
 def _remove(keys: list[str]) -> None:
@@ -901,12 +940,13 @@ def _link_into_place(storage: FileSystemStorage, key: str, path: str, written: _
 def ingest_files(*, organization: Organization, files: list[tuple[str, BinaryIO]], source: str,
                  expected_study_uid: str | None = None, jurisdiction: tuple[str, str] | None = None,
                  actor=None, request=None) -> list[IngestOutcome]:
-    """Ingest several files; one audit row per study touched (not one per instance)."""
-    outcomes = [ingest_stream(organization=organization, stream=stream, filename=name, source=source,
-                              expected_study_uid=expected_study_uid, jurisdiction=jurisdiction)
+    """Ingest several files in one ``IngestBatch``; one audit row per study touched (not one per instance),
+    committed with the instances it records."""
+    audit = functools.partial(audit_ingest, organization=organization, source=source, actor=actor, request=request)
+    with IngestBatch(audit=audit) as batch:
+        return [ingest_stream(organization=organization, stream=stream, filename=name, source=source,
+                              expected_study_uid=expected_study_uid, jurisdiction=jurisdiction, batch=batch)
                 for name, stream in files]
-    audit_ingest(outcomes, organization=organization, source=source, actor=actor, request=request)
-    return outcomes
 
 
 def audit_ingest(outcomes: list[IngestOutcome], *, organization: Organization, source: str, actor=None,

@@ -5,7 +5,9 @@ The body (``multipart/related; type="application/dicom"; boundary=...``) is pars
 ``studies.ingest.ingest_stream``, so a request of several GB never sits in memory. The instances of
 one request are indexed through one ``studies.ingest.IngestBatch``: at most one batch (50 instances
 or 256 MB) is spooled on disk at a time, and each batch is stored in one transaction (one savepoint
-per instance) while no transaction stays open during reads of the body. The request is capped by
+per instance) while no transaction stays open during reads of the body. Each such transaction also
+writes the ``study.ingested`` record of what it stored (and of the parts refused since the previous
+one), so that no instance is committed without it. The request is capped by
 ``DICOM_MAX_UPLOAD_BYTES``, each instance by ``DICOM_MAX_FILE_BYTES``.
 
 Instances go to the caller's active organization (an API key's own organization; for a person, the
@@ -41,6 +43,7 @@ Status: 200 all stored; 202 some failed; 409 none stored; 415 the request (or ev
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import warnings
@@ -348,11 +351,13 @@ def identify(head: bytes) -> tuple[str, str]:
 
 
 def _store_part(part: Part, *, organization: Organization, study_uid: str | None,
-                batch: IngestBatch | None = None) -> IngestOutcome:
+                batch: IngestBatch) -> IngestOutcome:
     name = f"part {part.number}"
     if part.media_type != DICOM_PART_TYPE:
-        return IngestOutcome(filename=name, status=Status.REJECTED, code=UNSUPPORTED_PART,
-                             reason=f"the part's media type is {part.media_type!r}, not application/dicom")
+        outcome = IngestOutcome(filename=name, status=Status.REJECTED, code=UNSUPPORTED_PART,
+                                reason=f"the part's media type is {part.media_type!r}, not application/dicom")
+        batch.settled(outcome)
+        return outcome
     stream = _Head(part)
     try:
         outcome = ingest_stream(organization=organization, stream=stream, filename=name, source=Source.STOW,
@@ -366,8 +371,10 @@ def _store_part(part: Part, *, organization: Organization, study_uid: str | None
         # One instance that could not be stored (storage down, a database error) is that instance's
         # failure, reported with its reason; the others are still tried.
         logger.exception("STOW-RS: storing %s failed", name)
-        return IngestOutcome(filename=name, status=Status.REJECTED, code="processing_failure",
-                             reason=PROCESSING_FAILURE_REASON)
+        outcome = IngestOutcome(filename=name, status=Status.REJECTED, code="processing_failure",
+                                reason=PROCESSING_FAILURE_REASON)
+        batch.settled(outcome)
+        return outcome
 
 
 def _failure_item(outcome: IngestOutcome) -> dict:
@@ -425,10 +432,12 @@ def store(request: HttpRequest, study_uid: str | None = None) -> HttpResponse:
     reader = MultipartReader(stream, boundary, max_bytes=settings.DICOM_MAX_UPLOAD_BYTES)
     studies_url = request.build_absolute_uri(reverse("dicomweb_studies"))
     outcomes: list[IngestOutcome] = []
+    audit = functools.partial(audit_ingest, organization=organization, source=Source.STOW,
+                              actor=request.actor.user, request=request, api_key=request.actor.api_key)
     try:
-        # Leaving the batch (even on a broken body) stores what was received in full before the
-        # outcomes are read below.
-        with IngestBatch() as batch:
+        # Leaving the batch (even on a broken body) stores what was received in full, with its audit
+        # record, before the outcomes are read below.
+        with IngestBatch(audit=audit) as batch:
             for part in reader.parts():
                 outcomes.append(_store_part(part, organization=organization, study_uid=study_uid, batch=batch))
     except MalformedBody as exc:
@@ -445,10 +454,6 @@ def store(request: HttpRequest, study_uid: str | None = None) -> HttpResponse:
                               "instance(s) received before the limit are stored: send the rest in smaller requests.")
     except BodyUnreadable as exc:
         return error_response(400, "unreadable_body", f"The request body could not be read ({exc}).")
-    finally:
-        if outcomes:
-            audit_ingest(outcomes, organization=organization, source=Source.STOW, actor=request.actor.user,
-                         request=request, api_key=request.actor.api_key)
     if not outcomes:
         return error_response(400, "no_instances", "The multipart body holds no part: send one DICOM instance per "
                               "part.")

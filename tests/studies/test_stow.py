@@ -8,6 +8,7 @@ import json
 
 import pytest
 from django.core.files.storage import default_storage
+from django.db import connection
 from django.test import Client, RequestFactory
 
 from accounts import services as account_services
@@ -15,6 +16,7 @@ from accounts.models import AuditEvent, OrganizationApiKey
 from accounts.policy import actor_for_user
 from studies import synthetic
 from studies.dicomweb import stow
+from studies.ingest import storage_key
 from studies.models import Instance, Study
 from tests.factories import MembershipFactory
 
@@ -104,6 +106,43 @@ def test_many_parts_in_one_request_are_all_stored_and_audited_once_per_study(cas
     assert event.actor == cast.technologist
     assert event.extra["source"] == "stow"
     assert event.extra["stored"] == 5
+
+
+def test_each_transaction_that_stores_instances_holds_their_audit_record(cast, tech_key, study_spec):
+    # 120 instances are stored 50 at a time (IngestBatch): each of the three transactions records what it
+    # stored; the refused part, settled after the second, is recorded with the third.
+    files = [synthetic.to_bytes(ds) for ds in synthetic.ct_series(study_spec, slices=120, size=16)]
+    response = post(bearer(tech_key), [*files, b"not a DICOM file"])
+    assert response.status_code == 202
+    assert Study.objects.get().number_of_instances == 120
+    records = AuditEvent.objects.filter(action="study.ingested").order_by("id")
+    assert [(r.object_id, r.extra.get("stored"), r.extra.get("rejected")) for r in records] == [
+        (study_spec.study_uid, 50, None), (study_spec.study_uid, 50, None), (study_spec.study_uid, 20, None),
+        ("-", None, 1)]
+
+
+def test_instances_whose_audit_record_cannot_be_written_are_not_stored(cast, tech_key, ct_files, postgres_only):
+    # The database itself refuses the record of stored instances (a constraint added for this test, rolled
+    # back with it): the instances must not be committed without it, and are reported as not stored.
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {AuditEvent._meta.db_table} ADD CONSTRAINT test_refuse_ingest_records "
+                       "CHECK (action <> 'study.ingested' OR NOT (extra ? 'stored')) NOT VALID")
+    response = post(bearer(tech_key), ct_files[:3])
+    assert response.status_code == 409
+    assert [code for code, _reason in failure_reasons(response)] == [stow.FAILURE_PROCESSING] * 3
+    assert not Instance.objects.exists()
+    assert not Study.objects.filter(number_of_instances__gt=0).exists()
+    assert not any(default_storage.exists(_key_of(cast.center, data)) for data in ct_files[:3])
+    # What was answered is still on record: three instances refused.
+    [record] = AuditEvent.objects.filter(action="study.ingested")
+    assert record.extra["rejected"] == 3
+
+
+def _key_of(organization, data: bytes) -> str:
+    import pydicom
+
+    ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    return storage_key(organization, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
 
 
 def test_large_instances_cross_read_chunks_and_arrive_intact(cast, tech_key, study_spec):
