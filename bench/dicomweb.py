@@ -152,34 +152,6 @@ print(Study.objects.filter(organization=org).count())
     print(f"studies indexed: {out.stdout.strip().splitlines()[-1]}")  # after the shell's own messages
 
 
-def qido_figures(secret: str, n: int = 200) -> dict:
-    import requests
-
-    session = requests.Session()
-    session.headers.update({"Authorization": f"Bearer {secret}", "Accept": "application/dicom+json"})
-    base = f"http://127.0.0.1:{HTTP_PORT}/dicomweb"
-    shapes = {
-        "studies?PatientID": "/studies?PatientID=BENCH00042",
-        "studies?StudyDate=range": "/studies?StudyDate=20230101-20230301&limit=100",
-        "studies?PatientName=prefix*&limit=50": "/studies?PatientName=Gar*&limit=50",
-        "studies?ModalitiesInStudy=CT&limit=50&includefield": "/studies?ModalitiesInStudy=CT&limit=50"
-                                                              "&includefield=StudyDescription",
-        "studies?limit=101&offset=0 (OHIF list)": "/studies?limit=101&offset=0&fuzzymatching=false"
-                                                  "&includefield=00081030%2C00080060",
-    }
-    out = {}
-    for name, path in shapes.items():
-        times = []
-        for _ in range(n):
-            start = time.perf_counter()
-            response = session.get(base + path)
-            times.append((time.perf_counter() - start) * 1000)
-            response.raise_for_status()
-        times.sort()
-        out[name] = (statistics.median(times), times[int(len(times) * 0.95) - 1])
-    return out
-
-
 def memory_during_big_retrieve(env, secret: str, master: int) -> dict:
     """Ingest ~1 GB as ONE study, then retrieve it while sampling worker RSS."""
     import requests
@@ -534,7 +506,8 @@ def sequential(args) -> str:
         analyze()
         print(f"\nQIDO-RS with {args.studies:,} studies indexed (200 requests each)")
         print(f"{'query':55} {'p50 ms':>8} {'p95 ms':>8}")
-        for name, (p50, p95) in qido_figures(secret).items():
+        for name, (p50, p95, _results) in scale_latencies(f"http://127.0.0.1:{HTTP_PORT}/dicomweb",
+                                                          {"Authorization": f"Bearer {secret}"}, 200).items():
             print(f"{name:55} {p50:8.2f} {p95:8.2f}")
         if not args.skip_memory:
             mem = memory_during_big_retrieve(env, secret, web.pid)
