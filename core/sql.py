@@ -85,3 +85,17 @@ def in_round_trip() -> bool:
     """Whether statements are being gathered by ``one_round_trip`` (their results are not there yet)."""
     raw = connection.connection
     return connection.vendor == "postgresql" and raw is not None and raw.pgconn.pipeline_status != pq.PipelineStatus.OFF
+
+
+@contextlib.contextmanager
+def sent_together() -> Iterator[None]:
+    """Inside a transaction, send the statements executed in the block to PostgreSQL together (psycopg's
+    pipeline mode) and wait once, at its end: for statements whose results are not read, such as a batch's
+    counter updates (one round trip instead of one each). An error in any of them is raised at the end of the
+    block, and the transaction must then be rolled back as a whole. Elsewhere (SQLite, or outside a
+    transaction) the statements simply run one after another."""
+    if connection.vendor != "postgresql" or not connection.in_atomic_block:
+        yield
+        return
+    with connection.wrap_database_errors, connection.connection.pipeline():
+        yield

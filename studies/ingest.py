@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import Organization
+from core.sql import sent_together
 from studies.dicom import DicomRejected, ParsedInstance, read_instance
 from studies.models import Instance, Series, Study
 
@@ -422,6 +423,7 @@ class _Flush:
         self.series_counts: dict[int, list[int]] = {}  # series pk -> [instances, bytes]
         self.study_counts: dict[int, list[int]] = {}  # study pk -> [instances, bytes, new series]
         self.new_modalities: dict[int, list[str]] = {}
+        self.created_series: set[int] = set()  # by this transaction, not counted in its study yet
         self.written: list[str] = []
 
 
@@ -448,8 +450,9 @@ def _store_items(pending: list[_Pending], *, raise_errors: bool, rows: RowCache 
 
 def _store_together(pending: list[_Pending], rows: RowCache | None = None,
                     before_commit: Callable[[], object] | None = None) -> bool:
-    """The fast path for a batch: one query for the SOP instances already held, one INSERT for the new
-    rows, then the counters and one commit. Any error rolls the whole transaction back, removes the files
+    """The fast path for a batch: one query for the SOP instances already held (and the studies and series
+    not known yet), one INSERT per kind of new row (studies, series, instances), the counters sent together,
+    then one commit. Any error rolls the whole transaction back, removes the files
     it wrote and answers False: the caller then stores the batch again one savepoint per instance, so
     that each instance's own failure is reported and the others are still stored."""
     flush = _Flush(rows)
@@ -460,24 +463,15 @@ def _store_together(pending: list[_Pending], rows: RowCache | None = None,
             for item in pending:
                 by_org.setdefault(item.organization.pk, []).append(item.parsed.sop_uid)
             for org_pk, uids in by_org.items():
-                # The study and series of the first instance come with the same query when not known yet
-                # (a one-instance request then costs one SELECT before its INSERT).
-                head = next(item for item in pending if item.organization.pk == org_pk)
-                study = flush.studies.get((org_pk, head.parsed.study_uid))
-                want = None if study is not None and (study.pk, head.parsed.series_uid) in flush.series \
-                    else (head.parsed.study_uid, head.parsed.series_uid)
-                known, found = _existing_uids(org_pk, uids, rows=want)
-                if want is not None:
-                    found_study, found_series = found
-                    if found_study is not None and study is None:
-                        flush.studies[(org_pk, found_study.study_instance_uid)] = study = found_study
-                    if found_series is not None and study is not None and found_series.study_id == study.pk:
-                        flush.series[(study.pk, found_series.series_instance_uid)] = found_series
+                # The studies and series not known yet come with the same query (a one-instance request
+                # then costs one SELECT before its INSERT).
+                known = _existing_uids(org_pk, uids, flush, wanted=_unknown_rows(pending, flush, org_pk))
                 if not known:  # the common case: one cheap query, no rows to build
                     continue
                 for instance in (Instance.objects.select_related("study", "series")
                                  .filter(organization_id=org_pk, sop_instance_uid__in=known)):
                     existing[(org_pk, instance.sop_instance_uid)] = instance
+            _create_rows(pending, flush)
             first: dict[tuple[int, str], _Pending] = {}
             repeats: list[tuple[_Pending, _Pending]] = []
             new: list[Instance] = []
@@ -497,7 +491,7 @@ def _store_together(pending: list[_Pending], rows: RowCache | None = None,
                 new.append(instance)
                 stored.append((item, instance))
                 _remember(flush, item, study, series, series_created, modality)
-            _insert_instances(new)
+            _insert_rows(new)
             # The files last (the rows are in, pending the commit), each durable before the commit.
             written = _Written()
             for item, instance in stored:
@@ -618,7 +612,10 @@ def _rows_for(item: _Pending, flush: _Flush) -> tuple[Study, Series, bool, str]:
     study = flush.studies.get((organization.pk, parsed.study_uid))
     series = flush.series.get((study.pk, parsed.series_uid)) if study is not None else None
     if series is not None:
-        return study, series, False, modality
+        # the first instance of a series this flush created counts it (``_remember``)
+        created = series.pk in flush.created_series
+        flush.created_series.discard(series.pk)
+        return study, series, created, modality
     found_study, found_series = _lookup_rows(organization.pk, parsed.study_uid, parsed.series_uid)
     study = study or found_study
     if study is None:
@@ -629,12 +626,15 @@ def _rows_for(item: _Pending, flush: _Flush) -> tuple[Study, Series, bool, str]:
     series = found_series if found_series is not None and found_series.study_id == study.pk else None
     if series is None:
         series, series_created = Series.objects.get_or_create(
-            study=study, series_instance_uid=parsed.series_uid,
-            defaults={"modality": modality, "series_number": parsed.field("SeriesNumber"),
-                      "series_description": parsed.field("SeriesDescription"),
-                      "body_part_examined": parsed.field("BodyPartExamined"),
-                      "series_date": parsed.field("SeriesDate")})
+            study=study, series_instance_uid=parsed.series_uid, defaults=_series_defaults(parsed))
     return study, series, series_created, modality
+
+
+def _series_defaults(parsed: ParsedInstance) -> dict:
+    f = parsed.field
+    return {"modality": f("Modality"), "series_number": f("SeriesNumber"),
+            "series_description": f("SeriesDescription"), "body_part_examined": f("BodyPartExamined"),
+            "series_date": f("SeriesDate")}
 
 
 def _lookup_rows(organization_pk: int, study_uid: str, series_uid: str) -> tuple[Study | None, Series | None]:
@@ -685,57 +685,122 @@ def _new_instance(item: _Pending, study: Study, series: Series, now) -> Instance
         dicom_json=parsed.dicom_json, received_at=now, received_via=item.source)
 
 
-def _insert_instances(instances: list[Instance]) -> None:
-    """One multi-row INSERT of new index rows (their primary keys set from RETURNING).
+def _insert_rows(objects: list, *, unique: tuple[str, ...] | None = None) -> list:
+    """One multi-row INSERT of new rows of one model (their primary keys set from RETURNING); returns the
+    objects inserted. ``unique``: the columns of a unique constraint; a row that would break it is skipped
+    (ON CONFLICT DO NOTHING) and left out of the result.
 
     Written here rather than with ``bulk_create``: Django compiles and adapts every value of every row
     (and on PostgreSQL escapes each into an UNNEST array literal), which cost more CPU than the rest of
-    the indexing; the statement is the same plain INSERT ... VALUES ... RETURNING id."""
-    if not instances:
-        return
+    the indexing; and ``bulk_create`` sets no primary key when it ignores conflicts."""
+    if not objects:
+        return []
+    model = type(objects[0])
     if not connection.features.can_return_rows_from_bulk_insert:
-        Instance.objects.bulk_create(instances)
-        return
-    fields = [f for f in Instance._meta.concrete_fields if not f.primary_key]
+        if unique is not None:
+            return []  # the caller creates each row on its own
+        model.objects.bulk_create(objects)
+        return objects
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     columns = ", ".join(_qn(f.column) for f in fields)
     row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    size = max(1, connection.ops.bulk_batch_size(fields, instances) or len(instances))
+    conflict = f" ON CONFLICT ({', '.join(_qn(c) for c in unique)}) DO NOTHING" if unique else ""
+    unique_fields = [model._meta.get_field(c) for c in unique or ()]
+    returning = ", ".join(_qn(c) for c in (model._meta.pk.column, *(f.column for f in unique_fields)))
+    size = max(1, connection.ops.bulk_batch_size(fields, objects) or len(objects))
+    inserted = []
     with connection.cursor() as cursor:
-        for start in range(0, len(instances), size):
-            chunk = instances[start:start + size]
+        for start in range(0, len(objects), size):
+            chunk = objects[start:start + size]
             params = []
-            for instance in chunk:
-                params += [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
-            sql = (f"INSERT INTO {_qn(Instance._meta.db_table)} ({columns}) VALUES "  # noqa: S608 - values bound
-                   f"{', '.join([row_sql] * len(chunk))} RETURNING {_qn(Instance._meta.pk.column)}")
+            for obj in chunk:
+                params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+            sql = (f"INSERT INTO {_qn(model._meta.db_table)} ({columns}) VALUES "  # noqa: S608 - values bound
+                   f"{', '.join([row_sql] * len(chunk))}{conflict} RETURNING {returning}")
             cursor.execute(sql, params)
-            for instance, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
-                instance.pk = pk
-                instance._state.adding = False
-                instance._state.db = connection.alias
+            returned = cursor.fetchall()
+            if unique:
+                by_key = {tuple(getattr(obj, f.attname) for f in unique_fields): obj for obj in chunk}
+                chunk = [by_key[tuple(row[1:])] for row in returned]
+            for obj, row in zip(chunk, returned, strict=True):
+                obj.pk = row[0]
+                obj._state.adding = False
+                obj._state.db = connection.alias
+                inserted.append(obj)
+    return inserted
 
 
-def _existing_uids(organization_pk: int, uids: list[str], *, rows: tuple[str, str] | None = None
-                   ) -> tuple[set[str], tuple[Study | None, Series | None]]:
-    """Which of these SOP Instance UIDs the organization already holds, and (``rows``: a study and series
-    UID) that study and series, in one query."""
+def _unknown_rows(pending: list[_Pending], flush: _Flush, organization_pk: int) -> list[tuple[str, str]]:
+    """The (study UID, series UID) pairs of the organization's instances whose rows this flush does not know."""
+    wanted = {}
+    for item in pending:
+        if item.organization.pk != organization_pk:
+            continue
+        study = flush.studies.get((organization_pk, item.parsed.study_uid))
+        if study is None or (study.pk, item.parsed.series_uid) not in flush.series:
+            wanted[(item.parsed.study_uid, item.parsed.series_uid)] = None
+    return list(wanted)
+
+
+def _existing_uids(organization_pk: int, uids: list[str], flush: _Flush, *, wanted: list[tuple[str, str]]
+                   ) -> set[str]:
+    """Which of these SOP Instance UIDs the organization already holds; in the same query, the studies and
+    series of the ``wanted`` (study UID, series UID) pairs that exist, kept in ``flush``."""
     instance_table = _qn(Instance._meta.db_table)
-    sql = (f"SELECT 0, sop_instance_uid, NULL FROM {instance_table} "  # noqa: S608 - values bound
+    sql = (f"SELECT 0, sop_instance_uid, NULL, NULL, NULL FROM {instance_table} "  # noqa: S608 - values bound
            f"WHERE organization_id = %s AND sop_instance_uid IN ({', '.join(['%s'] * len(uids))})")
     params: list = [organization_pk, *uids]
-    if rows is not None:
-        sql += " UNION ALL SELECT 1, CAST(st.id AS VARCHAR(20)), se.id " + _rows_from_clause()
-        params += [rows[1], organization_pk, rows[0]]
+    if wanted:
+        study_uids = list(dict.fromkeys(study for study, _series in wanted))
+        series_uids = list(dict.fromkeys(series for _study, series in wanted))
+        series_in, studies_in = ", ".join(["%s"] * len(series_uids)), ", ".join(["%s"] * len(study_uids))
+        sql += (" UNION ALL SELECT 1, st.study_instance_uid, st.id, se.series_instance_uid, se.id "  # noqa: S608
+                f"FROM {_qn(Study._meta.db_table)} st LEFT OUTER JOIN {_qn(Series._meta.db_table)} se "
+                f"ON se.study_id = st.id AND se.series_instance_uid IN ({series_in}) "
+                f"WHERE st.organization_id = %s AND st.study_instance_uid IN ({studies_in})")
+        params += [*series_uids, organization_pk, *study_uids]
     known: set[str] = set()
-    found = None
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        for kind, value, series_pk in cursor.fetchall():
+        for kind, uid, study_pk, series_uid, series_pk in cursor.fetchall():
             if kind == 0:
-                known.add(value)
-            else:
-                found = (value, series_pk)
-    return known, (_rows_from(organization_pk, rows[0], rows[1], found) if rows is not None else (None, None))
+                known.add(uid)
+                continue
+            study = flush.studies.get((organization_pk, uid))
+            if study is None:
+                study = Study.from_db(connection.alias, ["id", "organization_id", "study_instance_uid"],
+                                      [int(study_pk), organization_pk, uid])
+                flush.studies[(organization_pk, uid)] = study
+            if series_pk is not None and study.pk == int(study_pk):
+                series = Series.from_db(connection.alias, ["id", "study_id", "series_instance_uid"],
+                                        [int(series_pk), study.pk, series_uid])
+                series.study = study
+                flush.series.setdefault((study.pk, series_uid), series)
+    return known
+
+
+def _create_rows(pending: list[_Pending], flush: _Flush) -> None:
+    """Create the studies, then the series, that no row exists for yet, each kind in one INSERT (a batch of
+    many small studies would otherwise cost a lookup and two ``get_or_create`` per study). A row another
+    transaction created meanwhile is skipped here (ON CONFLICT DO NOTHING) and found by ``_rows_for``."""
+    studies: dict[tuple[int, str], Study] = {}
+    for item in pending:  # sorted by UIDs: rows are inserted, and locked, in the global order
+        key = (item.organization.pk, item.parsed.study_uid)
+        if key not in flush.studies and key not in studies:
+            studies[key] = Study(organization=item.organization, study_instance_uid=item.parsed.study_uid,
+                                 **_study_defaults(item.organization, item.parsed, item.jurisdiction))
+    for study in _insert_rows(list(studies.values()), unique=("organization_id", "study_instance_uid")):
+        flush.studies[(study.organization_id, study.study_instance_uid)] = study
+    series_rows: dict[tuple[int, str], Series] = {}
+    for item in pending:
+        study = flush.studies.get((item.organization.pk, item.parsed.study_uid))
+        if study is None or (study.pk, item.parsed.series_uid) in flush.series:
+            continue
+        series_rows.setdefault((study.pk, item.parsed.series_uid), Series(
+            study=study, series_instance_uid=item.parsed.series_uid, **_series_defaults(item.parsed)))
+    for series in _insert_rows(list(series_rows.values()), unique=("study_id", "series_instance_uid")):
+        flush.series[(series.study_id, series.series_instance_uid)] = series
+        flush.created_series.add(series.pk)
 
 
 def _remember(flush: _Flush, item: _Pending, study: Study, series: Series, series_created: bool,
@@ -765,7 +830,7 @@ def _add_counters(flush: _Flush) -> None:
         modalities = dict(Study.objects.select_for_update(no_key=True).filter(pk__in=flush.new_modalities)
                           .order_by("pk").values_list("pk", "modalities_in_study"))
     now = Study._meta.get_field("last_received_at").get_db_prep_save(timezone.now(), connection)
-    with connection.cursor() as cursor:
+    with sent_together(), connection.cursor() as cursor:
         for pk in sorted(flush.series_counts):
             count, size = flush.series_counts[pk]
             sql = (f"UPDATE {series_table} SET number_of_instances = number_of_instances + %s, "  # noqa: S608

@@ -6,6 +6,7 @@ import errno
 import hashlib
 import io
 import os
+from datetime import date
 
 import pydicom
 import pytest
@@ -316,6 +317,82 @@ def test_a_group_commit_indexes_instances_from_many_threads(postgres_only, trans
     assert (again.status, again.code) == (Status.REJECTED, "sop_mismatch")
 
 
+def _small_studies(count: int, *, first: int = 0) -> list[bytes]:
+    """One single-slice CT study each, for as many patients: what a day of CR/DX or an archive migration sends."""
+    return [synthetic.to_bytes(synthetic.ct_series(synthetic.StudySpec(
+        patient=synthetic.demo_patient(n), accession=f"ACC{n:06d}", description="CT HEAD",
+        study_date=date(2026, 11, 2)), slices=1, size=16)[0]) for n in range(first, first + count)]
+
+
+def test_a_batch_of_new_studies_creates_them_together_in_a_fixed_number_of_round_trips(cast, postgres_exchanges):
+    """Each kind of row (study, series, instance) in one INSERT, the counters sent together: a batch of 30 new
+    studies costs what a batch of 3 does, not ten statements per study."""
+    exchanges = []
+    for first, count in ((0, 3), (3, 30)):
+        blobs = _small_studies(count, first=first)
+        with postgres_exchanges() as seen, IngestBatch() as batch:
+            outcomes = _batch_ingest(cast.center, blobs, batch=batch)
+        assert [o.status for o in outcomes] == [Status.STORED] * count
+        exchanges.append(seen.count)
+    # the lookup, the INSERTs of studies, series and instances, the new modalities, the counters, and the
+    # savepoint that stands for the transaction inside the test's own
+    assert exchanges[0] == exchanges[1] <= 8, seen.trace
+    studies = Study.objects.filter(organization=cast.center)
+    assert studies.count() == 33
+    for study in studies:
+        _check_counters(study)
+        assert study.number_of_instances == 1
+        assert study.modalities_in_study == "\\CT\\"
+        assert study.patient_id
+        assert study.jurisdiction_country == cast.center.country
+
+
+def _two_batches_at_once(organization, first: list[bytes], second: list[bytes], *, max_instances: int = 50
+                         ) -> list:
+    """Send two lists of instances from two threads at the same moment, each through its own IngestBatch (two
+    requests); the outcomes of both, after checking neither raised."""
+    import threading
+
+    from django.db import connection
+
+    results: dict[str, list] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def send(name, part):
+        try:
+            start.wait()
+            with IngestBatch(max_instances=max_instances) as batch:
+                results[name] = _batch_ingest(organization, part, batch=batch, name=name)
+        except BaseException as exc:  # surfaced by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=("a", first)), threading.Thread(target=send, args=("b", second))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    return results["a"] + results["b"]
+
+
+def test_concurrent_batches_creating_the_same_new_studies_store_each_once_on_postgresql(postgres_only,
+                                                                                      transactional_db, cast):
+    """Two requests bringing the same 12 new studies at once (as two modalities forwarding to us might): each
+    study and series is created once, by whichever request gets there first, and counted exactly."""
+    blobs = _small_studies(12)
+    outcomes = _two_batches_at_once(cast.center, blobs, list(reversed(blobs)))
+    statuses = sorted(o.status for o in outcomes)
+    assert statuses == sorted([Status.STORED] * 12 + [Status.DUPLICATE] * 12)
+    assert Study.objects.filter(organization=cast.center).count() == 12
+    assert Series.objects.filter(study__organization=cast.center).count() == 12
+    for study in Study.objects.filter(organization=cast.center):
+        _check_counters(study)
+        assert study.number_of_instances == 1
+
+
 def test_a_batch_leaves_no_spooled_file_behind(cast, ct_files, tmp_path, monkeypatch):
     import tempfile
 
@@ -330,35 +407,9 @@ def test_a_batch_leaves_no_spooled_file_behind(cast, ct_files, tmp_path, monkeyp
 def test_concurrent_batches_into_one_study_keep_exact_counters_on_postgresql(postgres_only, transactional_db, cast,
                                                                             study_spec):
     """Two requests storing into the same study at once (overlapping instances too): no lost update."""
-    import threading
-
-    from django.db import connection
-
-    datasets = synthetic.ct_series(study_spec, slices=24, size=32)
-    blobs = [synthetic.to_bytes(ds) for ds in datasets]
-    results: dict[str, list] = {}
-    errors: list[BaseException] = []
-    start = threading.Barrier(2)
-
-    def send(name, part):
-        try:
-            start.wait()
-            with IngestBatch(max_instances=4) as batch:
-                results[name] = _batch_ingest(cast.center, part, batch=batch, name=name)
-        except BaseException as exc:  # surfaced by the assertion below
-            errors.append(exc)
-        finally:
-            connection.close()
-
+    blobs = [synthetic.to_bytes(ds) for ds in synthetic.ct_series(study_spec, slices=24, size=32)]
     # a: slices 0-15, b: slices 8-23 (8-15 sent by both, in opposite orders)
-    threads = [threading.Thread(target=send, args=("a", blobs[:16])),
-               threading.Thread(target=send, args=("b", list(reversed(blobs[8:]))))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors, errors
-    outcomes = results["a"] + results["b"]
+    outcomes = _two_batches_at_once(cast.center, blobs[:16], list(reversed(blobs[8:])), max_instances=4)
     assert all(o.ok for o in outcomes), [(o.status, o.reason) for o in outcomes if not o.ok]
     assert sum(o.status == Status.STORED for o in outcomes) == 24
     assert sum(o.status == Status.DUPLICATE for o in outcomes) == 8
