@@ -766,16 +766,11 @@ def _existing_uids(organization_pk: int, uids: list[str], flush: _Flush, *, want
             if kind == 0:
                 known.add(uid)
                 continue
-            study = flush.studies.get((organization_pk, uid))
-            if study is None:
-                study = Study.from_db(connection.alias, ["id", "organization_id", "study_instance_uid"],
-                                      [int(study_pk), organization_pk, uid])
-                flush.studies[(organization_pk, uid)] = study
-            if series_pk is not None and study.pk == int(study_pk):
-                series = Series.from_db(connection.alias, ["id", "study_id", "series_instance_uid"],
-                                        [int(series_pk), study.pk, series_uid])
-                series.study = study
-                flush.series.setdefault((study.pk, series_uid), series)
+            found_study, found_series = _rows_from(organization_pk, uid, series_uid, (study_pk, series_pk))
+            study = flush.studies.setdefault((organization_pk, uid), found_study)
+            if found_series is not None:
+                found_series.study = study
+                flush.series.setdefault((study.pk, series_uid), found_series)
     return known
 
 
