@@ -13,10 +13,12 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include("accounts.api_urls")),
+    path("api/v1/", include("marketplace.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api_schema"), name="api_redoc"),
     path("studies/", include("studies.urls")),
+    path("", include("marketplace.urls")),
     # The OHIF Viewer (docs/decisions/0004): its shell under /viewer/, its configuration at the root,
     # where the prebuilt bundle looks for it; its other files are served by WhiteNoise.
     path("viewer/", viewer_views.viewer_app, name="viewer_app"),

@@ -17,6 +17,9 @@ from accounts import policy, services
 from accounts.models import Membership, Notification
 from studies import synthetic
 from studies.ingest import Source, ingest_stream
+from tests.marketplace.matrix_api import ROWS as MARKETPLACE_API_ROWS
+from tests.marketplace.matrix_objects import marketplace_objects
+from tests.marketplace.matrix_pages import ROWS as MARKETPLACE_PAGE_ROWS
 from tests.test_route_policy import DECLARED
 
 PRINCIPALS = ["anonymous", "center_admin", "technologist", "center_finance", "center_viewer", "radiologist",
@@ -220,6 +223,9 @@ MATRIX = {
     }.items()},
     # credentialing (objects made on demand by tests/accounts/credentials_fixtures.matrix_object)
     **{name: row for name, row in _credential_rows().items()},
+    # marketplace (objects from tests/marketplace/matrix_objects.py)
+    **MARKETPLACE_PAGE_ROWS,
+    **MARKETPLACE_API_ROWS,
 }
 
 
@@ -255,6 +261,7 @@ def objects(cast):
         "instance": (instance := ingested_instance(cast.center, 1)),
         "study": instance.study,
         "emergency_grant": emergency_grant(instance.study),
+        **marketplace_objects(cast.center, cast.technologist),
     }
 
 
@@ -297,6 +304,7 @@ def test_a_missing_object_and_another_tenants_object_look_the_same(route, cast, 
         "instance": (foreign_instance := ingested_instance(cast.other_center, 2)),
         "study": foreign_instance.study,
         "emergency_grant": emergency_grant(foreign_instance.study),
+        **marketplace_objects(cast.other_center, cast.other_admin),
     }
     missing = {name: type("Missing", (), {"public_id": uuid.uuid4()})() for name in foreign}
     missing["instance"] = SimpleNamespace(

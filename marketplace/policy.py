@@ -1,0 +1,96 @@
+"""Who may do what with read requests, offers and assignments. Deny by default; views never decide.
+
+- Admins and technologists of an imaging center (and its API keys with those roles) post and
+  cancel its read requests; its admins, technologists and viewers see them (finance does not:
+  requests carry clinical history).
+- A radiologist sees their own offers (de-identified) and their own assignments, nothing else.
+- Platform operations see every request (at-risk lists, explain views), never post or claim.
+- Center admins manage the center's marketplace settings and webhooks.
+"""
+
+from __future__ import annotations
+
+from accounts.models import Organization, Role
+from accounts.policy import Actor
+from core.access import Access
+
+POST_ROLES = frozenset({Role.ADMIN, Role.TECHNOLOGIST})
+VIEW_ROLES = frozenset({Role.ADMIN, Role.TECHNOLOGIST, Role.VIEWER})
+
+
+def _is_center(organization: Organization | None) -> bool:
+    return organization is not None and organization.kind == Organization.Kind.IMAGING_CENTER
+
+
+def can_post(actor: Actor, center: Organization) -> bool:
+    return _is_center(center) and actor.has_role(center, *POST_ROLES)
+
+
+def can_view_center_requests(actor: Actor, center: Organization | int) -> bool:
+    return actor.has_role(center, *VIEW_ROLES)
+
+
+def centers_viewed(actor: Actor) -> list[int]:
+    """The imaging centers whose read requests the actor sees by role."""
+    return [org_id for org_id, m in actor.memberships.items()
+            if _is_center(m.organization) and set(m.roles) & VIEW_ROLES]
+
+
+def can_cancel(actor: Actor, center: Organization | int) -> bool:
+    return actor.has_role(center, *POST_ROLES)
+
+
+def is_operations(actor: Actor) -> bool:
+    return actor.user is not None and actor.is_platform_staff
+
+
+def is_radiologist(actor: Actor) -> bool:
+    return actor.user is not None and Role.RADIOLOGIST in actor.all_roles
+
+
+def can_manage_settings(actor: Actor, center: Organization) -> bool:
+    return actor.user is not None and _is_center(center) and actor.has_role(center, Role.ADMIN)
+
+
+def can_manage_webhooks(actor: Actor, center: Organization) -> bool:
+    """Center admins, in person or through an API key with the admin role."""
+    return _is_center(center) and actor.has_role(center, Role.ADMIN)
+
+
+ROUTES: dict[str, Access] = {
+    # pages
+    "read_request_list": Access.ORG_MEMBER,  # the active center's requests (view roles)
+    "read_request_rows": Access.ORG_MEMBER,  # the same, the rows alone (htmx polling)
+    "read_request_create": Access.ORG_MEMBER,  # admins and technologists of the center
+    "read_request_detail": Access.AUTHENTICATED,  # the center by role, the assignee, operations
+    "read_request_cancel": Access.ORG_MEMBER,
+    "read_request_explain": Access.AUTHENTICATED,  # the center by role, operations
+    "radiologist_worklist": Access.AUTHENTICATED,  # radiologists: their own offers and reads
+    "radiologist_worklist_rows": Access.AUTHENTICATED,
+    "offer_claim": Access.AUTHENTICATED,  # the offered radiologist only
+    "offer_decline": Access.AUTHENTICATED,
+    "assignment_open": Access.AUTHENTICATED,  # the assignee only
+    "assignment_release": Access.AUTHENTICATED,
+    "reading_hours": Access.AUTHENTICATED,  # radiologists: their own hours, time off, minimum rates
+    "ops_reads": Access.PLATFORM_STAFF,
+    "ops_reads_rows": Access.PLATFORM_STAFF,
+    "center_marketplace_settings": Access.ORG_ADMIN,
+    "webhook_create": Access.ORG_ADMIN,
+    "webhook_delete": Access.ORG_ADMIN,
+    "webhook_test": Access.ORG_ADMIN,
+    # API
+    "api_read_requests": Access.ORG_MEMBER,
+    "api_read_request_detail": Access.AUTHENTICATED,
+    "api_read_request_cancel": Access.ORG_MEMBER,
+    "api_read_request_history": Access.AUTHENTICATED,
+    "api_read_request_candidates": Access.AUTHENTICATED,
+    "api_offers": Access.AUTHENTICATED,
+    "api_offer_claim": Access.AUTHENTICATED,
+    "api_offer_decline": Access.AUTHENTICATED,
+    "api_assignments": Access.AUTHENTICATED,
+    "api_assignment_start": Access.AUTHENTICATED,
+    "api_assignment_release": Access.AUTHENTICATED,
+    "api_webhook_endpoints": Access.ORG_ADMIN,
+    "api_webhook_endpoint_detail": Access.ORG_ADMIN,
+    "api_webhook_endpoint_test": Access.ORG_ADMIN,
+}

@@ -1,0 +1,31 @@
+"""Page routes of the marketplace. Access rules live in marketplace.policy (applied by selectors and services)."""
+
+from django.urls import path
+
+from marketplace.views import center, hours, ops, settings, worklist
+
+urlpatterns = [
+    # the center's read requests
+    path("reads/", center.read_request_list, name="read_request_list"),
+    path("reads/rows/", center.read_request_rows, name="read_request_rows"),
+    path("reads/new/", center.read_request_create, name="read_request_create"),
+    path("reads/<uuid:public_id>/", center.read_request_detail, name="read_request_detail"),
+    path("reads/<uuid:public_id>/cancel/", center.read_request_cancel, name="read_request_cancel"),
+    path("reads/<uuid:public_id>/candidates/", center.read_request_explain, name="read_request_explain"),
+    # the radiologist's worklist
+    path("worklist/", worklist.radiologist_worklist, name="radiologist_worklist"),
+    path("worklist/rows/", worklist.radiologist_worklist_rows, name="radiologist_worklist_rows"),
+    path("offers/<uuid:public_id>/claim/", worklist.offer_claim, name="offer_claim"),
+    path("offers/<uuid:public_id>/decline/", worklist.offer_decline, name="offer_decline"),
+    path("assignments/<uuid:public_id>/open/", worklist.assignment_open, name="assignment_open"),
+    path("assignments/<uuid:public_id>/release/", worklist.assignment_release, name="assignment_release"),
+    path("settings/reading-hours/", hours.reading_hours, name="reading_hours"),
+    # platform operations
+    path("ops/reads/", ops.ops_reads, name="ops_reads"),
+    path("ops/reads/rows/", ops.ops_reads_rows, name="ops_reads_rows"),
+    # the center's marketplace settings and webhooks
+    path("org/marketplace/", settings.center_marketplace_settings, name="center_marketplace_settings"),
+    path("org/webhooks/new/", settings.webhook_create, name="webhook_create"),
+    path("org/webhooks/<uuid:public_id>/delete/", settings.webhook_delete, name="webhook_delete"),
+    path("org/webhooks/<uuid:public_id>/test/", settings.webhook_test, name="webhook_test"),
+]

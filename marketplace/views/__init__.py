@@ -1,0 +1,1 @@
+"""Marketplace pages (thin: validate the shape, call one service or selector, render)."""

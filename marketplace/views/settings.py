@@ -1,0 +1,20 @@
+"""STUB: replaced by the pages work."""
+
+from django.http import Http404
+
+
+
+def center_marketplace_settings(request, **kwargs):
+    raise Http404
+
+
+def webhook_create(request, **kwargs):
+    raise Http404
+
+
+def webhook_delete(request, **kwargs):
+    raise Http404
+
+
+def webhook_test(request, **kwargs):
+    raise Http404

@@ -1,0 +1,3 @@
+"""Access-matrix rows of the marketplace pages (filled in by the pages work)."""
+
+ROWS: dict = {}
