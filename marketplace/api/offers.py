@@ -3,7 +3,6 @@
 from rest_framework.views import APIView
 
 
-
 class OfferListView(APIView):
     pass
 

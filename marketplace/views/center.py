@@ -3,7 +3,6 @@
 from django.http import Http404
 
 
-
 def read_request_list(request, **kwargs):
     raise Http404
 

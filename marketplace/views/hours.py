@@ -3,6 +3,5 @@
 from django.http import Http404
 
 
-
 def reading_hours(request, **kwargs):
     raise Http404

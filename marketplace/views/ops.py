@@ -3,7 +3,6 @@
 from django.http import Http404
 
 
-
 def ops_reads(request, **kwargs):
     raise Http404
 

@@ -3,7 +3,6 @@
 from django.http import Http404
 
 
-
 def center_marketplace_settings(request, **kwargs):
     raise Http404
 

@@ -3,7 +3,6 @@
 from django.http import Http404
 
 
-
 def radiologist_worklist(request, **kwargs):
     raise Http404
 
