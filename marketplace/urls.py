@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from marketplace.views import center, hours, ops, settings, worklist
+from marketplace.views import center, hours, ops, settings, webhooks, worklist
 
 urlpatterns = [
     # the center's read requests
@@ -25,7 +25,7 @@ urlpatterns = [
     path("ops/reads/rows/", ops.ops_reads_rows, name="ops_reads_rows"),
     # the center's marketplace settings and webhooks
     path("org/marketplace/", settings.center_marketplace_settings, name="center_marketplace_settings"),
-    path("org/webhooks/new/", settings.webhook_create, name="webhook_create"),
-    path("org/webhooks/<uuid:public_id>/delete/", settings.webhook_delete, name="webhook_delete"),
-    path("org/webhooks/<uuid:public_id>/test/", settings.webhook_test, name="webhook_test"),
+    path("org/webhooks/new/", webhooks.webhook_create, name="webhook_create"),
+    path("org/webhooks/<uuid:public_id>/delete/", webhooks.webhook_delete, name="webhook_delete"),
+    path("org/webhooks/<uuid:public_id>/test/", webhooks.webhook_test, name="webhook_test"),
 ]

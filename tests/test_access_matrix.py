@@ -20,6 +20,7 @@ from studies.ingest import Source, ingest_stream
 from tests.marketplace.matrix_api import ROWS as MARKETPLACE_API_ROWS
 from tests.marketplace.matrix_objects import marketplace_objects
 from tests.marketplace.matrix_pages import ROWS as MARKETPLACE_PAGE_ROWS
+from tests.marketplace.matrix_webhooks import ROWS as MARKETPLACE_WEBHOOK_ROWS
 from tests.test_route_policy import DECLARED
 
 PRINCIPALS = ["anonymous", "center_admin", "technologist", "center_finance", "center_viewer", "radiologist",
@@ -226,6 +227,7 @@ MATRIX = {
     # marketplace (objects from tests/marketplace/matrix_objects.py)
     **MARKETPLACE_PAGE_ROWS,
     **MARKETPLACE_API_ROWS,
+    **MARKETPLACE_WEBHOOK_ROWS,
 }
 
 
