@@ -385,6 +385,15 @@ WHITENOISE_IMMUTABLE_FILE_TEST = r"^(?:.*[/.-])?[0-9a-f]{12,20}\.[A-Za-z0-9]+$"
 CREDENTIAL_DOCUMENT_MAX_BYTES = env_int("CREDENTIAL_DOCUMENT_MAX_MB", 10) * 1024 * 1024
 MQSA_ATTESTATION_VALID_DAYS = env_int("MQSA_ATTESTATION_VALID_DAYS", 365)  # continuing experience re-attested yearly
 
+# --- Marketplace (marketplace/) ---------------------------------------------------------------------
+# How long a reader keeps full access to a study after the read's deadline or its closing.
+READ_ACCESS_GRACE_DAYS = env_int("READ_ACCESS_GRACE_DAYS", 7)
+# Webhooks to centers (marketplace/webhooks.py): per-request timeout, attempts before giving up, and whether
+# endpoints may be plain http / point at private, loopback or link-local addresses (never in production by default).
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 10)
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", not PRODUCTION)
+
 CELERY_BEAT_SCHEDULE = {
     # 05:30 UTC: before the US working day; expiry itself never waits for this (eligibility reads the dates).
     "credentials-daily": {"task": "accounts.credentials_daily", "schedule": crontab(hour=5, minute=30)},
@@ -392,10 +401,17 @@ CELERY_BEAT_SCHEDULE = {
     "purge-deleted-studies": {"task": "studies.purge_deleted_studies", "schedule": crontab(hour=3, minute=15)},
     # Records the stop of emergency (break-glass) accesses that ran out; the access ends at its time regardless.
     "close-expired-break-glass": {"task": "studies.close_expired_break_glass", "schedule": crontab(minute="*/5")},
+    # Webhook outbox rows still pending and due (a worker died between commit and send, or a retry is due).
+    "marketplace-relay-webhooks": {"task": "marketplace.relay_webhooks", "schedule": crontab(minute="*")},
+    # Offers to readers who came on shift, widening, escalation, expiry (idempotent).
+    "marketplace-sla-tick": {"task": "marketplace.sla_tick", "schedule": crontab(minute="*")},
 }
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     **SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"],
     "VerificationStatusEnum": "accounts.credentials.models.VerificationStatus",
     "VerificationMethodEnum": "accounts.credentials.models.VerificationMethod",
     "PrivilegeStatusEnum": "accounts.credentials.models.PrivilegeStatus",
+    # Read priorities and subspecialties appear in credentialing and in the marketplace: one name each.
+    "PriorityEnum": "marketplace.models.Priority",
+    "SubspecialtyEnum": "accounts.credentials.vocab.Subspecialty",
 }

@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class MarketplaceConfig(AppConfig):
     name = "marketplace"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from accounts.demo_hooks import register_demo_loader
+        from marketplace.demo import load_demo_marketplace
+
+        register_demo_loader("marketplace", load_demo_marketplace)

@@ -14,15 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from django.utils import timezone
 from pydicom.dataset import Dataset
 from pydicom.uid import JPEG2000Lossless, generate_uid
 
-from accounts.models import Organization, User
+from accounts.models import Organization
 from studies import synthetic
 from studies.ingest import IngestOutcome, Source, Status, audit_ingest, ingest_stream
-from studies.models import Study, StudyAccessGrant
-from studies.services import study_access_grant_create
+from studies.models import Study
 
 SEED = "readroom-demo-studies-v1"
 PROFILES = ("full", "small", "none")
@@ -40,6 +38,7 @@ class DemoStudy:
     slices: int = 0  # CT / MR (0: the kind's default)
     size: int = 0
     transfer_syntax: str = ""  # e.g. JPEG 2000 Lossless: compressed as a modality would send it ("" native)
+    body_part: str = ""  # BodyPartExamined when not the generator's own (its CT says CHEST, its MR BRAIN)
 
 
 # center slug → (accession prefix, studies); patients are synthetic.demo_patient(n) (even n: female).
@@ -53,12 +52,16 @@ DEMO_STUDIES: dict[str, tuple[str, list[DemoStudy]]] = {
         DemoStudy("cr-chest", "cr", 3, 1, "XR CHEST PA AND LATERAL"),
         DemoStudy("mg-screening", "mg", 2, 9, "MAMMOGRAM SCREENING BILATERAL"),
         DemoStudy("us-abdomen", "us", 4, 12, "US ABDOMEN COMPLETE"),
+        # The marketplace's STAT head CT (the same patient's MR brain is its comparison).
+        DemoStudy("ct-head", "ct", 1, 0, "CT HEAD WITHOUT CONTRAST", slices=40, size=256, body_part="HEAD"),
     ]),
     "summit": ("SOM", [
         DemoStudy("mr-brain", "mr", 5, 3, "MRI BRAIN WITHOUT CONTRAST", slices=16, size=256),
         DemoStudy("dx-chest", "dx", 6, 6, "XR CHEST 2 VIEWS"),
         DemoStudy("ct-abdomen-j2k", "ct", 11, 2, "CT ABDOMEN PELVIS WITH CONTRAST", slices=60, size=256,
                   transfer_syntax=JPEG2000Lossless),
+        # The marketplace's MRI knee that needs a musculoskeletal reader.
+        DemoStudy("mr-knee", "mr", 6, 1, "MRI KNEE RIGHT WITHOUT CONTRAST", slices=16, size=256, body_part="KNEE"),
     ]),
     "bayview": ("BVD", [
         DemoStudy("ct-head", "ct", 7, 1, "CT HEAD WITHOUT CONTRAST", slices=40, size=256),
@@ -67,6 +70,9 @@ DEMO_STUDIES: dict[str, tuple[str, list[DemoStudy]]] = {
     "mapleleaf": ("MLI", [
         DemoStudy("cr-chest", "cr", 9, 5, "XR CHEST PA AND LATERAL"),
         DemoStudy("us-abdomen", "us", 10, 20, "US ABDOMEN LIMITED"),
+        # The marketplace's Canadian read (only Ontario licensees see it).
+        DemoStudy("ct-abdomen", "ct", 10, 1, "CT ABDOMEN PELVIS WITH CONTRAST", slices=40, size=256,
+                  body_part="ABDOMEN"),
     ]),
 }
 # "small" (tests, CI): the same studies with tiny images.
@@ -90,6 +96,9 @@ def expected_instances(study: DemoStudy, profile: str) -> int:
 
 def _datasets(study: DemoStudy, spec: synthetic.StudySpec, profile: str) -> list[Dataset]:
     datasets = _native_datasets(study, spec, profile)
+    if study.body_part:
+        for ds in datasets:
+            ds.BodyPartExamined = study.body_part
     if study.transfer_syntax:
         for ds in datasets:
             ds.compress(study.transfer_syntax)  # lossless and deterministic: a second run makes the same bytes
@@ -130,7 +139,7 @@ class CenterReport:
     created: list[str] = field(default_factory=list)  # "CT CHEST WITH CONTRAST (150 images)"
     present: int = 0
     problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # e.g. which demo radiologist may read what
+    notes: list[str] = field(default_factory=list)
 
 
 def load_demo_studies(organizations: dict[str, Organization], *, profile: str, today: date,
@@ -157,33 +166,13 @@ def load_demo_studies(organizations: dict[str, Organization], *, profile: str, t
     for slug, study, study_uid, existing in todo:
         _generate_and_ingest(reports[slug], slug, study, study_uid, existing, profile=profile, today=today,
                              progress=progress)
-    _grant_demo_radiologists(reports, profile=profile)
     return list(reports.values())
 
 
-# What the marketplace will do for real: a demo radiologist holds an assigned read (full access: the
-# study opens in the viewer) and an offer (preview: de-identified details and thumbnails only).
-DEMO_GRANTS = [
-    ("dr.okafor@radiologists.demo", "lakeside", "ct-chest", "full", "Demo: CT chest read assigned"),
-    ("dr.okafor@radiologists.demo", "lakeside", "mr-brain", "preview", "Demo: MRI brain read offered"),
-]
-DEMO_GRANT_DAYS = 30
-
-
-def _grant_demo_radiologists(reports: dict[str, CenterReport], *, profile: str) -> None:
-    now = timezone.now()
-    for email, slug, key, level, reason in DEMO_GRANTS:
-        user = User.objects.filter(email=email).first()
-        study = Study.objects.filter(organization=reports[slug].organization,
-                                     study_instance_uid=_uid(profile, slug, key, "study")).first()
-        if user is None or study is None:
-            continue
-        if not StudyAccessGrant.objects.filter(user=user, study=study, level=level, revoked_at__isnull=True,
-                                               expires_at__gt=now + timedelta(days=1)).exists():
-            study_access_grant_create(actor=None, study=study, user=user, level=level, reason=reason,
-                                      expires_at=now + timedelta(days=DEMO_GRANT_DAYS))
-        what = "full access, opens in the viewer" if level == "full" else "preview: de-identified until assigned"
-        reports[slug].notes.append(f"{email} may read {study.study_description} ({what})")
+def demo_study(organization: Organization, key: str, *, profile: str) -> Study | None:
+    """The stored demo study ``key`` of ``organization`` (the marketplace's demo posts reads of them)."""
+    return Study.objects.filter(organization=organization,
+                                study_instance_uid=_uid(profile, organization.slug, key, "study")).first()
 
 
 def _generate_and_ingest(report: CenterReport, slug: str, study: DemoStudy, study_uid: str, existing: Study | None,

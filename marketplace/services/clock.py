@@ -15,7 +15,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from marketplace.models import ASSIGNED_STATES, Assignment, Offer, ReadRequest, Status
+from marketplace.models import ASSIGNED_STATES, Assignment, Audience, Offer, ReadRequest, Status
 from marketplace.services import events
 from marketplace.services.offers import end_access, offers_sync, read_request_widen, widen_due
 from marketplace.services.requests import read_request_transition
@@ -58,10 +58,14 @@ def _tick_open(read_request: ReadRequest, at: datetime, result: TickResult) -> N
                                                           reason="preferred readers' time passed"):
         result.widened += 1
     if fraction >= HALF and _mark(read_request, "half_time_at", at):
-        if read_request_widen(read_request=read_request, at=at, reason="half the time to deadline passed unclaimed"):
+        # A preferred audience the center said never to widen stays with its named readers.
+        never = read_request.audience == Audience.PREFERRED and read_request.widen_after_minutes is None
+        if not never and read_request_widen(read_request=read_request, at=at,
+                                            reason="half the time to deadline passed unclaimed"):
             result.widened += 1
         events.notify(events.center_people(read_request.center), title="Read still unclaimed at half its time",
-                      body="It is now offered to every eligible radiologist.", url=events.request_url(read_request))
+                      body="It stays with your preferred readers." if never else
+                      "It is now offered to every eligible radiologist.", url=events.request_url(read_request))
         events.webhook_enqueue(read_request, "read_request.escalated", extra={"level": "half_time"})
         result.half_time += 1
     if fraction >= AT_RISK and _mark(read_request, "at_risk_at", at):

@@ -102,5 +102,7 @@ def webhook_enqueue(read_request: ReadRequest, event_type: str, *, from_status: 
         for pk in ids:
             deliver_webhook.delay(pk)
 
-    transaction.on_commit(send)
+    # robust: the change is committed; a broker that is down must not turn it into an error for the caller
+    # (the failure is logged and the relay sends the rows that were not published).
+    transaction.on_commit(send, robust=True)
     return rows

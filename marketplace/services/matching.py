@@ -81,7 +81,6 @@ class MatchResult:
     at: datetime
     candidates: list[Candidate]  # eligible, ranked
     excluded: list[Candidate]  # with reasons, by name
-    without_license: int = 0  # radiologists not considered: no license of any status in the jurisdiction
 
     @property
     def on_shift(self) -> list[Candidate]:
@@ -92,6 +91,9 @@ class MatchResult:
 
 
 def _center_settings(read_request: ReadRequest) -> CenterSettings | None:
+    if not ReadRequest.center.is_cached(read_request):  # the center and its settings in one query
+        read_request.center = Organization.objects.select_related("marketplace_settings").get(
+            pk=read_request.center_id)
     try:
         return read_request.center.marketplace_settings
     except CenterSettings.DoesNotExist:
@@ -197,8 +199,15 @@ def _conflict_and_audience_reasons(profile, read_request: ReadRequest) -> list[s
 
 
 def _availability_reason(candidate: Candidate, hours, off, zone: str, read_request: ReadRequest,
-                         at: datetime) -> str | None:
-    state = schedule.availability(hours, zone, off, at)
+                         at: datetime, seen: dict | None = None) -> str | None:
+    # Readers without time off who share a weekly schedule and a zone share the answer: ``seen`` keeps it
+    # for one call (thousands of readers, a few dozen distinct schedules).
+    key = (zone, tuple(sorted(hours))) if seen is not None and not off else None
+    state = seen.get(key) if key is not None else None
+    if state is None:
+        state = schedule.availability(hours, zone, off, at)
+        if key is not None:
+            seen[key] = state
     if state.on_shift:
         candidate.on_shift = True
         return None
@@ -214,7 +223,7 @@ def _availability_reason(candidate: Candidate, hours, off, zone: str, read_reque
     return f"on time off until {label}" if state.on_time_off else f"off shift until {label}"
 
 
-def _rank(candidates: list[Candidate], read_request: ReadRequest) -> None:
+def _rank(candidates: list[Candidate], read_request: ReadRequest, at: datetime) -> None:
     def key(c: Candidate):
         rate = c.on_time_rate if c.on_time_rate is not None else UNKNOWN_ON_TIME
         return (not c.preferred, not c.on_shift, -rate, c.load / max(c.capacity, 1), c.name)
@@ -225,8 +234,11 @@ def _rank(candidates: list[Candidate], read_request: ReadRequest) -> None:
         reasons = []
         if c.preferred:
             reasons.append(f"preferred by {read_request.center.name}")
-        reasons.append("on shift now" if c.on_shift else
-                       f"on shift from {schedule.local_label(c.available_from, c.radiologist.home_time_zone, c.available_from)}")
+        if c.on_shift:
+            reasons.append("on shift now")
+        else:
+            starts = schedule.local_label(c.available_from, c.radiologist.home_time_zone, at)
+            reasons.append(f"on shift from {starts}")
         reasons.append(f"on time {round(100 * c.on_time_rate)} % ({c.on_time} of {c.finished})"
                        if c.finished else "no finished reads yet")
         reasons.append(f"load {c.load} of {c.capacity}")
@@ -243,7 +255,7 @@ def match(read_request: ReadRequest, *, at: datetime | None = None, radiologist_
     answers = eligibility_bulk(queryset, jurisdiction=read_request.jurisdiction, modalities=read_request.modalities,
                                subspecialty=read_request.subspecialty or None, center=read_request.center, at=at)
     hours, off = _hours_and_time_off(pool, at)
-    candidates, excluded = [], []
+    candidates, excluded, seen = [], [], {}
     for profile_id, answer in answers.items():
         profile = answer.radiologist
         candidate = Candidate(
@@ -261,11 +273,11 @@ def match(read_request: ReadRequest, *, at: datetime | None = None, radiologist_
             candidate.reasons.append(f"minimum rate {profile.minimum_rate} cents above quote "
                                      f"{read_request.quoted_cents}")
         reason = _availability_reason(candidate, hours.get(profile_id, []), off.get(profile_id, []),
-                                      profile.home_time_zone, read_request, at)
+                                      profile.home_time_zone, read_request, at, seen)
         if reason:
             candidate.reasons.append(reason)
         (excluded if candidate.reasons else candidates).append(candidate)
-    _rank(candidates, read_request)
+    _rank(candidates, read_request, at)
     excluded.sort(key=lambda c: c.name)
     return MatchResult(read_request=read_request, at=at, candidates=candidates, excluded=excluded)
 

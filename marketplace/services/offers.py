@@ -38,7 +38,7 @@ from marketplace.services.requests import read_request_transition
 from studies.models import StudyAccessGrant
 from studies.services import study_access_grant_create, study_access_grant_revoke
 
-GRACE = timedelta(days=getattr(settings, "READ_ACCESS_GRACE_DAYS", 7))
+GRACE = timedelta(days=settings.READ_ACCESS_GRACE_DAYS)
 WIDEN_AT_FRACTION = 0.25  # preferred readers alone until 25 % of the time to deadline (or the center's delay)
 
 
@@ -91,9 +91,24 @@ def offers_sync(*, read_request: ReadRequest, at: datetime | None = None,
     if read_request.status != Status.OPEN:
         return []
     result = result or match(read_request, at=at)
-    offered = set(Offer.objects.filter(read_request=read_request).values_list("radiologist_id", flat=True))
-    new = [c for c in _offerable(read_request, result) if c.radiologist.pk not in offered]
+    offered = dict(Offer.objects.filter(read_request=read_request).values_list("radiologist_id", "status"))
+    offerable = _offerable(read_request, result)
+    new = [c for c in offerable if c.radiologist.pk not in offered]
     created = []
+    # An offer withdrawn because another reader took the read (who then released it) opens again.
+    for candidate in offerable:
+        if offered.get(candidate.radiologist.pk) != Offer.Status.WITHDRAWN:
+            continue
+        grant = study_access_grant_create(
+            actor=None, study=read_request.study, user=candidate.radiologist.user, level="preview",
+            reason=f"Offered read request {read_request.public_id}", expires_at=read_request.deadline)
+        reopened = Offer.objects.filter(read_request=read_request, radiologist=candidate.radiologist,
+                                        status=Offer.Status.WITHDRAWN)
+        if reopened.update(status=Offer.Status.OPEN, grant=grant, tier=read_request.tier, rank=candidate.rank,
+                           responded_at=None, updated_at=timezone.now()):
+            created.append(Offer.objects.get(read_request=read_request, radiologist=candidate.radiologist))
+        else:
+            study_access_grant_revoke(actor=None, grant=grant)
     for candidate in new:
         grant = study_access_grant_create(
             actor=None, study=read_request.study, user=candidate.radiologist.user, level="preview",
@@ -241,7 +256,8 @@ def offer_decline(*, actor: Actor, offer: Offer, reason: str = "", request: Http
     profile = profile_of(actor)
     if profile is None or offer.radiologist_id != profile.pk:
         raise NotFound()
-    offer = Offer.objects.select_for_update().select_related("grant__study", "grant__user").get(pk=offer.pk)
+    offer = Offer.objects.select_for_update(of=("self",)).select_related("grant__study", "grant__user").get(
+        pk=offer.pk)  # the grant is an outer join: PostgreSQL locks only the offer row
     if offer.status != Offer.Status.OPEN:
         raise _conflict(f"This offer is {offer.get_status_display().lower()}.", f"offer_{offer.status}",
                         status=offer.status)
@@ -307,9 +323,9 @@ def assignment_release(*, actor: Actor, assignment: Assignment, reason: str,
 
 @transaction.atomic
 def read_request_mark_reported(*, read_request: ReadRequest, actor: Actor | None,
-                               request: HttpRequest | None = None) -> ReadRequest:
+                               request: HttpRequest | None = None, at: datetime | None = None) -> ReadRequest:
     """In progress → reported: the reporting app calls this when the report is signed. On time is recorded."""
-    at = timezone.now()
+    at = at or timezone.now()
     read_request = read_request_transition(read_request=read_request, to=Status.REPORTED, actor=actor,
                                            request=request, fields={"reported_at": at})
     Assignment.objects.filter(read_request=read_request, status=Assignment.Status.ACTIVE).update(

@@ -229,7 +229,8 @@ def read_request_post(*, actor: Actor, center: Organization, data: PostData, ide
     if data.publish:
         from marketplace.services.offers import read_request_publish
 
-        read_request_publish(read_request=read_request, actor=actor, request=request, at=now)
+        # The published row (tier, STAT flag) is what the caller gets back.
+        read_request = read_request_publish(read_request=read_request, actor=actor, request=request, at=now)
     return read_request, True
 
 
@@ -244,17 +245,20 @@ def read_request_cancel(*, actor: Actor, read_request: ReadRequest, reason: str,
     reason = (reason or "").strip()
     if not reason:
         raise _err("reason", "Say why the read is no longer needed.", code="required")
-    if read_request.status in FINISHED_STATES:
-        raise ApplicationError(f"This read request is {read_request.get_status_display().lower()}: it can no longer "
+    # Judged by the row, not by the caller's copy (a claim may have landed since it was read).
+    current = ReadRequest.objects.select_for_update().get(pk=read_request.pk)
+    if current.status in FINISHED_STATES:
+        raise ApplicationError(f"This read request is {current.get_status_display().lower()}: it can no longer "
                                "be cancelled.", code="invalid_transition", status_code=409,
-                               fields={"status": [f"{read_request.status} → cancelled is not allowed"]})
-    was_assigned = read_request.status in ASSIGNED_STATES
+                               fields={"status": [f"{current.status} → cancelled is not allowed"]})
+    was_assigned = current.status in ASSIGNED_STATES
+    assignee = current.assignee
     read_request = read_request_transition(read_request=read_request, to=Status.CANCELLED, actor=actor,
                                            reason=reason, fields={"cancel_reason": reason[:500]}, request=request)
     from marketplace.services.offers import end_access
 
     end_access(read_request, offer_status="withdrawn", assignment_status=Assignment.Status.CANCELLED)
-    if was_assigned and read_request.assignee is not None:
-        events.notify([read_request.assignee.user], title="A read you were assigned was cancelled",
+    if was_assigned and assignee is not None:
+        events.notify([assignee.user], title="A read you were assigned was cancelled",
                       body=f"{read_request.center.name} cancelled it: {reason}", url=events.request_url(read_request))
     return read_request

@@ -112,3 +112,25 @@ def actor(user: User):
 
 def membership(user: User) -> Membership:
     return Membership.objects.filter(user=user).first()
+
+
+def signed_read(poster: User, study, reader_user: User, **fields):
+    """A read of ``study`` posted by ``poster``, claimed and reported by ``reader_user`` (for overreads)."""
+    from marketplace.models import Offer
+    from marketplace.services.offers import assignment_start, offer_claim, read_request_mark_reported
+
+    read_request = post(poster, study, **fields)
+    offer = Offer.objects.get(read_request=read_request, radiologist__user=reader_user)
+    assignment = offer_claim(actor=actor(reader_user), offer=offer)
+    assignment_start(actor=actor(reader_user), assignment=assignment)
+    return read_request_mark_reported(read_request=read_request, actor=actor(reader_user))
+
+
+def shift_from(profile: RadiologistProfile, starts_at, hours: int = 2) -> None:
+    """Replace ``profile``'s reading hours with one weekly window from ``starts_at`` (to the minute) for ``hours``."""
+    from zoneinfo import ZoneInfo
+
+    local = starts_at.astimezone(ZoneInfo(profile.home_time_zone)).replace(second=0, microsecond=0)
+    ReadingHours.objects.filter(radiologist=profile).delete()
+    ReadingHours.objects.create(radiologist=profile, weekday=local.weekday(), starts=local.time(),
+                                ends=(local + timedelta(hours=hours)).time())

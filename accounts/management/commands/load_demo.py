@@ -180,10 +180,12 @@ class Command(BaseCommand):
         # Licenses, certifications, insurance, MQSA and privileges with their verification states.
         seed_demo_credentials(self.stdout if options.get("verbosity", 1) > 1 else None)
         # Outside the transaction above: each instance is stored (file and row) in its own transaction.
-        reports = self._studies(orgs, studies or getattr(settings, "DEMO_STUDIES", "full"),
-                                quiet=options.get("verbosity", 1) == 0)
+        profile = studies or getattr(settings, "DEMO_STUDIES", "full")
+        reports = self._studies(orgs, profile, quiet=options.get("verbosity", 1) == 0)
+        marketplace = self._marketplace(orgs, profile)
         self._print_logins(orgs)
         self._print_studies(reports)
+        self._print_marketplace(marketplace)
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -264,6 +266,16 @@ class Command(BaseCommand):
             self.counts["unchanged"] += report.present
         return reports
 
+    def _marketplace(self, orgs: dict[str, Organization], profile: str):
+        """Reading hours, rates, center settings and the demo read requests (registered by marketplace)."""
+        load_demo_marketplace = demo_loader("marketplace")
+        if load_demo_marketplace is None:
+            return None
+        report = load_demo_marketplace(orgs, today=self.today, profile=profile)
+        for outcome in ("created", "updated", "unchanged"):
+            self.counts[outcome] += getattr(report, outcome)
+        return report
+
     # --- output -------------------------------------------------------------------------------
 
     def _print_logins(self, orgs: dict[str, Organization]) -> None:
@@ -301,6 +313,15 @@ class Command(BaseCommand):
                 self.stdout.write(self.style.WARNING(f"    {problem}"))
             for note in report.notes:
                 self.stdout.write(f"    {note}")
+
+    def _print_marketplace(self, report) -> None:
+        if report is None or not (report.notes or report.problems):
+            return
+        self.stdout.write("Demo read requests (posted, offered and claimed through the marketplace's services):")
+        for note in report.notes:
+            self.stdout.write(f"  {note}")
+        for problem in report.problems:
+            self.stdout.write(self.style.WARNING(f"  {problem}"))
 
 
 def hash_digits(text: str) -> int:
