@@ -31,13 +31,16 @@ from datetime import time as clock
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/readroom_bench")
-os.environ.setdefault("READROOM_VAR_DIR", tempfile.mkdtemp(prefix="readroom-bench-"))
+if "DJANGO_SETTINGS_MODULE" not in os.environ:  # run as a script (the smoke test imports it with Django set up)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/readroom_bench")
+    os.environ.setdefault("READROOM_VAR_DIR", tempfile.mkdtemp(prefix="readroom-bench-"))
 
 import django  # noqa: E402
+from django.apps import apps  # noqa: E402
 
-django.setup()
+if not apps.ready:
+    django.setup()
 
 from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
@@ -198,7 +201,7 @@ def build_shapes(rng: random.Random) -> dict:
     albany, albany_admin = center("bench-albany", "Bench Albany Breast", "US", "NY", "America/New_York")
     toronto, toronto_admin = center("bench-toronto", "Bench Toronto Imaging", "CA", "ON", "America/Toronto")
     texans = list(RadiologistProfile.objects.filter(licenses__region="TX", licenses__status="verified")
-                  .order_by("pk")[:20])
+                  .order_by("pk")[:20]) or list(RadiologistProfile.objects.order_by("pk")[:20])
     settings_row = CenterSettings.objects.create(center=dallas)
     settings_row.preferred_radiologists.set(texans[:5])
     settings_row.blocked_radiologists.set(texans[5:7])
@@ -209,7 +212,7 @@ def build_shapes(rng: random.Random) -> dict:
     original = ReadRequest.objects.create(
         center=dallas, study=ct_two, kind="primary", priority="routine", status="reported",
         deadline=timezone.now() - timedelta(hours=2), modalities=ct_two.modalities,
-        jurisdiction=ct_two.jurisdiction, quoted_cents=3500, assignee=texans[10])
+        jurisdiction=ct_two.jurisdiction, quoted_cents=3500, assignee=texans[-1])
 
     def post(actor, study, **fields):
         return read_request_post(actor=actor, center=study.organization,
@@ -219,7 +222,8 @@ def build_shapes(rng: random.Random) -> dict:
         "CT routine, US-TX, marketplace": post(dallas_admin, ct),
         "CT STAT, US-TX, marketplace": post(dallas_admin, ct, priority="stat"),
         "MG screening, US-NY (MQSA)": post(albany_admin, mg),
-        "CT, US-TX, direct to one reader": post(dallas_admin, ct, audience="direct", direct_radiologist=texans[12]),
+        "CT, US-TX, direct to one reader": post(dallas_admin, ct, audience="direct",
+                                                direct_radiologist=texans[len(texans) // 2]),
         "CT overread, US-TX (conflicts)": post(dallas_admin, ct_two, kind="overread", original_request=original),
         "CT routine, CA-ON": post(toronto_admin, on),
     }
@@ -339,6 +343,7 @@ def run(*, radiologists: int = 10_000, small: int = 1_000, licenses: int = 5, ca
         f"{'constant' if constant else 'NOT constant'} from {scales[0]:,} to {scales[-1]:,} radiologists")
     if profile:
         out(profile_one(shapes, at))
+    gc.unfreeze()
     return figures
 
 

@@ -200,6 +200,7 @@ def run(*, requests: int = 10_000, radiologists: int = 200, centers: int = 20, d
             heapq.heappush(reading, (moment + timedelta(minutes=minutes), rr.pk, rid))
         moment += step
     sim_seconds = time.perf_counter() - sim_started
+    gc.unfreeze()
 
     rows = list(ReadRequest.objects.filter(pk__in=posted_at).values(
         "pk", "priority", "status", "deadline", "no_on_shift_reader", "half_time_at", "at_risk_at", "late_at"))

@@ -38,10 +38,10 @@ from marketplace.models import (
     Status,
     TimeOff,
 )
-from marketplace.services import events
+from marketplace.services.clock import read_request_expire
 from marketplace.services.matching import match
-from marketplace.services.offers import assignment_start, end_access, offer_claim
-from marketplace.services.requests import PostData, center_settings, read_request_post, read_request_transition
+from marketplace.services.offers import assignment_start, offer_claim
+from marketplace.services.requests import PostData, center_settings, read_request_post
 from studies.demo import demo_study
 
 DEMO_DOMAIN = "@radiologists.demo"
@@ -261,21 +261,11 @@ def _bring_about(read: DemoRead, organizations: dict[str, Organization], readers
                                             idempotency_key=key, idempotency_body={"demo": read.key},
                                             now=now - timedelta(days=read.posted_days_ago))
         if read.posted_days_ago:
-            _expire(read_request)
+            read_request_expire(read_request)
         if read.claimed_by:
             _claim(read, read_request, readers.get(read.claimed_by), report)
     _count(report, "created")
     return read_request
-
-
-def _expire(read_request: ReadRequest) -> None:
-    """What the clock does to an open request past its deadline (marketplace.services.clock)."""
-    read_request_transition(read_request=read_request, to=Status.EXPIRED, actor=None,
-                            reason="no radiologist claimed it before its deadline")
-    end_access(read_request, offer_status=Offer.Status.EXPIRED, assignment_status=Assignment.Status.CANCELLED)
-    events.notify(events.center_people(read_request.center), title="Read request expired unclaimed",
-                  body=f"{'/'.join(read_request.modalities)} {read_request.get_priority_display()} passed its "
-                       "deadline without a reader.", url=events.request_url(read_request))
 
 
 def _claim(read: DemoRead, read_request: ReadRequest, reader: RadiologistProfile | None,

@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from accounts.credentials.vocab import Priority  # the priorities a radiologist takes are the requests'
 from accounts.models import Organization, RadiologistProfile
 from core.models import TimeStampedModel
 from studies.models import Study, StudyAccessGrant
@@ -25,12 +26,6 @@ class Kind(models.TextChoices):
     OVERREAD = "overread", "Overread"
     SECOND_OPINION = "second_opinion", "Second opinion"
     SPECIALIST_CONSULT = "specialist_consult", "Specialist consult"
-
-
-class Priority(models.TextChoices):
-    STAT = "stat", "STAT"
-    URGENT = "urgent", "Urgent"
-    ROUTINE = "routine", "Routine"
 
 
 class Audience(models.TextChoices):

@@ -9,17 +9,20 @@ An assigned request past its deadline stays assigned and is marked late.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
+from core.errors import ApplicationError
 from marketplace.models import ASSIGNED_STATES, Assignment, Audience, Offer, ReadRequest, Status
 from marketplace.services import events
 from marketplace.services.offers import end_access, offers_sync, read_request_widen, widen_due
 from marketplace.services.requests import read_request_transition
 
+logger = logging.getLogger(__name__)
 HALF, AT_RISK = 0.5, 0.8
 
 
@@ -43,14 +46,21 @@ def _mark(read_request: ReadRequest, column: str, at: datetime) -> bool:
 
 
 @transaction.atomic
+def read_request_expire(read_request: ReadRequest) -> ReadRequest:
+    """Open → expired at the deadline: its offers expire, their previews end, the center is told."""
+    read_request_transition(read_request=read_request, to=Status.EXPIRED, actor=None,
+                            reason="no radiologist claimed it before its deadline")
+    end_access(read_request, offer_status=Offer.Status.EXPIRED, assignment_status=Assignment.Status.CANCELLED)
+    events.notify(events.center_people(read_request.center), title="Read request expired unclaimed",
+                  body=f"{'/'.join(read_request.modalities)} {read_request.get_priority_display()} passed its "
+                       "deadline without a reader.", url=events.request_url(read_request))
+    return read_request
+
+
+@transaction.atomic
 def _tick_open(read_request: ReadRequest, at: datetime, result: TickResult) -> None:
     if read_request.deadline <= at:
-        read_request_transition(read_request=read_request, to=Status.EXPIRED, actor=None,
-                                reason="no radiologist claimed it before its deadline")
-        end_access(read_request, offer_status=Offer.Status.EXPIRED, assignment_status=Assignment.Status.CANCELLED)
-        events.notify(events.center_people(read_request.center), title="Read request expired unclaimed",
-                      body=f"{'/'.join(read_request.modalities)} {read_request.get_priority_display()} passed its "
-                           "deadline without a reader.", url=events.request_url(read_request))
+        read_request_expire(read_request)
         result.expired += 1
         return
     fraction = read_request.fraction_elapsed(at)
@@ -95,9 +105,18 @@ def sla_tick(*, at: datetime | None = None, limit: int = 500) -> TickResult:
     open_requests = (ReadRequest.objects.filter(status=Status.OPEN).select_related("center__marketplace_settings",
                                                                                    "study").order_by("deadline")[:limit])
     for read_request in open_requests:
-        _tick_open(read_request, at, result)
+        _one(_tick_open, read_request, at, result)
     late = (ReadRequest.objects.filter(status__in=ASSIGNED_STATES, deadline__lte=at, late_at__isnull=True)
             .select_related("center", "assignee__user")[:limit])
     for read_request in late:
-        _tick_assigned(read_request, at, result)
+        _one(_tick_assigned, read_request, at, result)
     return result
+
+
+def _one(step, read_request: ReadRequest, at: datetime, result: TickResult) -> None:
+    """One request's step in its own transaction: a move refused because a claim or a cancel landed since
+    the list was read leaves that request to the next tick and never stops the others."""
+    try:
+        step(read_request, at, result)
+    except ApplicationError as exc:
+        logger.info("sla_tick skipped read request %s: %s", read_request.public_id, exc.message)

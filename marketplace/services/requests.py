@@ -43,6 +43,15 @@ DEFAULT_TAT_MINUTES = {Priority.STAT: 60, Priority.URGENT: 240, Priority.ROUTINE
 SECOND_OPINION_TAT_MINUTES = 2880
 
 
+# Modalities of objects that are not images to read (reports, presentation states, key objects, ...).
+NOT_IMAGING = frozenset({"SR", "PR", "KO", "SEG", "REG", "DOC"})
+
+
+def imaging_modalities(study: Study) -> list[str]:
+    """The study's modalities a radiologist reads (what matching and the quote go by)."""
+    return [m for m in study.modalities if m not in NOT_IMAGING]
+
+
 def _err(field_name: str, message: str, code: str = "invalid") -> ApplicationError:
     return ApplicationError.for_field(field_name, message, code=code)
 
@@ -132,6 +141,8 @@ def _validate(actor: Actor, center: Organization, data: PostData, now: datetime)
     if study.organization_id != center.pk or study.deleted_at is not None:
         raise NotFound("Study not found.")
     if not policy.can_post(actor, center):
+        if center.pk not in actor.memberships:
+            raise NotFound("Study not found.")  # another tenant's study looks like a missing one
         raise PermissionDenied("Only admins and technologists of the center post read requests.")
     if data.kind not in Kind.values:
         raise _err("kind", f"Choose one of: {', '.join(Kind.values)}.")
@@ -141,7 +152,7 @@ def _validate(actor: Actor, center: Organization, data: PostData, now: datetime)
         raise _err("subspecialty", f"Unknown subspecialty {data.subspecialty!r}.")
     if data.audience not in Audience.values:
         raise _err("audience", f"Choose one of: {', '.join(Audience.values)}.")
-    modalities = [m for m in study.modalities if m not in ("SR", "PR", "KO", "SEG", "REG", "DOC")]
+    modalities = imaging_modalities(study)
     if not modalities:
         raise _err("study", "This study has no imaging modality in its index: it cannot be matched to readers.")
     if not study.jurisdiction_country:

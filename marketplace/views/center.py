@@ -26,12 +26,11 @@ from marketplace import policy, pricing, selectors
 from marketplace.forms import ReadRequestForm, ReasonForm, RequestFilterForm, WhyNotForm
 from marketplace.models import Kind, Priority, Status
 from marketplace.services.matching import match
-from marketplace.services.requests import PostData, read_request_post, turnaround_minutes
+from marketplace.services.requests import PostData, imaging_modalities, read_request_post, turnaround_minutes
 from marketplace.services.requests import read_request_cancel as cancel_service
 from studies import selectors as study_selectors
 
 PAGE_SIZE = 50
-NOT_IMAGING = ("SR", "PR", "KO", "SEG", "REG", "DOC")  # as read_request_post: objects, not images
 
 
 def _center(actor) -> Organization:
@@ -96,7 +95,7 @@ def _quotes(center, studies, kind: str) -> list[dict]:
     now = timezone.now()
     rows = []
     for study in studies:
-        modalities = [m for m in study.modalities if m not in NOT_IMAGING]
+        modalities = imaging_modalities(study)
         rows.append({"study": study, "modalities": modalities, "by_priority": [
             {"priority": label,
              "quote": pricing.format_money(*_quote(center, modalities, value, kind)),

@@ -271,7 +271,12 @@ def test_a_radiologist_reads_with_a_full_grant_and_is_cut_off_when_it_is_revoked
         assert f"HTTP 404: {viewer_url}" in refused
         study_prefix = f"HTTP 404: {live_server.url}/dicomweb/studies/{study.study_instance_uid}/"
         assert all(p.startswith(study_prefix) or p == f"HTTP 404: {viewer_url}" for p in refused)
-        assert set(real_problems(problems)) - set(refused) <= {CONSOLE_404}
+        # A prefetch still in flight at the revocation is refused too, and the viewer logs that to its console
+        # (under load, more of them are in flight): those lines name the study's own DICOMweb resources.
+        study_path = f"/dicomweb/studies/{study.study_instance_uid}/"
+        viewer_noise = [p for p in real_problems(problems) if p.startswith("console ")
+                        and (study_path in p or "CORNERSTONE_IMAGE_LOAD_FAILED" in p)]
+        assert set(real_problems(problems)) - set(refused) - set(viewer_noise) <= {CONSOLE_404}
 
     assert AuditEvent.objects.filter(action="study.viewer_opened", actor=cast.radiologist,
                                      object_id=study.study_instance_uid, extra__level="full").count() == 1

@@ -15,7 +15,7 @@ from accounts.models import License
 from core.errors import ApplicationError
 from marketplace.models import Assignment, Offer, ReadRequest, Status
 from marketplace.services.clock import sla_tick
-from marketplace.services.offers import offer_claim, offer_decline
+from marketplace.services.offers import GRACE, offer_claim, offer_decline
 from marketplace.services.requests import read_request_cancel
 from tests.marketplace.helpers import actor, ingest_study, make_radiologist, post
 
@@ -160,3 +160,11 @@ def test_concurrent_claims_leave_exactly_one_winner_every_round(cast, postgres_o
         assert statuses == ["claimed"] + ["withdrawn"] * (CLAIMANTS - 1)
         assert read_request.status_changes.filter(to_status="assigned").count() == 1
     assert {r.pk for r in readers} >= set(Assignment.objects.values_list("radiologist_id", flat=True))
+
+
+def test_a_claim_while_the_clock_is_behind_still_gives_access_for_the_grace_period(cast, ct_study, reader):
+    """The full grant runs from the later of the deadline and now: a late claim is not a grant already over."""
+    read_request = post(cast.technologist, ct_study)
+    ReadRequest.objects.filter(pk=read_request.pk).update(deadline=timezone.now() - GRACE - timedelta(days=1))
+    assignment = offer_claim(actor=actor(cast.radiologist), offer=offer_of(reader, read_request))
+    assert assignment.grant.expires_at > timezone.now() + GRACE - timedelta(minutes=1)

@@ -327,3 +327,10 @@ def test_match_costs_the_same_number_of_queries_for_3_and_30_radiologists(cast, 
     assert len(match(rr, at=AT).excluded) == 30
     assert few == many
     assert many <= 8
+
+
+def test_the_excluded_are_listed_by_name(cast, rr):
+    names = ["Zoe Last", "Abe First", "Mia Middle"]
+    for name in names:
+        make_radiologist(name=name, modalities=("MR",))
+    assert [c.name for c in match(rr, at=AT).excluded] == sorted(names)

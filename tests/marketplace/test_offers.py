@@ -107,6 +107,8 @@ def test_the_winner_gets_full_access_and_every_other_offer_is_withdrawn(cast, ct
     assert grant.expires_at >= read_request.deadline + GRACE - timedelta(seconds=5)
     after = offers_by_reader(read_request)
     assert after[reader.pk].status == "claimed"
+    assert after[reader.pk].responded_at is not None
+    assert all(after[p.pk].responded_at is not None for p in others)
     assert after[reader.pk].grant.revoked_at is not None
     for profile in others:
         assert after[profile.pk].status == "withdrawn"

@@ -88,6 +88,12 @@ def test_another_centers_study_is_not_found(cast):
         read_request_post(actor=actor(cast.technologist), center=cast.center, data=PostData(study=theirs))
 
 
+def test_another_tenant_naming_our_center_and_study_is_not_found(cast, ct_study):
+    with pytest.raises(NotFound):
+        read_request_post(actor=actor(cast.other_admin), center=cast.center, data=PostData(study=ct_study))
+    assert not ReadRequest.objects.exists()
+
+
 def test_only_admins_and_technologists_post(cast, ct_study):
     assert post_at(cast, ct_study, user=cast.center_admin)[1]
     with pytest.raises(PermissionDenied):

@@ -7,6 +7,7 @@ import itertools
 
 import pytest
 
+from accounts.models import AuditEvent
 from core.errors import ApplicationError
 from marketplace.models import TRANSITIONS, ReadRequest, ReadRequestStatusChange, Status
 from marketplace.services.requests import read_request_transition
@@ -43,6 +44,10 @@ def test_an_allowed_move_changes_state_and_writes_who_from_to_and_why(cast, ct_s
     change = ReadRequestStatusChange.objects.get(read_request=read_request)
     assert (change.actor, change.from_status, change.to_status, change.reason) == (
         cast.center_admin, from_state, to_state, "because the test says so")
+    audit = AuditEvent.objects.filter(object_id=str(read_request.public_id)).first()
+    assert (audit.action, audit.actor, audit.organization_id) == (f"read_request.{to_state}", cast.center_admin,
+                                                                 cast.center.pk)
+    assert audit.extra == {"from": from_state, "to": to_state}
 
 
 @pytest.mark.parametrize(("from_state", "to_state"), REFUSED, ids=[f"{a}->{b}" for a, b in REFUSED])
