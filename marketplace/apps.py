@@ -6,7 +6,10 @@ class MarketplaceConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from accounts.dashboard_panels import register_dashboard_panel
         from accounts.demo_hooks import register_demo_loader
+        from marketplace.dashboard import marketplace_panel
         from marketplace.demo import load_demo_marketplace
 
         register_demo_loader("marketplace", load_demo_marketplace)
+        register_dashboard_panel("marketplace", marketplace_panel)

@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
 from accounts import selectors, services
+from accounts.dashboard_panels import dashboard_panels
 from accounts.models import Role
 from accounts.policy import Actor
 from accounts.views.common import actor_of, page_errors
@@ -47,4 +48,5 @@ def dashboard(request):
         context["summary"] = selectors.organization_summary(actor=actor, organization=actor.active_organization)
     if Role.RADIOLOGIST in actor.all_roles:
         context["profile"] = selectors.radiologist_profile_own(actor=actor)
+    context["panels"] = dashboard_panels(actor)
     return render(request, "accounts/dashboard.html", context)

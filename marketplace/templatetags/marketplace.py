@@ -68,6 +68,12 @@ def person_name(value: str) -> str:
 
 
 @register.filter
+def status_label(value: str) -> str:
+    """``in_progress`` → ``In progress`` (a read request's state as people read it)."""
+    return Status(value).label if value in Status.values else value
+
+
+@register.filter
 def lookup(mapping, key):
     """``counts|lookup:rr.pk``: a value of a dict computed once for the page."""
     return (mapping or {}).get(key)

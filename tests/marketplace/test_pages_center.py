@@ -135,7 +135,7 @@ def test_the_request_page_shows_history_offers_and_is_audited_as_a_phi_read(cast
     assert "Fell off a ladder" in body
     assert "Too busy tonight" in body
     assert reader.name in body
-    assert "draft → <strong>open</strong>" in body
+    assert "Draft → <strong>Open</strong>" in body
     event = AuditEvent.objects.filter(action="read_request.viewed").latest("id")
     assert event.object_id == str(read_request.public_id)
     assert event.actor == cast.center_admin
