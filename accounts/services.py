@@ -30,6 +30,8 @@ from accounts.models import (
 )
 from accounts.policy import Actor
 from core.errors import ApplicationError, NotFound, PermissionDenied
+from core.links import absolute_url
+from core.timefmt import local_time
 
 TOKEN_PREFIX = "rrt"  # noqa: S105 - a label, not a secret
 KEY_PREFIX = "rrk"  # organization API key
@@ -99,8 +101,8 @@ def _admin_count(organization: Organization) -> int:
 
 # --- invitations ------------------------------------------------------------------------------
 
-def _invitation_url(token: str) -> str:
-    return settings.SITE_URL.rstrip("/") + reverse("invitation_accept", args=[token])
+def _invitation_url(token: str, request: HttpRequest | None = None) -> str:
+    return absolute_url(reverse("invitation_accept", args=[token]), request)
 
 
 @transaction.atomic
@@ -129,12 +131,14 @@ def invitation_create(*, actor: Actor, organization: Organization, email: str, r
     )
     audit_record(action="invitation.created", actor=actor.audit_user, request=request, obj=invitation,
                  organization=organization, extra={"email": email, "role": role})
-    url = _invitation_url(token)
+    url = _invitation_url(token, request)
+    # The invitee's own zone when they already have an account, else the organization's they are joining.
+    invitee = User.objects.filter(email__iexact=email).only("time_zone").first()
+    expires = local_time(invitation.expires_at, invitee.time_zone if invitee else organization.time_zone)
     transaction.on_commit(lambda: send_mail(
         subject=f"[ReadRoom] {actor.user.display_name} invited you to {organization.name}",
         message=(f"You have been invited to join {organization.name} on ReadRoom as {Role(role).label}.\n\n"
-                 f"Accept the invitation: {url}\n\nThe link works once and expires on "
-                 f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC."),
+                 f"Accept the invitation: {url}\n\nThe link works once and expires on {expires}."),
         from_email=settings.DEFAULT_FROM_EMAIL,
         recipient_list=[email],
     ))

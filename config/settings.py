@@ -118,6 +118,7 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "core.middleware.ContentSecurityPolicyMiddleware",
+    "core.middleware.ProductErrorPagesMiddleware",  # our 404/403 pages in development too
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -355,7 +356,14 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        # Django's own console handler on "django" would print each record a second time beside the root's
+        # ("Watching for file changes", "Not Found: ..."): its records go to the root's handler only.
+        "django": {"handlers": [], "level": os.environ.get("LOG_LEVEL", "INFO"), "propagate": True},
+        "django.db.backends": {"level": "WARNING"},
+        # OpenJPEG's encoder logs "tile number 1 / 1" at INFO for every frame it compresses (the demo load).
+        "openjpeg": {"level": "WARNING"},
+    },
 }
 
 # --- DICOM ingest and DICOMweb ------------------------------------------------------------------

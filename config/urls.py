@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from core.views import healthz
+from core.views import favicon, healthz
 from studies import viewer_views
 
 urlpatterns = [
@@ -25,5 +25,6 @@ urlpatterns = [
     path("viewer/<path:route>", viewer_views.viewer_app, name="viewer_app_route"),
     path("app-config.js", viewer_views.viewer_app_config, name="viewer_app_config"),
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
 ]

@@ -1,6 +1,10 @@
 """Response headers that hold for every page."""
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.urls import Resolver404, get_resolver
+from django.views.defaults import page_not_found, permission_denied
 
 # htmx and our own scripts are served from /static; nothing inline, nothing third-party.
 _CSP = (
@@ -19,3 +23,37 @@ class ContentSecurityPolicyMiddleware:
         if not request.path.startswith(("/api/docs", "/admin/")):
             response.headers.setdefault("Content-Security-Policy", getattr(settings, "CONTENT_SECURITY_POLICY", _CSP))
         return response
+
+
+class ProductErrorPagesMiddleware:
+    """With DEBUG on, a 404 or 403 shows the product's own page, as it does in production.
+
+    Django's technical 404 page (which lists every URL pattern) would otherwise stand in for
+    templates/404.html in development, so what a developer sees is not what a user sees. Set
+    ``TECHNICAL_404 = True`` in settings to get Django's page back while debugging URL routing.
+    Statuses are unchanged: a 404 stays a 404 (so ``APPEND_SLASH`` still redirects) and a 403 a 403.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if self._active():
+            try:
+                get_resolver(getattr(request, "urlconf", None)).resolve(request.path_info)
+            except Resolver404 as exc:
+                return page_not_found(request, exc)
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not self._active():
+            return None
+        if isinstance(exception, Http404):
+            return page_not_found(request, exception)
+        if isinstance(exception, PermissionDenied):
+            return permission_denied(request, exception)
+        return None
+
+    @staticmethod
+    def _active() -> bool:
+        return settings.DEBUG and not getattr(settings, "TECHNICAL_404", False)

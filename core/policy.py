@@ -7,4 +7,5 @@ ROUTES: dict[str, Access] = {
     "api_schema": Access.PUBLIC,  # the shape of the API, no data
     "api_docs": Access.PUBLIC,
     "api_redoc": Access.PUBLIC,
+    "favicon": Access.PUBLIC,  # a redirect to the static icon
 }

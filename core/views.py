@@ -9,7 +9,8 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -68,3 +69,12 @@ def healthz(request):
     down = [name for name, value in results.items() if value.startswith("down")]
     return JsonResponse({"status": "down" if down else "ok", "down": down, "checks": results},
                         status=503 if down else 200)
+
+
+@require_GET
+def favicon(request):
+    """/favicon.ico, which browsers ask for whatever a page links: the product's icon (an SVG in static/).
+    A temporary redirect: the static URL carries the file's hash once collected, and changes with it."""
+    response = HttpResponseRedirect(static("img/favicon.svg"))
+    response["Cache-Control"] = "public, max-age=86400"
+    return response

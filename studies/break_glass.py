@@ -24,6 +24,7 @@ from accounts.audit import audit_record
 from accounts.models import Membership, Notification, Organization, Role
 from accounts.policy import Actor
 from core.errors import ApplicationError, NotFound
+from core.timefmt import local_time
 from studies.dicom import uid_problem
 from studies.models import Study, StudyAccessGrant
 
@@ -92,7 +93,7 @@ def _tell_center_admins(grant: StudyAccessGrant) -> None:
                      title="Emergency access opened to one of your studies",
                      body=(f"{grant.user.display_name} (ReadRoom operations) opened emergency access to study "
                            f"{study.accession_number or study.study_instance_uid} until "
-                           f"{grant.expires_at:%Y-%m-%d %H:%M} UTC. Reason: {grant.reason}"))
+                           f"{local_time(grant.expires_at, admin.time_zone)}. Reason: {grant.reason}"))
         for admin in admins])
 
 

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.mfa import fresh_mfa_required
 from accounts.views.common import actor_of, message_refusal, page_errors, rule_refusals
 from core.errors import NotFound
+from core.timefmt import local_time
 from studies import break_glass
 from studies.forms import BreakGlassForm
 
@@ -36,7 +37,8 @@ def _break_glass_page(request, actor):
                                                   study=form.cleaned_data["study"],
                                                   reason=form.cleaned_data["reason"], request=request)
         if call.ok:
-            messages.warning(request, f"Emergency access open until {timezone.localtime(grant.expires_at):%H:%M}. "
+            until = local_time(grant.expires_at, request.user.time_zone, date=False)
+            messages.warning(request, f"Emergency access open until {until}. "
                                       "The center's admins have been told.")
             return redirect("study_break_glass")
     now = timezone.now()

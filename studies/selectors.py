@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import connection
 from django.db.models import Q, QuerySet
@@ -300,6 +301,7 @@ class StudyRow:
     received_at: object = None
     last_received_at: object = None
     deleted_at: object = None
+    receiving_until: object = None  # while receiving: when the study counts as complete unless more images arrive
 
     @property
     def is_full(self) -> bool:
@@ -320,13 +322,15 @@ class StudyRow:
 
 def study_row(study: Study, level: str, *, now=None) -> StudyRow:
     now = now or timezone.now()
-    receiving = (now - study.last_received_at).total_seconds() < RECEIVING_WINDOW_SECONDS
+    receiving_until = study.last_received_at + timedelta(seconds=RECEIVING_WINDOW_SECONDS)
+    receiving = now < receiving_until
     # UIDs are kept at preview level (PS3.15 Retain UIDs Option): the preview's thumbnails are addressed by them.
     common = {"public_id": study.public_id, "level": level, "study_instance_uid": study.study_instance_uid,
               "modalities": study.modalities,
               "jurisdiction": study.jurisdiction, "number_of_series": study.number_of_series,
               "number_of_instances": study.number_of_instances, "total_size": study.total_size,
-              "receiving": receiving, "deleted_at": study.deleted_at}
+              "receiving": receiving, "receiving_until": receiving_until if receiving else None,
+              "deleted_at": study.deleted_at}
     if level != policy.FULL:
         return StudyRow(**common)
     return StudyRow(**common, organization_name=study.organization.name, patient_name=study.patient_name,
@@ -377,23 +381,34 @@ class SeriesRow:
     number_of_instances: int
     total_size: int
     burned_in: bool
+    annotation_undeclared: bool
     preview_blocked: bool
 
 
 def series_rows(*, access: StudyAccess) -> list[SeriesRow]:
     """The study's series (two queries): description hidden at preview level (PS3.15 Annex E removes it),
-    and no thumbnail at preview level for a series with burned-in annotation not marked "NO"."""
-    burned = set(instance_list(access=access).exclude(burned_in_annotation="NO")
-                 .order_by().values_list("series_id", flat=True).distinct())
+    and no thumbnail at preview level for a series with burned-in annotation not marked "NO".
+
+    ``burned_in`` only when an image declares Burned In Annotation YES; ``annotation_undeclared`` when some
+    image declares neither YES nor NO (empty or unknown). Either blocks a preview: only "NO" is safe."""
+    flags = (instance_list(access=access).exclude(burned_in_annotation="NO").order_by()
+             .values_list("series_id", "burned_in_annotation").distinct())
+    declared_yes, not_no = set(), set()
+    for series_id, value in flags:
+        not_no.add(series_id)
+        if value == "YES":
+            declared_yes.add(series_id)
     rows = []
     for series in series_list(access=access):
-        is_burned = series.pk in burned
+        is_burned = series.pk in not_no
         rows.append(SeriesRow(
             series_instance_uid=series.series_instance_uid, series_number=series.series_number,
             modality=series.modality,
             series_description=series.series_description if access.is_full else "",
             body_part_examined=series.body_part_examined, number_of_instances=series.number_of_instances,
-            total_size=series.total_size, burned_in=is_burned, preview_blocked=is_burned and not access.is_full))
+            total_size=series.total_size, burned_in=series.pk in declared_yes,
+            annotation_undeclared=is_burned and series.pk not in declared_yes,
+            preview_blocked=is_burned and not access.is_full))
     return rows
 
 

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.views.common import actor_of, message_refusal, page_errors, rule_refusals
 from core.api import error_body
 from core.errors import NotFound
+from core.timefmt import local_time
 from studies import policy, selectors, services
 from studies.archive import SKIPPED, UploadResult, upload_ingest
 from studies.filters import StudyFilter
@@ -143,9 +144,9 @@ def study_delete(request, public_id):
             study = services.study_soft_delete(actor=actor, study=access.study, reason=form.cleaned_data["reason"],
                                                request=request)
         if call.ok:
-            until = timezone.localtime(services.study_purge_after(study))
-            messages.success(request, f"Study deleted. It can be restored until {until:%b} {until.day}, "
-                                      f"{until:%Y %H:%M}; after that its images are removed for good.")
+            until = local_time(services.study_purge_after(study), request.user.time_zone)
+            messages.success(request, f"Study deleted. It can be restored until {until}; after that its images "
+                                      "are removed for good.")
             return redirect("study_list")
     return render(request, "studies/study_delete.html", {
         "study": selectors.study_row(access.study, access.level), "form": form,

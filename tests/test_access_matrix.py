@@ -124,6 +124,7 @@ MATRIX = {
     "api_schema": (None, expect("all", anonymous=200)),
     "api_docs": (None, expect("all", anonymous=200)),
     "api_redoc": (None, expect("all", anonymous=200)),
+    "favicon": (None, expect("all", ok_status=302, anonymous=302)),
     # pages about oneself
     "dashboard": (None, expect("all", anonymous=PAGE)),
     "profile": (None, expect("all", anonymous=PAGE)),

@@ -85,8 +85,22 @@ class PrivilegeGrantForm(ApplicationErrorFormMixin, forms.Form):
 
 
 class PrivilegeChangeForm(ApplicationErrorFormMixin, forms.Form):
-    to = forms.ChoiceField(choices=FacilityPrivilege.Status.choices)
+    """One row's change on the Privileges page: "no change" unless picked; taking privileges away is confirmed."""
+
+    NO_CHANGE = ""
+    NEEDS_CONFIRMATION = frozenset({FacilityPrivilege.Status.SUSPENDED, FacilityPrivilege.Status.REVOKED})
+
+    to = forms.ChoiceField(choices=[(NO_CHANGE, "No change"), *FacilityPrivilege.Status.choices], required=False)
     reason = forms.CharField(max_length=500, required=False)
+    confirm = forms.BooleanField(required=False)
+
+    def clean(self):
+        cleaned = super().clean()
+        to = cleaned.get("to")
+        if to in self.NEEDS_CONFIRMATION and not cleaned.get("confirm"):
+            label = FacilityPrivilege.Status(to).label.lower()
+            self.add_error("confirm", f"Tick “Confirm” to mark these privileges {label}.")
+        return cleaned
 
 
 class RequiresPrivilegesForm(forms.Form):

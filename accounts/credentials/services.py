@@ -42,6 +42,7 @@ from accounts.models import TIME_ZONE_CHOICES, Membership, Organization, Role
 from accounts.npi import npi_problem
 from accounts.policy import Actor
 from core.errors import ApplicationError, NotFound, PermissionDenied
+from core.links import absolute_url
 
 REMINDER_THRESHOLDS = (60, 30, 7)
 
@@ -609,8 +610,10 @@ def _group_admins(profile: RadiologistProfile):
 
 
 def _notify(user, *, title: str, body: str, url: str) -> None:
+    """An in-app notification (``url`` a path) and an email whose link points at the site."""
     Notification.objects.create(user=user, title=title[:200], body=body, url=url)
-    transaction.on_commit(lambda: send_mail(subject=f"[ReadRoom] {title}", message=f"{body}\n\n{url}",
+    link = absolute_url(url)
+    transaction.on_commit(lambda: send_mail(subject=f"[ReadRoom] {title}", message=f"{body}\n\n{link}",
                                             from_email=settings.DEFAULT_FROM_EMAIL, recipient_list=[user.email]))
 
 
@@ -635,7 +638,7 @@ def credential_reminders_send(*, today: date | None = None) -> int:
 
     today = today or _today()
     sent = 0
-    url = settings.SITE_URL.rstrip("/") + reverse("credentials_mine")
+    url = reverse("credentials_mine")
     for item in _reminder_candidates(today, today + timedelta(days=max(REMINDER_THRESHOLDS))):
         days_left = (item.expires_on - today).days
         threshold = min(t for t in REMINDER_THRESHOLDS if t >= days_left)

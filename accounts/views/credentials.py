@@ -26,7 +26,7 @@ from accounts.credentials.forms import (
     ProfileForm,
     RequiresPrivilegesForm,
 )
-from accounts.credentials.models import CredentialKind, RadiologistProfile
+from accounts.credentials.models import CredentialKind, RadiologistProfile, VerificationStatus
 from accounts.credentials.services import STEPS, onboarding_gaps
 from accounts.views.common import active_organization, actor_of, message_refusal, page_errors, rule_refusals
 from core.errors import ApplicationError, NotFound
@@ -187,10 +187,18 @@ def onboarding_step(request, step):
                "previous_step": STEPS[index - 1] if index else None, "profile": profile}
     if step == "profile":
         form, saved = _handle_profile_form(request, actor, profile)
+        if saved and profile.submitted_at:
+            # Editing the profile after onboarding: back to the credentials, not through the wizard again.
+            messages.success(request, "Profile saved.")
+            return redirect("credentials_mine")
         if saved:
             services.onboarding_go_to(actor=actor, step=next_step)
             return redirect("onboarding_step", step=next_step)
         context["form"] = form
+    elif step == "submit" and request.method == "POST" and profile.submitted_at:
+        messages.info(request, "Your profile is already submitted: changed items go back to verification by "
+                               "themselves.")
+        return redirect("credentials_mine")
     elif step == "submit" and request.method == "POST":
         try:
             services.onboarding_submit(actor=actor, request=request)
@@ -200,6 +208,9 @@ def onboarding_step(request, step):
             messages.success(request, "Submitted: platform operations will verify your credentials.")
             return redirect("credentials_mine")
     sheet = selectors.credential_sheet_own(actor=actor)
+    items = sheet.all_items if sheet else []
+    context["fully_verified"] = bool(items) and all(i.status == VerificationStatus.VERIFIED for i in items)
+    context["pending_count"] = sum(1 for i in items if i.status == VerificationStatus.PENDING)
     context.update({"sheet": sheet, "kinds": [(k, CredentialKind(k).label) for k in STEP_KINDS.get(step, [])],
                     "gaps": onboarding_gaps(profile), "document_form": DocumentForm(),
                     "today": timezone.now().date()})
@@ -352,7 +363,12 @@ def privilege_change(request, public_id):
     privilege = selectors.privilege_get(actor=actor, center=center, public_id=public_id)
     form = PrivilegeChangeForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose granted, suspended or revoked.")
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect("center_privileges")
+    if form.cleaned_data["to"] == PrivilegeChangeForm.NO_CHANGE:
+        messages.info(request, f"Privileges of {privilege.radiologist.name} left as they are.")
         return redirect("center_privileges")
     with rule_refusals(message_refusal(request)) as call:
         services.privilege_transition(actor=actor, privilege=privilege, to=form.cleaned_data["to"],

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import zoneinfo
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import policy, selectors, services
@@ -26,6 +23,7 @@ from accounts.views.common import (
     safe_next,
 )
 from core.errors import NotFound
+from core.timefmt import local_time
 
 PAGE_SIZE = 50
 
@@ -121,8 +119,7 @@ def invitation_list(request):
                 actor=actor, organization=organization, email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"], request=request)
         if call.ok:
-            expires = timezone.localtime(invitation.expires_at, zoneinfo.ZoneInfo(request.user.time_zone))
-            when = f"{expires:%b} {expires.day}, {expires:%Y at %H:%M} ({request.user.time_zone})"
+            when = local_time(invitation.expires_at, request.user.time_zone)
             messages.success(request, f"Invitation sent to {invitation.email} as {Role(invitation.role).label}. "
                                       f"The link works once and expires on {when}.")
             return redirect("invitation_list")

@@ -17,11 +17,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership, Notification, Organization, Role, User
+from core.links import absolute_url
 from marketplace.models import ReadRequest, WebhookDelivery, WebhookEndpoint
-
-
-def site_url(path: str) -> str:
-    return settings.SITE_URL.rstrip("/") + path
 
 
 def notify(users: Iterable[User], *, title: str, body: str = "", url: str = "", email: bool = True) -> int:
@@ -30,7 +27,7 @@ def notify(users: Iterable[User], *, title: str, body: str = "", url: str = "", 
     Notification.objects.bulk_create([Notification(user=u, title=title[:200], body=body, url=url) for u in users])
     if email and users:
         recipients = [u.email for u in users]
-        link = site_url(url) if url.startswith("/") else url
+        link = absolute_url(url)
         transaction.on_commit(lambda: [
             send_mail(subject=f"[ReadRoom] {title}", message=f"{body}\n\n{link}".strip(),
                       from_email=settings.DEFAULT_FROM_EMAIL, recipient_list=[address], fail_silently=True)

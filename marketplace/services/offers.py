@@ -23,6 +23,7 @@ from accounts.audit import audit_record
 from accounts.models import RadiologistProfile
 from accounts.policy import Actor
 from core.errors import ApplicationError, NotFound
+from core.timefmt import local_time
 from marketplace.models import (
     ASSIGNED_STATES,
     Assignment,
@@ -119,12 +120,14 @@ def offers_sync(*, read_request: ReadRequest, at: datetime | None = None,
                                                     tier=read_request.tier, rank=candidate.rank, grant=grant))
         except IntegrityError:  # offered meanwhile by a concurrent sweep
             study_access_grant_revoke(actor=None, grant=grant)
-    if created:
-        events.notify([o.radiologist.user for o in created],
-                      title=f"New {read_request.get_priority_display()} read offered: "
-                            f"{'/'.join(read_request.modalities)} {read_request.body_part}".strip(),
-                      body=f"Quote {_money(read_request)}, due {read_request.deadline:%Y-%m-%d %H:%M} UTC.",
-                      url="/worklist/")
+    title = (f"New {read_request.get_priority_display()} read offered: "
+             f"{'/'.join(read_request.modalities)} {read_request.body_part}").strip()
+    by_zone: dict[str, list] = {}  # each reader reads the deadline in their own zone
+    for offer in created:
+        by_zone.setdefault(offer.radiologist.user.time_zone, []).append(offer.radiologist.user)
+    for zone, users in by_zone.items():
+        events.notify(users, title=title, url="/worklist/",
+                      body=f"Quote {_money(read_request)}, due {local_time(read_request.deadline, zone)}.")
     return created
 
 

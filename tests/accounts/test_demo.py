@@ -315,3 +315,29 @@ def test_a_demo_radiologist_holds_an_assigned_read_and_an_offer_and_summit_has_a
     assert set(Instance.objects.filter(study=j2k).values_list("transfer_syntax_uid", flat=True)) == {JPEG2000Lossless}
     load_demo()
     assert StudyAccessGrant.objects.filter(user=okafor).count() == granted  # a second run grants nothing new
+
+
+def test_starting_django_imports_neither_the_demo_nor_pydicom():
+    """Every manage.py process starts Django; only load_demo needs the demo modules and pydicom (seconds)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, django; django.setup(); "
+            "print(sorted(m for m in ('pydicom', 'studies.demo', 'marketplace.demo') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], check=True,
+                            capture_output=True, text=True, env={**__import__("os").environ,
+                                                                 "DJANGO_SETTINGS_MODULE": "config.settings"})
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    from accounts.demo_hooks import demo_loader
+    assert demo_loader("studies") is demo.load_demo_studies  # registered by its path, imported when asked for
+
+
+def test_the_demo_load_logs_no_openjpeg_tile_numbers(db, caplog):
+    """Compressing the JPEG 2000 CT made OpenJPEG log "tile number 1 / 1" once per image."""
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        load_demo()
+    assert Instance.objects.filter(transfer_syntax_uid="1.2.840.10008.1.2.4.90").exists()
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("openjpeg")] == []

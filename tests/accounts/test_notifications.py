@@ -97,7 +97,7 @@ def test_a_reminder_from_the_daily_credential_task_appears_on_the_page(cast, log
         assert credential_services.credential_reminders_send(today=TODAY) == 1
     html = login(cast.radiologist).get(LIST).content.decode()
     assert rows(html) == ["License US-TX (US-TX TX-12345) expires in 20 days"]
-    assert re.search(r'<a href="https?://[^"]+/credentials/">Open</a>', html)
+    assert '<a href="/credentials/">Open</a>' in html  # on this site, whatever host serves it (the email: SITE_URL)
 
 
 def test_list_query_count_does_not_grow_with_notifications(cast, login):

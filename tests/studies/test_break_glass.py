@@ -4,6 +4,7 @@ second factor; a reason; one study; time-limited; the start and the stop audited
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.test import Client
@@ -13,6 +14,7 @@ from django.utils import timezone
 from accounts import policy as accounts_policy
 from accounts.models import AuditEvent, Notification
 from core.errors import ApplicationError, NotFound
+from core.timefmt import local_time
 from studies import break_glass, synthetic
 from studies.models import StudyAccessGrant
 from studies.tasks import close_expired_break_glass
@@ -180,3 +182,33 @@ def test_anonymous_is_sent_to_sign_in(study):
     response = Client().get(reverse("study_break_glass"))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("account_login"))
+
+
+# --- times in the reader's zone ------------------------------------------------------------------------
+
+def test_the_message_and_the_table_give_the_end_in_the_viewers_zone_with_its_abbreviation(cast, study, login):
+    cast.platform_staff.time_zone = "Asia/Tokyo"  # no summer time: always JST, UTC+9
+    cast.platform_staff.save(update_fields=["time_zone"])
+    response = login(cast.platform_staff).post(reverse("study_break_glass"), {
+        "organization": cast.center.public_id, "study": study.study_instance_uid, "reason": REASON}, follow=True)
+    page = response.content.decode()
+    expires = StudyAccessGrant.objects.get().expires_at
+    tokyo = timezone.localtime(expires, ZoneInfo("Asia/Tokyo"))
+    assert f"Emergency access open until {tokyo:%H:%M} JST." in page
+    assert f"<td class=\"nowrap\">{tokyo:%H:%M} JST</td>" in page  # the table under it agrees
+    assert f"{expires:%H:%M} UTC" not in page
+
+
+def test_each_center_admin_is_told_the_end_in_their_own_zone(cast, study):
+    cast.center_admin.time_zone = "Asia/Tokyo"
+    cast.center_admin.save(update_fields=["time_zone"])
+    second = MembershipFactory(user__email="admin2@example.test", user__time_zone="Asia/Kolkata",
+                               organization=cast.center, roles=["admin"]).user
+    grant = start(cast, study)
+    tokyo = Notification.objects.get(user=cast.center_admin).body
+    kolkata = Notification.objects.get(user=second).body
+    assert f"until {local_time(grant.expires_at, 'Asia/Tokyo')}. " in tokyo
+    assert "JST" in tokyo
+    assert f"until {local_time(grant.expires_at, 'Asia/Kolkata')}. " in kolkata
+    assert "IST" in kolkata
+    assert "UTC" not in tokyo + kolkata

@@ -171,6 +171,25 @@ def test_list_shows_counts_size_jurisdiction_and_ingest_state(cast, login, ct_st
     assert ">complete<" in page_text(response)
 
 
+def test_receiving_says_when_it_ends_in_the_viewers_time_zone(cast, login, ct_study):
+    last = timezone.now().replace(microsecond=0) - timedelta(seconds=30)
+    Study.objects.filter(pk=ct_study.pk).update(last_received_at=last)
+    cast.technologist.time_zone = "Asia/Tokyo"
+    cast.technologist.save()
+    until = (last + timedelta(minutes=2)).astimezone(zoneinfo.ZoneInfo("Asia/Tokyo"))
+    client = login(cast.technologist)
+    listing = page_text(client.get(reverse("study_list")))
+    assert f"until {until:%H:%M}" in listing
+    assert f"The study counts as complete at {until:%H:%M} JST unless another image arrives first" in listing
+    detail = page_text(client.get(reverse("study_detail", args=[ct_study.public_id])))
+    assert f"Receiving — more images may still arrive until {until:%H:%M} JST" in detail
+
+    Study.objects.filter(pk=ct_study.pk).update(last_received_at=last - timedelta(minutes=3))
+    detail = page_text(client.get(reverse("study_detail", args=[ct_study.public_id])))
+    assert "more images may still arrive" not in detail
+    assert ">complete<" in detail
+
+
 def test_list_shows_received_time_in_the_viewers_time_zone(cast, login, ct_study):
     received = datetime(2026, 3, 10, 15, 30, tzinfo=zoneinfo.ZoneInfo("UTC"))
     Study.objects.filter(pk=ct_study.pk).update(received_at=received)
@@ -358,6 +377,25 @@ def test_a_preview_shows_no_thumbnail_for_burned_in_annotation(cast, login):
     full = page_text(login(cast.technologist).get(reverse("study_detail", args=[study.public_id])))
     assert "/thumbnail" in full
     assert "burned-in text" in full
+
+
+def test_only_a_declared_burned_in_annotation_is_labelled_burned_in_text(cast, login):
+    """A series that does not declare Burned In Annotation is labelled as undeclared, not as burned-in text,
+    and a preview still shows no thumbnail of it (only "NO" is safe)."""
+    undeclared = synthetic.ct_series(spec(5), slices=2, size=32)
+    for ds in undeclared:
+        del ds.BurnedInAnnotation
+    study = ingest(cast.center, undeclared)
+    grant(cast, study, "preview")
+    full = page_text(login(cast.technologist).get(reverse("study_detail", args=[study.public_id])))
+    assert "burned-in annotation not declared" in full
+    assert "burned-in text" not in full
+    preview = page_text(login(cast.radiologist).get(reverse("study_detail", args=[study.public_id])))
+    assert "/thumbnail" not in re.sub(r"<script.*?</script>", "", preview)
+    assert "Burned In Annotation not declared NO: not shown in a preview" in preview
+    declared_no = page_text(login(cast.technologist).get(
+        reverse("study_detail", args=[ingest(cast.center, synthetic.ct_series(spec(6), slices=2, size=32)).public_id])))
+    assert "burned-in" not in declared_no
 
 
 def test_audit_trail_and_admin_forms_are_for_admins_only(cast, login, ct_study):

@@ -59,6 +59,25 @@ def test_a_dicom_file_is_stored_and_answered_with_its_study(cast, tech):
         cast.technologist, study.study_instance_uid, "upload", 1)
 
 
+def test_the_audit_has_one_row_per_study_per_request_as_the_readme_says(cast, tech):
+    """The page sends each file in a request of its own, and each request's record commits with its
+    instances: five files make five rows of one stored each; the same five in one zip, one row."""
+    files = ct_bytes(5)
+    for number, data in enumerate(files):
+        assert send(tech, data, f"IM{number}").json()["status"] == "stored"
+    rows = AuditEvent.objects.filter(action="study.ingested")
+    study = Study.objects.get()
+    assert [(e.object_id, e.extra["stored"]) for e in rows] == [(study.study_instance_uid, 1)] * 5
+
+    other = synthetic.ct_series(synthetic.StudySpec(patient=synthetic.demo_patient(2), accession="ACC43",
+                                                    description="CT CHEST", study_date=date(2026, 3, 2)), slices=5,
+                                size=16)
+    zipped = zip_of({f"IM{n}": synthetic.to_bytes(ds) for n, ds in enumerate(other)})
+    assert send(tech, zipped, "study.zip").json()["status"] == "stored"
+    [row] = AuditEvent.objects.filter(action="study.ingested", object_id=other[0].StudyInstanceUID)
+    assert (row.extra["source"], row.extra["stored"]) == ("upload", 5)
+
+
 def test_sending_a_stored_file_again_is_already_present_never_a_second_row(cast, tech):
     """What an interrupted upload's retry does: the server already had it, nothing is written."""
     data = ct_bytes(1)[0]
