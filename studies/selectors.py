@@ -266,7 +266,7 @@ def study_jurisdictions(*, actor: Actor) -> list[str]:
     return sorted({f"{c}-{r}" if r else c for c, r in pairs})
 
 
-def _display_person_name(value: str) -> str:
+def display_person_name(value: str) -> str:
     """DICOM PN "Rivera^Ana^^Dr" → "Rivera, Ana" (family name, then given and middle names)."""
     parts = [p.strip() for p in (value or "").split("=")[0].split("^")]
     given = " ".join(p for p in parts[1:3] if p)
@@ -309,11 +309,11 @@ class StudyRow:
 
     @property
     def patient_display_name(self) -> str:
-        return _display_person_name(self.patient_name)
+        return display_person_name(self.patient_name)
 
     @property
     def referring_display_name(self) -> str:
-        return _display_person_name(self.referring_physician_name)
+        return display_person_name(self.referring_physician_name)
 
     @property
     def ingest_state(self) -> str:

@@ -72,6 +72,11 @@ def turnaround_minutes(center: Organization, *, priority: str, kind: str) -> int
     return DEFAULT_TAT_MINUTES[priority]
 
 
+def default_deadline(center: Organization, *, priority: str, kind: str, now: datetime) -> datetime:
+    """When a request posted ``now`` is due unless the center names a deadline."""
+    return now + timedelta(minutes=turnaround_minutes(center, priority=priority, kind=kind))
+
+
 # --- the state machine ----------------------------------------------------------------------------
 
 @transaction.atomic
@@ -163,7 +168,7 @@ def _validate(actor: Actor, center: Organization, data: PostData, now: datetime)
             raise _err("deadline", "The deadline is in the past.")
         deadline = data.deadline
     else:
-        deadline = now + timedelta(minutes=turnaround_minutes(center, priority=data.priority, kind=data.kind))
+        deadline = default_deadline(center, priority=data.priority, kind=data.kind, now=now)
     original_reader = None
     if data.kind in (Kind.OVERREAD, Kind.SECOND_OPINION) and data.original_request is not None:
         original = data.original_request

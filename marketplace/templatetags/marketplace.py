@@ -13,6 +13,7 @@ from django.utils import timezone
 from accounts.models import Organization
 from marketplace import policy, pricing
 from marketplace.models import ACTIVE_STATES, Status
+from studies.selectors import display_person_name
 
 register = template.Library()
 
@@ -62,9 +63,7 @@ def sla_state(read_request) -> str:
 @register.filter
 def person_name(value: str) -> str:
     """A DICOM person name as the study pages show it: "Rivera^Ana" → "Rivera, Ana"."""
-    parts = [p.strip() for p in (value or "").split("=")[0].split("^")]
-    given = " ".join(p for p in parts[1:3] if p)
-    return ", ".join(p for p in (parts[0], given) if p)
+    return display_person_name(value)
 
 
 @register.filter

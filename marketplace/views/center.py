@@ -8,7 +8,6 @@ Access is decided by ``marketplace.policy`` through the selectors and services (
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -26,7 +25,7 @@ from marketplace import policy, pricing, selectors
 from marketplace.forms import ReadRequestForm, ReasonForm, RequestFilterForm, WhyNotForm
 from marketplace.models import Kind, Priority, Status
 from marketplace.services.matching import match
-from marketplace.services.requests import PostData, imaging_modalities, read_request_post, turnaround_minutes
+from marketplace.services.requests import PostData, default_deadline, imaging_modalities, read_request_post
 from marketplace.services.requests import read_request_cancel as cancel_service
 from studies import selectors as study_selectors
 
@@ -99,7 +98,7 @@ def _quotes(center, studies, kind: str) -> list[dict]:
         rows.append({"study": study, "modalities": modalities, "by_priority": [
             {"priority": label,
              "quote": pricing.format_money(*_quote(center, modalities, value, kind)),
-             "deadline": now + timedelta(minutes=turnaround_minutes(center, priority=value, kind=kind))}
+             "deadline": default_deadline(center, priority=value, kind=kind, now=now)}
             for value, label in Priority.choices]})
     return rows
 
