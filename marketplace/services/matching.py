@@ -14,6 +14,11 @@ Ranked: the center's preferred readers first, then on-time rate, then current lo
 
 Queries are constant in the number of radiologists: the profiles with their annotations, one per
 credential kind the eligibility rule needs, the reading hours and the time off (at most 8).
+
+Two uses: ``match(..., eligible_only=True)`` is the hot path of posting, the clocks and offers — it
+narrows the pool in SQL to those who could be eligible (active, a license covering today, under
+capacity) and reports only the eligible; the default also explains every reader left out, for the
+center's "why not" page.
 """
 
 from __future__ import annotations
@@ -21,11 +26,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Exists, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from accounts.credentials.eligibility import eligibility_bulk
+from accounts.credentials.eligibility import eligibility_bulk, may_be_eligible
 from accounts.credentials.vocab import modality_read_by, parse_jurisdiction
 from accounts.models import License, Membership, Organization, RadiologistProfile
 from marketplace import schedule
@@ -119,6 +124,15 @@ def _pool(read_request: ReadRequest, *, radiologist_ids: list[int] | None, every
     if read_request.direct_radiologist_id:
         named |= Q(pk=read_request.direct_radiologist_id)
     return profiles.filter(named)
+
+
+def _audience_only(pool: QuerySet, read_request: ReadRequest) -> QuerySet:
+    """A direct request's pool is its one reader or its group's members (the rule would refuse everyone else)."""
+    if read_request.audience != Audience.DIRECT:
+        return pool
+    if read_request.direct_radiologist_id:
+        return pool.filter(pk=read_request.direct_radiologist_id)
+    return pool.filter(user__in=_group_memberships([read_request.direct_group_id]).values("user"))
 
 
 def _annotated(pool: QuerySet, read_request: ReadRequest, settings: CenterSettings | None) -> QuerySet:
@@ -246,12 +260,19 @@ def _rank(candidates: list[Candidate], read_request: ReadRequest, at: datetime) 
 
 
 def match(read_request: ReadRequest, *, at: datetime | None = None, radiologist_ids: list[int] | None = None,
-          everyone: bool = False) -> MatchResult:
-    """Every considered radiologist for ``read_request`` at ``at``: the eligible ranked, the rest with reasons."""
+          everyone: bool = False, eligible_only: bool = False) -> MatchResult:
+    """Every considered radiologist for ``read_request`` at ``at``: the eligible ranked, the rest with reasons.
+
+    ``eligible_only``: the same ranked candidates, but ``excluded`` holds only those who got past the
+    SQL narrowing (active, licensed today, under capacity) — for callers that never show reasons."""
     at = at or timezone.now()
     settings = _center_settings(read_request)
     pool = _pool(read_request, radiologist_ids=radiologist_ids, everyone=everyone)
+    if eligible_only:
+        pool = may_be_eligible(_audience_only(pool, read_request), jurisdiction=read_request.jurisdiction, at=at)
     queryset = _annotated(pool, read_request, settings)
+    if eligible_only:
+        queryset = queryset.filter(load__lt=F("max_concurrent_cases"))
     answers = eligibility_bulk(queryset, jurisdiction=read_request.jurisdiction, modalities=read_request.modalities,
                                subspecialty=read_request.subspecialty or None, center=read_request.center, at=at)
     hours, off = _hours_and_time_off(pool, at)

@@ -91,7 +91,7 @@ def offers_sync(*, read_request: ReadRequest, at: datetime | None = None,
     at = at or timezone.now()
     if read_request.status != Status.OPEN:
         return []
-    result = result or match(read_request, at=at)
+    result = result or match(read_request, at=at, eligible_only=True)
     offered = dict(Offer.objects.filter(read_request=read_request).values_list("radiologist_id", "status"))
     offerable = _offerable(read_request, result)
     new = [c for c in offerable if c.radiologist.pk not in offered]
@@ -144,7 +144,7 @@ def read_request_publish(*, read_request: ReadRequest, actor: Actor | None, requ
     at = at or timezone.now()
     read_request = read_request_transition(read_request=read_request, to=Status.OPEN, actor=actor,
                                            fields={"published_at": at}, request=request)
-    result = match(read_request, at=at)
+    result = match(read_request, at=at, eligible_only=True)
     tier = 1 if _starts_in_tier_one(read_request, result) else 0
     flagged = read_request.priority == Priority.STAT and not result.on_shift
     ReadRequest.objects.filter(pk=read_request.pk).update(tier=tier, no_on_shift_reader=flagged)

@@ -30,7 +30,7 @@ def test_matching_bench_prints_every_shape_at_both_scales(db):
     assert "target: p95 < 50 ms, <= 8 queries, constant" in text
     assert set(figures) == {30, 60}
     for shape in figures[60]:
-        assert sum(1 for line in lines if line.startswith(shape)) == 2  # one row per scale
+        assert sum(1 for line in lines if line.startswith(shape)) == 4  # one row per scale, hot path and why-not page
     assert all(f["queries"] >= 1 for scale in figures.values() for f in scale.values())
     assert "measured: worst p95" in lines[-1]
 
