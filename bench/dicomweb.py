@@ -181,7 +181,7 @@ print(uid)
     start = time.perf_counter()
     with requests.get(f"http://127.0.0.1:{HTTP_PORT}/dicomweb/studies/{uid}", stream=True,
                       headers={"Authorization": f"Bearer {secret}",
-                               "Accept": 'multipart/related; type="application/dicom"'}) as response:
+                               "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'}) as response:
         response.raise_for_status()
         for i, chunk in enumerate(response.iter_content(1024 * 1024)):
             total += len(chunk)

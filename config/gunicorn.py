@@ -18,6 +18,12 @@ keepalive = 30  # seconds an idle client connection is kept (the proxy in front 
 # streaming a 2 GB study takes as long as the client takes.
 timeout = 60
 graceful_timeout = 60
+# Recovering a stuck worker: a thread cannot be killed, so nothing that can hang runs in one. Pixel decodes
+# run in decoder processes that are killed on overrun (studies.decoding, READROOM_DECODE_TIMEOUT); and each
+# worker is replaced after a bounded number of requests (jittered so that they do not restart together),
+# which also returns memory a leaky codec kept.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
+max_requests_jitter = max_requests // 10
 # gunicorn's runtime control socket is not used; one fixed path per user would be shared by every
 # gunicorn on the machine (tests, benchmarks).
 control_socket_disable = True

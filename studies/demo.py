@@ -20,7 +20,7 @@ from pydicom.uid import JPEG2000Lossless, generate_uid
 from accounts.models import Organization
 from studies import synthetic
 from studies.ingest import IngestOutcome, Source, Status, audit_ingest, ingest_stream
-from studies.models import Study
+from studies.models import DicomAeTitle, DicomPeer, Study
 
 SEED = "readroom-demo-studies-v1"
 PROFILES = ("full", "small", "none")
@@ -142,11 +142,38 @@ class CenterReport:
     notes: list[str] = field(default_factory=list)
 
 
+# The gateway ready after ``bin/dev up``: each demo center's AE title, and the peers the README's
+# echoscu/storescu lines and a local Orthanc router call from (loopback; a center adds its own in the admin).
+DEMO_AE_TITLES = {"lakeside": "LAKESIDE", "summit": "SUMMIT"}
+DEMO_PEERS = (("CT_ROOM1", "CT scanner, room 1"), ("MR_ROOM1", "MR scanner, room 1"), ("ORTHANC", "Orthanc router"),
+              ("STORESCU", "DCMTK storescu (DCMTK's default calling AE title)"))
+DEMO_PEER_HOSTS = ("127.0.0.1", "::1")
+
+
+def load_demo_gateway(organizations: dict[str, Organization]) -> None:
+    """Register the demo centers' AE titles and their loopback peers (idempotent)."""
+    for slug, ae_title in DEMO_AE_TITLES.items():
+        organization = organizations.get(slug)
+        if organization is None:
+            continue
+        called, _ = DicomAeTitle.objects.get_or_create(
+            ae_title=ae_title, defaults={"organization": organization,
+                                         "description": f"{organization.name}: C-STORE gateway (demo)"})
+        if called.organization_id != organization.pk:
+            continue  # the title belongs to another organization here: leave it alone
+        for calling, description in DEMO_PEERS:
+            for host in DEMO_PEER_HOSTS:
+                DicomPeer.objects.get_or_create(called=called, calling_ae_title=calling, host=host,
+                                                defaults={"description": description})
+
+
 def load_demo_studies(organizations: dict[str, Organization], *, profile: str, today: date,
                       progress: Callable[[int], None] | None = None,
                       plan: Callable[[int], None] | None = None) -> list[CenterReport]:
     """Bring every demo center's studies into being (or leave them be). ``plan`` is told how many
-    instances will be generated, ``progress`` each time one is stored."""
+    instances will be generated, ``progress`` each time one is stored. The gateway's AE titles and peers
+    come first (``load_demo_gateway``)."""
+    load_demo_gateway(organizations)
     if profile == "none":
         return []
     todo: list[tuple[str, DemoStudy, str, Study | None]] = []

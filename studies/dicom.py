@@ -6,10 +6,13 @@ malformed file can raise inside pydicom becomes a ``DicomRejected`` with a reaso
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
 import struct
+import warnings
+import zlib
 from dataclasses import dataclass
 from datetime import date
 
@@ -29,7 +32,9 @@ BINARY_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
 BULK_PLACEHOLDER = "__INSTANCE_URL__"
 MAX_SEQUENCE_DEPTH = 32
 PARSE_ERRORS = (InvalidDicomError, OSError, RecursionError, ValueError, KeyError, EOFError, struct.error,
-                TypeError, AttributeError, IndexError, NotImplementedError, OverflowError, UnicodeError)
+                TypeError, AttributeError, IndexError, NotImplementedError, OverflowError, UnicodeError, zlib.error)
+DEFLATED_LE = "1.2.840.10008.1.2.1.99"
+INT32_MAX = 2**31 - 1
 
 
 class DicomRejected(Exception):
@@ -109,6 +114,8 @@ class ParsedInstance:
     # The attributes the index keeps (``index_fields``): keyword -> value, as ``text``/``int_or_none``/
     # ``parse_da`` on the data set would give them.
     fields: dict | None = None
+    # Values that could not be converted (left out of the DICOM JSON and the index): said to the sender.
+    warnings: list[str] | None = None
 
     def field(self, keyword: str):
         if self.fields is None:
@@ -144,6 +151,7 @@ def read_instance(path: str, file_size: int) -> ParsedInstance:
     """Parse a Part 10 file from disk (large values are deferred, never loaded)."""
     try:
         ds = pydicom.dcmread(path, defer_size=1024)
+        deflated = str(ds.file_meta.get("TransferSyntaxUID", "")) == DEFLATED_LE
         # Look at the raw elements first, before anything converts (and so reads) their values.
         offset = length = None
         bulk: dict[str, str] = {}
@@ -153,7 +161,8 @@ def read_instance(path: str, file_size: int) -> ParsedInstance:
             value_tell = getattr(raw, "value_tell", None)
             vr = getattr(raw, "VR", None) or dictionary_vr_or_none(tag) or ""
             defined = value_length is not None and value_length != 0xFFFFFFFF
-            if defined and value_tell is not None and value_tell + value_length > file_size:
+            # A deflated data set's positions are in the inflated stream: the file's size says nothing.
+            if defined and value_tell is not None and value_tell + value_length > file_size and not deflated:
                 raise DicomRejected(f"the file is truncated: element ({tag.group:04X},{tag.element:04X}) "
                                     f"needs {value_length} bytes but the file ends first")
             if tag == _PIXEL_DATA:
@@ -169,14 +178,16 @@ def read_instance(path: str, file_size: int) -> ParsedInstance:
         require_uid(transfer_syntax, "TransferSyntaxUID")
         if has_sequence and _depth(ds) > MAX_SEQUENCE_DEPTH:
             raise DicomRejected(f"sequences are nested deeper than {MAX_SEQUENCE_DEPTH} levels")
-        body = dataset_json_dict(ds)
+        warned: list[str] = []
+        body = dataset_json_dict(ds, warned)
         fields = index_fields(ds, body)
+        _check_counts(fields, warned)
         study_uid = require_uid(fields["StudyInstanceUID"], "StudyInstanceUID")
         series_uid = require_uid(fields["SeriesInstanceUID"], "SeriesInstanceUID")
         sop_uid = require_uid(fields["SOPInstanceUID"], "SOPInstanceUID")
         sop_class_uid = require_uid(fields["SOPClassUID"], "SOPClassUID")
         if offset is not None and length == 0xFFFFFFFF:
-            length = file_size - offset  # encapsulated: fragments run to the end of the data set
+            length = max(file_size - offset, 0)  # encapsulated: fragments run to the end of the data set
         for tag_hex, vr in bulk.items():
             body[tag_hex] = {"vr": "OW" if vr in ("OW", "OB or OW") else vr.split(" ")[0],
                              "BulkDataURI": f"{BULK_PLACEHOLDER}/bulkdata/{tag_hex}"}
@@ -192,7 +203,24 @@ def read_instance(path: str, file_size: int) -> ParsedInstance:
             from exc
     return ParsedInstance(dataset=ds, transfer_syntax_uid=transfer_syntax, study_uid=study_uid,
                           series_uid=series_uid, sop_uid=sop_uid, sop_class_uid=sop_class_uid,
-                          pixel_data_offset=offset, pixel_data_length=length, dicom_json=dicom_json, fields=fields)
+                          pixel_data_offset=offset, pixel_data_length=length, dicom_json=dicom_json, fields=fields,
+                          warnings=warned)
+
+
+def _check_counts(fields: dict, warned: list[str]) -> None:
+    """NumberOfFrames must be a real count (a permanent refusal, not "retry later" from a database
+    constraint); other indexed numbers out of the index's range are left out, with a warning."""
+    frames = fields.get("NumberOfFrames")
+    if frames is not None and not 1 <= frames <= INT32_MAX:
+        raise DicomRejected(f"NumberOfFrames (0028,0008) is {frames}: an image has at least one frame",
+                            code="invalid_value")
+    for keyword in ("SeriesNumber", "InstanceNumber", "Rows", "Columns", "BitsAllocated", "SamplesPerPixel"):
+        value = fields.get(keyword)
+        low = -INT32_MAX - 1 if keyword in ("SeriesNumber", "InstanceNumber") else 0
+        high = 32767 if keyword in ("BitsAllocated", "SamplesPerPixel") else INT32_MAX
+        if value is not None and not low <= value <= high:
+            fields[keyword] = None
+            warned.append(f"{keyword} {value} is out of range: left out of the index")
 
 
 # --- the attributes the index keeps ---------------------------------------------------------------------
@@ -279,6 +307,23 @@ def index_fields(ds: Dataset, body: dict | None) -> dict:
 # tags, deferred values, any unusual character set or value) to pydicom element by element, so the
 # result is the same dict pydicom builds (tests/studies/test_ingest.py compares both on many files).
 
+_VALUE_ERRORS = (ValueError, TypeError, OverflowError, UnicodeError, KeyError, IndexError, struct.error,
+                 NotImplementedError)
+
+
+def _keyword(tag) -> str:
+    from pydicom.datadict import keyword_for_tag
+
+    return keyword_for_tag(tag) or "private or unknown"
+
+
+def _raw_text(element) -> str:
+    value = getattr(element, "value", None)
+    if isinstance(value, bytes):
+        value = value[:40].decode("latin-1")
+    return repr(str(value)[:40])
+
+
 def _bulk_uri(element) -> str:
     return f"{BULK_PLACEHOLDER}/bulkdata/{element.tag:08X}"
 
@@ -355,8 +400,12 @@ def _fast_value(vr: str, raw: bytes, text_codec: str) -> list | None | bool:
     return items
 
 
-def dataset_json_dict(ds: Dataset) -> dict:
-    """DICOM JSON of ``ds`` (bulk values by ``BULK_PLACEHOLDER`` URI), equal to ``reference_json_dict``."""
+def dataset_json_dict(ds: Dataset, warned: list[str] | None = None) -> dict:
+    """DICOM JSON of ``ds`` (bulk values by ``BULK_PLACEHOLDER`` URI), equal to ``reference_json_dict``.
+
+    With ``warned``, an element whose value cannot be converted (an IS of ``1A``) is left out and named
+    there instead of failing the whole file: real modalities send such values, and the file is kept
+    byte for byte anyway."""
     charset = ds.get_item(0x00080005, keep_deferred=True) if 0x00080005 in ds else None
     value = charset.value if charset is not None else ""
     if isinstance(value, bytes):
@@ -378,6 +427,137 @@ def dataset_json_dict(ds: Dataset) -> dict:
                 if value is not False:
                     body[key] = {"vr": vr, "Value": value} if value is not None else {"vr": vr}
                     continue
-        body[key] = ds[tag].to_json_dict(bulk_data_element_handler=_bulk_uri, bulk_data_threshold=BULK_THRESHOLD)
+        if warned is None:
+            body[key] = ds[tag].to_json_dict(bulk_data_element_handler=_bulk_uri, bulk_data_threshold=BULK_THRESHOLD)
+            continue
+        try:
+            body[key] = ds[tag].to_json_dict(bulk_data_element_handler=_bulk_uri,
+                                             bulk_data_threshold=BULK_THRESHOLD)
+        except _VALUE_ERRORS as exc:
+            warned.append(f"({tag.group:04X},{tag.element:04X}) {_keyword(tag)}: {_raw_text(element)} cannot be "
+                          f"read as {getattr(element, 'VR', None) or '?'} ({str(exc)[:80]}): left out of the index")
     return body
 
+
+
+# --- the content fingerprint: the data set without its File Meta Information --------------------------
+# Each door writes its own file meta (the gateway's implementation version, the sender's header on STOW),
+# so two copies of one instance differ there; duplicates are recognised by the data set that follows.
+# A deflated data set is hashed inflated (two deflaters may compress one data set differently).
+
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+META_SEARCH_LIMIT = 256 * 1024  # a file meta longer than this is not one a real sender writes
+
+
+def file_meta_end(head: bytes) -> tuple[int, str] | None:
+    """(offset where the data set starts, TransferSyntaxUID) from a Part-10 file's first bytes; None while
+    ``head`` is too short to tell. The meta group is explicit VR little endian by definition (PS3.10 7.1)."""
+    position, syntax = 132, ""
+    while True:
+        if len(head) < position + 8:
+            return None
+        group, element = struct.unpack_from("<HH", head, position)
+        if group != 0x0002:
+            return position, syntax
+        vr = head[position + 4:position + 6]
+        if vr in _LONG_VRS:
+            if len(head) < position + 12:
+                return None
+            (length,) = struct.unpack_from("<L", head, position + 8)
+            start = position + 12
+        else:
+            (length,) = struct.unpack_from("<H", head, position + 6)
+            start = position + 8
+        if length == 0xFFFFFFFF:  # not valid in the meta group: treat the rest as the data set
+            return position, syntax
+        if element == 0x0010:
+            if len(head) < start + length:
+                return None
+            syntax = head[start:start + length].decode("ascii", "replace").strip("\x00 ")
+        position = start + length
+
+
+class ContentDigest:
+    """SHA-256 of a Part-10 file's data set (after the File Meta Information), fed the file in order."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._head = bytearray()
+        self._started = False
+        self._inflater = None
+
+    def update(self, chunk: bytes) -> None:
+        if self._started:
+            self._feed(chunk)
+            return
+        self._head += chunk
+        found = file_meta_end(bytes(self._head))
+        if found is None and len(self._head) < META_SEARCH_LIMIT:
+            return
+        start, syntax = found if found is not None else (0, "")  # no readable meta: the whole file
+        if syntax == DEFLATED_LE:
+            self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        rest = bytes(self._head[start:])
+        self._started, self._head = True, bytearray()
+        self._feed(rest)
+
+    def _feed(self, data: bytes) -> None:
+        if self._inflater is None:
+            self._digest.update(data)
+            return
+        try:
+            while data:
+                self._digest.update(self._inflater.decompress(data, 1024 * 1024))
+                data = self._inflater.unconsumed_tail
+        except zlib.error:
+            self._inflater = None  # a broken stream: the file is refused by the parser anyway
+
+    def hexdigest(self) -> str:
+        if not self._started:
+            self._started = True
+            self._feed(b"")
+            self._digest.update(bytes(self._head))  # shorter than any file meta: the bytes themselves
+        return self._digest.hexdigest()
+
+
+def content_digest(stream) -> str:
+    """The content fingerprint of a whole file read from ``stream``."""
+    digest = ContentDigest()
+    while chunk := stream.read(1024 * 1024):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def same_data_set(first, second) -> bool:
+    """Whether two Part-10 files (paths or file objects) hold the same data set, whatever their file meta
+    and their encoding (implicit or explicit VR): compared element by element, values only, group lengths
+    and the meta group left out. The slow path, for copies whose fingerprints differ."""
+    try:
+        with warnings.catch_warnings(action="ignore"):
+            a = pydicom.dcmread(first, defer_size=1024)
+            b = pydicom.dcmread(second, defer_size=1024)
+            if _encapsulated(a) != _encapsulated(b):
+                return False
+            return _same_elements(a, b)
+    except PARSE_ERRORS:
+        return False
+
+
+def _encapsulated(ds: Dataset) -> bool:
+    syntax = str(ds.file_meta.get("TransferSyntaxUID", "") or "")
+    return bool(syntax) and pydicom.uid.UID(syntax).is_encapsulated
+
+
+def _same_elements(a: Dataset, b: Dataset) -> bool:
+    tags_a = {t for t in a.keys() if t.element != 0 and t.group != 0x0002}  # noqa: SIM118
+    tags_b = {t for t in b.keys() if t.element != 0 and t.group != 0x0002}  # noqa: SIM118
+    if tags_a != tags_b:
+        return False
+    for tag in sorted(tags_a):
+        va, vb = a[tag].value, b[tag].value
+        if a[tag].VR == "SQ" or b[tag].VR == "SQ":
+            if len(va) != len(vb) or not all(_same_elements(x, y) for x, y in zip(va, vb, strict=True)):
+                return False
+        elif va != vb:
+            return False
+    return True

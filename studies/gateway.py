@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from django.db import close_old_connections, connections
 from pydicom.dataset import Dataset
-from pydicom.uid import AllTransferSyntaxes, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian
+from pydicom.uid import AllTransferSyntaxes, ExplicitVRBigEndian
 from pynetdicom import AE, AllStoragePresentationContexts, _config, build_context, evt
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
@@ -54,11 +54,10 @@ STATUS_SUCCESS = 0x0000
 STATUS_OUT_OF_RESOURCES = 0xA700  # refused: the file is too large, or storage/database failed
 STATUS_CONFLICT = 0xA900  # the SOP instance is already held with other content: not overwritten
 STATUS_CANNOT_UNDERSTAND = 0xC000  # rejected: not readable or not valid DICOM (UIDs, truncation…)
-# Every syntax pydicom knows, compressed ones included (stored as received), except two that every
-# sender offering them also offers little endian for: Explicit VR Big Endian (retired in 2004) and
-# Deflated Explicit VR Little Endian (the whole data set is deflated, so the pixel data offsets the
-# index keeps for serving frames as byte ranges of the stored file would mean nothing).
-_REFUSED_TRANSFER_SYNTAXES = {ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian}
+STATUS_ELEMENTS_DISCARDED = 0xB006  # warning: stored as sent, some values left out of the index
+# Every syntax pydicom knows, compressed and deflated ones included (stored as received), except
+# Explicit VR Big Endian (retired in 2004; every sender offering it also offers little endian).
+_REFUSED_TRANSFER_SYNTAXES = {ExplicitVRBigEndian}
 _SUPPORTED_TRANSFER_SYNTAXES = [ts for ts in AllTransferSyntaxes if ts not in _REFUSED_TRANSFER_SYNTAXES]
 
 
@@ -131,6 +130,8 @@ def authorize_association(*, called_ae_title: str, calling_ae_title: str, host: 
 def store_status(outcome: IngestOutcome) -> int | Dataset:
     """The C-STORE response for one ingest outcome (an ErrorComment names the reason on failure)."""
     if outcome.ok:
+        if outcome.warnings:
+            return failure(STATUS_ELEMENTS_DISCARDED, "; ".join(outcome.warnings))
         return STATUS_SUCCESS
     if outcome.status == Status.CONFLICT:
         return failure(STATUS_CONFLICT, "SOP Instance UID already stored with different content")

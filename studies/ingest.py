@@ -2,8 +2,10 @@
 
 For each file: stream it to a temporary file while hashing, parse it once, validate it, then —
 inside one transaction — deduplicate by SOPInstanceUID within the organization, index it and write
-it to storage under the server-built key. Identical bytes again are a no-op success; different
-bytes under a known SOPInstanceUID are a conflict and are never written. Any failure leaves nothing
+it to storage under the server-built key. The same data set again is a no-op success whatever file
+meta the door wrote around it (compared by the content fingerprint, the data set after the File Meta
+Information, and element by element when the encodings differ); a different data set under a known
+SOPInstanceUID is a conflict and is never written. Any failure leaves nothing
 behind: no row without its file, no file without its row. On a local folder each file and its folder
 entry are synced to disk before the transaction that indexes it commits (``_Written``), so an instance
 answered "stored" survives a crash.
@@ -33,7 +35,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import Organization
 from core.sql import sent_together
-from studies.dicom import DicomRejected, ParsedInstance, read_instance
+from studies.dicom import ContentDigest, DicomRejected, ParsedInstance, read_instance, same_data_set
 from studies.models import Instance, Series, Study
 
 logger = logging.getLogger(__name__)
@@ -49,8 +51,8 @@ class Source:
 
 class Status:
     STORED = "stored"
-    DUPLICATE = "duplicate"  # the same bytes were already stored: success, nothing written
-    CONFLICT = "conflict"  # the SOPInstanceUID is known with other bytes: refused
+    DUPLICATE = "duplicate"  # the same data set was already stored: success, nothing written
+    CONFLICT = "conflict"  # the SOPInstanceUID is known with another data set: refused
     REJECTED = "rejected"  # not acceptable DICOM (reason says why)
     PENDING = "pending"  # handed to an IngestBatch that has not flushed yet
 
@@ -69,6 +71,8 @@ class IngestOutcome:
     series_instance_uid: str = ""
     size: int = 0
     instance: Instance | None = field(default=None, repr=False)
+    # Values left out of the index because they could not be read (the file is stored as it came).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -77,7 +81,7 @@ class IngestOutcome:
     def as_dict(self) -> dict:
         return {"file": self.filename, "status": self.status, "reason": self.reason, "code": self.code,
                 "sop_instance_uid": self.sop_instance_uid, "study_instance_uid": self.study_instance_uid,
-                "size": self.size}
+                "size": self.size, "warnings": self.warnings}
 
 
 def storage_key(organization: Organization, study_uid: str, series_uid: str, sop_uid: str) -> str:
@@ -85,9 +89,11 @@ def storage_key(organization: Organization, study_uid: str, series_uid: str, sop
     return f"{organization.public_id}/{study_uid}/{series_uid}/{sop_uid}.dcm"
 
 
-def _spool(stream: BinaryIO, limit: int) -> tuple[str, int, str]:
-    """Copy the stream to a temporary file, hashing as it goes; refuse past ``limit`` bytes."""
+def _spool(stream: BinaryIO, limit: int) -> tuple[str, int, str, str]:
+    """Copy the stream to a temporary file, hashing as it goes (the whole file, and its data set alone:
+    the content fingerprint); refuse past ``limit`` bytes."""
     digest = hashlib.sha256()
+    content = ContentDigest()
     size = 0
     fd, path = tempfile.mkstemp(prefix="readroom-ingest-", suffix=".dcm")
     try:
@@ -98,11 +104,12 @@ def _spool(stream: BinaryIO, limit: int) -> tuple[str, int, str]:
                     raise DicomRejected(f"the file is larger than the limit of {limit // (1024 * 1024)} MB",
                                         code="too_large")
                 digest.update(chunk)
+                content.update(chunk)
                 out.write(chunk)
     except BaseException:
         os.unlink(path)
         raise
-    return path, size, digest.hexdigest()
+    return path, size, digest.hexdigest(), content.hexdigest()
 
 
 def _check_preamble(path: str, size: int) -> None:
@@ -131,7 +138,7 @@ def ingest_stream(*, organization: Organization, stream: BinaryIO, filename: str
     path = None
     parsed = None
     try:
-        path, size, sha256 = _spool(stream, limit)
+        path, size, sha256, content_sha256 = _spool(stream, limit)
         _check_preamble(path, size)
         parsed = read_instance(path, size)
         if expected_study_uid and parsed.study_uid != expected_study_uid:
@@ -142,11 +149,13 @@ def ingest_stream(*, organization: Organization, stream: BinaryIO, filename: str
                                 f"Affected SOP Instance UID {expected_sop_uid[:64]}", code="sop_mismatch")
         if batch is not None:
             outcome = batch.add(organization=organization, parsed=parsed, path=path, size=size, sha256=sha256,
-                                filename=filename, source=source, jurisdiction=jurisdiction)
+                                filename=filename, source=source, jurisdiction=jurisdiction,
+                                content_sha256=content_sha256)
             path = None  # the batch owns the spooled file now
             return outcome
         return _index_and_store(organization=organization, parsed=parsed, path=path, size=size, sha256=sha256,
-                                filename=filename, source=source, jurisdiction=jurisdiction)
+                                filename=filename, source=source, jurisdiction=jurisdiction,
+                                content_sha256=content_sha256)
     except DicomRejected as exc:
         # Name the instance when the file was readable, so that STOW can report which one failed.
         uids = {"sop_instance_uid": parsed.sop_uid, "sop_class_uid": parsed.sop_class_uid,
@@ -160,18 +169,44 @@ def ingest_stream(*, organization: Organization, stream: BinaryIO, filename: str
             os.unlink(path)
 
 
-def _set_existing(outcome: IngestOutcome, existing: Instance, *, sha256: str) -> None:
+def _set_existing(item: _Pending, existing: Instance, *, stored_path: str | None = None) -> None:
+    """The outcome of an instance already held: a duplicate when its data set is the one stored (whatever
+    door wrote the file meta), else a conflict. ``stored_path``: the other copy's spooled file, when it was
+    stored in this same transaction."""
+    outcome = item.outcome
     outcome.sop_instance_uid = existing.sop_instance_uid
     outcome.sop_class_uid = existing.sop_class_uid
     outcome.study_instance_uid = existing.study.study_instance_uid
     outcome.series_instance_uid = existing.series.series_instance_uid
     outcome.instance = existing
-    if existing.sha256 == sha256:
-        outcome.status, outcome.code, outcome.reason = Status.DUPLICATE, "", "already stored (identical bytes)"
+    same = _same_as_stored(item, existing, stored_path)
+    if same:
+        outcome.status, outcome.code, outcome.reason = Status.DUPLICATE, "", f"already stored ({same})"
     else:
         outcome.status, outcome.code = Status.CONFLICT, "conflict"
-        outcome.reason = ("an instance with this SOPInstanceUID is already stored with different content; "
-                          "it was not overwritten")
+        outcome.reason = ("an instance with this SOPInstanceUID is already stored with different content (another "
+                          "data set, not just another file header); it was not overwritten")
+
+
+def _same_as_stored(item: _Pending, existing: Instance, stored_path: str | None) -> str:
+    """Why ``item`` is the instance already stored ("" when it is not): the same bytes, the same data set
+    after the file meta (the fingerprint), or the same elements in another encoding (compared in full,
+    only when the fingerprints differ: implicit against explicit VR, or a row from before fingerprints)."""
+    if existing.sha256 == item.sha256:
+        return "identical bytes"
+    if item.content_sha256 and existing.content_sha256 == item.content_sha256:
+        return "the same data set"
+    try:
+        if stored_path is not None:
+            same = same_data_set(item.path, stored_path)
+        else:
+            with default_storage.open(existing.storage_key, "rb") as stored:
+                same = same_data_set(item.path, stored)
+    except OSError:
+        logger.warning("could not read %s to compare it with a copy sent again", existing.storage_key,
+                       exc_info=True)
+        return ""
+    return "the same data set in another encoding" if same else ""
 
 
 def _find_existing(organization: Organization, sop_uid: str) -> Instance | None:
@@ -180,10 +215,11 @@ def _find_existing(organization: Organization, sop_uid: str) -> Instance | None:
 
 
 def _index_and_store(*, organization, parsed: ParsedInstance, path, size, sha256, filename, source,
-                     jurisdiction) -> IngestOutcome:
+                     jurisdiction, content_sha256: str = "") -> IngestOutcome:
     """Index and store one instance in its own transaction (raises on a server-side failure)."""
     item = _Pending(organization=organization, parsed=parsed, path=path, size=size, sha256=sha256, source=source,
-                    jurisdiction=jurisdiction, outcome=_pending_outcome(parsed, filename=filename, size=size))
+                    jurisdiction=jurisdiction, outcome=_pending_outcome(parsed, filename=filename, size=size),
+                    content_sha256=content_sha256)
     _store_items([item], raise_errors=True)
     return item.outcome
 
@@ -220,12 +256,13 @@ class _Pending:
     source: str
     jurisdiction: tuple[str, str] | None
     outcome: IngestOutcome
+    content_sha256: str = ""
 
 
 def _pending_outcome(parsed: ParsedInstance, *, filename: str, size: int) -> IngestOutcome:
     return IngestOutcome(filename=filename, status=Status.PENDING, sop_instance_uid=parsed.sop_uid,
                          sop_class_uid=parsed.sop_class_uid, study_instance_uid=parsed.study_uid,
-                         series_instance_uid=parsed.series_uid, size=size)
+                         series_instance_uid=parsed.series_uid, size=size, warnings=list(parsed.warnings or ()))
 
 
 class IngestBatch:
@@ -272,10 +309,11 @@ class IngestBatch:
         self._unaudited.append(outcome)
 
     def add(self, *, organization: Organization, parsed: ParsedInstance, path: str, size: int, sha256: str,
-            filename: str, source: str, jurisdiction: tuple[str, str] | None = None) -> IngestOutcome:
+            filename: str, source: str, jurisdiction: tuple[str, str] | None = None,
+            content_sha256: str = "") -> IngestOutcome:
         """Take ownership of the spooled file at ``path``; the outcome is completed at the next flush."""
         item = _Pending(organization=organization, parsed=parsed, path=path, size=size, sha256=sha256,
-                        source=source, jurisdiction=jurisdiction,
+                        source=source, jurisdiction=jurisdiction, content_sha256=content_sha256,
                         outcome=_pending_outcome(parsed, filename=filename, size=size))
         self._pending.append(item)
         self._unaudited.append(item.outcome)
@@ -318,9 +356,10 @@ class GroupCommit:
         self._closing = False
 
     def add(self, *, organization: Organization, parsed: ParsedInstance, path: str, size: int, sha256: str,
-            filename: str, source: str, jurisdiction: tuple[str, str] | None = None) -> IngestOutcome:
+            filename: str, source: str, jurisdiction: tuple[str, str] | None = None,
+            content_sha256: str = "") -> IngestOutcome:
         item = _Pending(organization=organization, parsed=parsed, path=path, size=size, sha256=sha256,
-                        source=source, jurisdiction=jurisdiction,
+                        source=source, jurisdiction=jurisdiction, content_sha256=content_sha256,
                         outcome=_pending_outcome(parsed, filename=filename, size=size))
         done = threading.Event()
         with self._ready:
@@ -480,7 +519,7 @@ def _store_together(pending: list[_Pending], rows: RowCache | None = None,
             for item in pending:
                 uid = (item.organization.pk, item.parsed.sop_uid)
                 if uid in existing:
-                    _set_existing(item.outcome, existing[uid], sha256=item.sha256)
+                    _set_existing(item, existing[uid])
                     continue
                 if uid in first:  # the same SOP instance twice in one batch: the first one is stored
                     repeats.append((item, first[uid]))
@@ -501,7 +540,7 @@ def _store_together(pending: list[_Pending], rows: RowCache | None = None,
             for item, instance in stored:
                 item.outcome.status, item.outcome.instance = Status.STORED, instance
             for item, original in repeats:
-                _set_existing(item.outcome, original.outcome.instance, sha256=item.sha256)
+                _set_existing(item, original.outcome.instance, stored_path=original.path)
             _add_counters(flush)
             if before_commit is not None:
                 before_commit()
@@ -570,7 +609,7 @@ def _resolve_failure(item: _Pending, exc: Exception, *, raise_errors: bool) -> N
         # Another request stored the same SOP instance at the same moment: report what is there now.
         existing = _find_existing(item.organization, item.parsed.sop_uid)
         if existing is not None:
-            _set_existing(item.outcome, existing, sha256=item.sha256)
+            _set_existing(item, existing)
             return
     if raise_errors:
         raise exc
@@ -586,7 +625,7 @@ def _store_one(item: _Pending, flush: _Flush, *, defer_cache: bool = False):
     found = (Instance.objects.filter(organization=organization, sop_instance_uid=parsed.sop_uid)
              .values_list("pk", flat=True)[:1])
     if found:
-        _set_existing(item.outcome, _find_existing(organization, parsed.sop_uid), sha256=item.sha256)
+        _set_existing(item, _find_existing(organization, parsed.sop_uid))
         return None
     study, series, series_created, modality = _rows_for(item, flush)
     instance = _new_instance(item, study, series, timezone.now())
@@ -679,7 +718,7 @@ def _new_instance(item: _Pending, study: Study, series: Series, now) -> Instance
         transfer_syntax_uid=parsed.transfer_syntax_uid, number_of_frames=f("NumberOfFrames") or 1,
         rows=f("Rows"), columns=f("Columns"), bits_allocated=f("BitsAllocated"),
         samples_per_pixel=f("SamplesPerPixel"), burned_in_annotation=f("BurnedInAnnotation").upper(),
-        size=item.size, sha256=item.sha256,
+        size=item.size, sha256=item.sha256, content_sha256=item.content_sha256,
         storage_key=storage_key(organization, parsed.study_uid, parsed.series_uid, parsed.sop_uid),
         pixel_data_offset=parsed.pixel_data_offset, pixel_data_length=parsed.pixel_data_length,
         dicom_json=parsed.dicom_json, received_at=now, received_via=item.source)

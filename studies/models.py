@@ -117,6 +117,9 @@ class Instance(models.Model):
     burned_in_annotation = models.CharField(max_length=16, blank=True)
     size = models.BigIntegerField()
     sha256 = models.CharField(max_length=64)
+    # SHA-256 of the data set after the File Meta Information (inflated when deflated): the same instance
+    # through another door (another file meta) is a duplicate, not a conflict. "" until computed.
+    content_sha256 = models.CharField(max_length=64, blank=True, default="")
     storage_key = models.CharField(max_length=400)
     # Where PixelData's value starts in the file and how long it is (native syntaxes: frames are
     # served as byte ranges of the stored file; encapsulated: parsed per request).
@@ -126,6 +129,9 @@ class Instance(models.Model):
     dicom_json = models.TextField()
     received_at = models.DateTimeField(default=timezone.now)
     received_via = models.CharField(max_length=16, blank=True)
+    # Why the pixel data cannot be decoded, once a decoder had to be stopped on it or its header was found
+    # malformed (studies.decoding): such an instance is answered at once (422) instead of decoded again.
+    undecodable_reason = models.CharField(max_length=500, blank=True, default="")
 
     class Meta:
         ordering = ["instance_number", "id"]

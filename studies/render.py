@@ -7,16 +7,26 @@ Frames of native (uncompressed) transfer syntaxes are byte ranges of the stored 
 the default window (the header's first Window Center/Width, else the VOI LUT, else min/max) and
 MONOCHROME1 inversion, and encodes JPEG or PNG with Pillow. Thumbnails are cached in storage
 beside the file, under a key the server builds from the stored file's key and hash.
+
+Every decode (and every full parse of a deflated data set) runs in a decoder process under a time and
+memory limit (``studies.decoding``): the ``*_file`` functions below are that worker half; they take a
+local file path and plain values. The web half checks what it cheaply can first (frame present, JPEG
+2000 header sane), remembers an instance whose decoder had to be stopped
+(``Instance.undecodable_reason``) and answers it at once afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import math
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pydicom
@@ -25,11 +35,15 @@ from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 from PIL import Image
 from pydicom.encaps import get_frame
-from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, pixel_array
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, get_decoder, pixel_array
 
 from core.errors import ApplicationError, NotFound
+from studies import decoding
+from studies.decoding import Undecodable
 from studies.dicom import PARSE_ERRORS
-from studies.models import Instance
+
+if TYPE_CHECKING:  # imported lazily: decoder workers load this module without setting Django up
+    from studies.models import Instance
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +98,14 @@ def _header(instance: Instance) -> dict:
 
 def has_pixel_data(instance: Instance) -> bool:
     return instance.pixel_data_offset is not None and bool(instance.rows) and bool(instance.columns)
+
+
+def can_decode(syntax: str) -> bool:
+    """Whether an installed pydicom decoder plugin handles this transfer syntax."""
+    try:
+        return get_decoder(syntax).is_available
+    except (NotImplementedError, ValueError):
+        return False
 
 
 def is_encapsulated(instance: Instance) -> bool:
@@ -147,19 +169,27 @@ def encapsulated_frame(fh, instance: Instance, index: int) -> bytes:
     try:
         return get_frame(fh, index, number_of_frames=instance.number_of_frames or 1,
                          extended_offsets=_extended_offsets(instance))
-    except PARSE_ERRORS as exc:
-        raise NotFound(f"Frame {index + 1} could not be found in the stored pixel data ({exc}).") from exc
+    except PARSE_ERRORS + (AttributeError, TypeError) as exc:
+        raise NotFound(f"Frame {index + 1} of instance {instance.sop_instance_uid} could not be found in the "
+                       f"stored pixel data ({str(exc)[:200]}).") from exc
 
 
-def decoded_frame(fh, instance: Instance, index: int) -> bytes:
+def decoded_frame(instance: Instance, index: int) -> bytes:
     """Frame ``index`` (0-based) decompressed to native little-endian bytes (for explicit VR little endian)."""
-    fh.seek(0)
+    return bounded(instance, decode_frame_file, index, (instance.bits_allocated or 8) == 1, frame=index + 1)
+
+
+def decode_frame_file(path: str, index: int, packed: bool) -> bytes:
+    """Worker half of ``decoded_frame``."""
     try:
-        arr = pixel_array(fh, index=index, raw=True)
-    except PARSE_ERRORS + (RuntimeError,) as exc:
-        raise NotRenderable(f"The frame could not be decompressed ({exc.__class__.__name__}: {str(exc)[:200]}).") \
-            from exc
-    if (instance.bits_allocated or 8) == 1:
+        source = path
+        if pydicom.dcmread(path, stop_before_pixels=True).file_meta.get("TransferSyntaxUID") == DEFLATED_LE:
+            source = pydicom.dcmread(path)  # pixel_array cannot read a deflated file by its path: inflate first
+        arr = pixel_array(source, index=index, raw=True)
+    except PARSE_ERRORS + (RuntimeError, NotImplementedError, AttributeError, TypeError) as exc:
+        raise Undecodable(f"The frame could not be decompressed ({exc.__class__.__name__}: {str(exc)[:200]}).") \
+            from None
+    if packed:
         return np.packbits(arr.astype(np.uint8).ravel(), bitorder="little").tobytes()
     return arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
 
@@ -184,12 +214,19 @@ def encapsulated_value_length(fh, instance: Instance) -> int:
     raise NotFound("The stored pixel data has no sequence delimiter; it cannot be served as bulk data.")
 
 
-def dataset_bulk_value(fh, tag: int) -> bytes | None:
-    """The value of a bulk data element anywhere in the stored file (first occurrence), read with pydicom."""
+def dataset_bulk_value(instance: Instance, tag: int) -> bytes | None:
+    """The value of a bulk data element anywhere in the stored file (first occurrence), read with pydicom
+    in a decoder process (a deflated data set is inflated whole: bounded like a decode)."""
+    return bounded(instance, bulk_value_file, tag, frame=None,
+                   what=f"bulk data {tag:08X} of instance {instance.sop_instance_uid}")
+
+
+def bulk_value_file(path: str, tag: int) -> bytes | None:
+    """Worker half of ``dataset_bulk_value``."""
     try:
-        ds = pydicom.dcmread(fh)
+        ds = pydicom.dcmread(path)
     except PARSE_ERRORS as exc:
-        raise NotFound(f"The stored file could not be read ({exc.__class__.__name__}).") from exc
+        raise NotFound(f"The stored file could not be read ({exc.__class__.__name__}).") from None
 
     def find(dataset) -> bytes | None:
         if tag in dataset:
@@ -203,7 +240,91 @@ def dataset_bulk_value(fh, tag: int) -> bytes | None:
                         return found
         return None
 
-    return find(ds)
+    try:
+        return find(ds)
+    except PARSE_ERRORS as exc:
+        raise NotFound(f"The stored file could not be read ({exc.__class__.__name__}).") from None
+
+
+# --- decoding under limits ----------------------------------------------------------------------------
+
+J2K_SYNTAXES = frozenset({"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.92",
+                          "1.2.840.10008.1.2.4.93", "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202",
+                          "1.2.840.10008.1.2.4.203"})
+
+
+def subject(instance: Instance, frame: int | None) -> str:
+    """What a message is about: "frame 3 of instance 1.2.3" (or the whole instance)."""
+    uid = instance.sop_instance_uid
+    return f"frame {frame} of instance {uid}" if frame is not None else f"instance {uid}"
+
+
+@contextlib.contextmanager
+def local_path(key: str) -> Iterator[str]:
+    """A path the decoder process can open: the stored file itself, or a temporary copy (S3)."""
+    try:
+        path = default_storage.path(key)
+    except NotImplementedError:
+        path = None
+    if path is not None:
+        yield path
+        return
+    with tempfile.NamedTemporaryFile(prefix="readroom-decode-", suffix=".dcm") as copy:
+        with default_storage.open(key, "rb") as fh:
+            shutil.copyfileobj(fh, copy, READ_CHUNK)
+        copy.flush()
+        yield copy.name
+
+
+def remember_undecodable(instance: Instance, reason: str) -> None:
+    """Mark the instance so that it is answered at once from now on (shown on the study page)."""
+    from studies.models import Instance
+
+    instance.undecodable_reason = reason[:500]
+    Instance.objects.filter(pk=instance.pk).update(undecodable_reason=instance.undecodable_reason)
+    logger.warning("instance %s marked undecodable: %s", instance.sop_instance_uid, reason)
+
+
+def check_decodable(instance: Instance, frame: int | None) -> None:
+    """422 at once for an instance already known to be undecodable; else the cheap header checks."""
+    if instance.undecodable_reason:
+        raise Undecodable(f"{subject(instance, frame).capitalize()} cannot be decoded: "
+                          f"{instance.undecodable_reason}")
+    if frame is None or not has_pixel_data(instance) or not is_encapsulated(instance):
+        return
+    index = frame - 1
+    with default_storage.open(instance.storage_key, "rb") as fh:
+        data = encapsulated_frame(fh, instance, index)  # a frame missing from the fragments is 404 here
+    if instance.transfer_syntax_uid in J2K_SYNTAXES:
+        problem = decoding.j2k_header_problem(data)
+        if problem is not None:
+            reason = f"its JPEG 2000 header is malformed ({problem})"
+            if index == 0:  # one bad frame does not condemn the others
+                remember_undecodable(instance, reason)
+            raise Undecodable(f"{subject(instance, frame).capitalize()} cannot be decoded: {reason}.")
+
+
+def bounded(instance: Instance, func, *args, frame: int | None, what: str | None = None):
+    """``func(local path, *args)`` in a decoder process; an overrun marks the instance undecodable."""
+    what = what or subject(instance, frame)
+    check_decodable(instance, frame)
+    with local_path(instance.storage_key) as path:
+        try:
+            return decoding.run_bounded(func, path, *args, what=what)
+        except Undecodable as exc:
+            if exc.overran:
+                remember_undecodable(instance, exc.message.split(": ", 1)[-1])
+            raise _naming(exc, what) from None
+        except NotRenderable as exc:
+            raise _naming(exc, what) from None
+
+
+def _naming(exc: ApplicationError, what: str) -> ApplicationError:
+    """The worker's message, prefixed with the instance and frame it is about (once)."""
+    if what not in exc.message:
+        exc.message = f"{what[:1].upper()}{what[1:]}: {exc.message[:1].lower()}{exc.message[1:]}"
+        exc.args = (exc.message,)
+    return exc
 
 
 # --- rendering --------------------------------------------------------------------------------------
@@ -263,20 +384,20 @@ def _display_bytes(arr: np.ndarray, ds, index: int, window: tuple[float, float] 
     return out
 
 
-def _decode_for_display(instance: Instance, index: int, window) -> np.ndarray:
-    with default_storage.open(instance.storage_key, "rb") as fh:
+def _decode_for_display(path: str, index: int, window) -> np.ndarray:
+    with open(path, "rb") as fh:
         try:
             ds = pydicom.dcmread(fh, stop_before_pixels=True)
             fh.seek(0)
             arr = pixel_array(fh, index=index)
-        except PARSE_ERRORS + (RuntimeError,) as exc:
+        except PARSE_ERRORS + (RuntimeError, NotImplementedError, AttributeError, TypeError) as exc:
             raise NotRenderable(f"The image could not be decoded for display ({exc.__class__.__name__}: "
-                                f"{str(exc)[:200]}).") from exc
+                                f"{str(exc)[:200]}).") from None
     try:
         return _display_bytes(arr, ds, index, window)
-    except PARSE_ERRORS as exc:  # a malformed LUT, window or photometric interpretation
+    except PARSE_ERRORS + (TypeError, AttributeError) as exc:  # a malformed LUT, window or photometric
         raise NotRenderable(f"The image could not be windowed for display ({exc.__class__.__name__}: "
-                            f"{str(exc)[:200]}).") from exc
+                            f"{str(exc)[:200]}).") from None
 
 
 def _encode(pixels: np.ndarray, fmt: ImageFormat, *, viewport: tuple[int, int] | None, quality: int) -> bytes:
@@ -300,11 +421,16 @@ def render_instance(instance: Instance, *, frame: int = 1, fmt: ImageFormat = JP
     if frame < 1 or frame > (instance.number_of_frames or 1):
         raise NotFound(f"Frame {frame} does not exist: this instance has {instance.number_of_frames or 1} "
                        "frame(s), numbered from 1.")
-    pixels = _decode_for_display(instance, frame - 1, window)
+    return bounded(instance, render_file, frame - 1, window, fmt.name, viewport, quality, frame=frame)
+
+
+def render_file(path: str, index: int, window, fmt_name: str, viewport, quality: int) -> bytes:
+    """Worker half of ``render_instance``: decode, window and encode one frame."""
+    pixels = _decode_for_display(path, index, window)
     try:
-        return _encode(pixels, fmt, viewport=viewport, quality=quality)
+        return _encode(pixels, JPEG if fmt_name == JPEG.name else PNG, viewport=viewport, quality=quality)
     except (ValueError, TypeError, OSError) as exc:
-        raise NotRenderable(f"The image could not be encoded for display ({exc.__class__.__name__}).") from exc
+        raise NotRenderable(f"The image could not be encoded for display ({exc.__class__.__name__}).") from None
 
 
 def thumbnail_key(instance: Instance, fmt: ImageFormat, viewport: tuple[int, int]) -> str:
@@ -332,6 +458,8 @@ def thumbnail(instance: Instance, *, fmt: ImageFormat = JPEG, viewport: tuple[in
 
 def representative_instance(instances: QuerySet[Instance]) -> Instance | None:
     """The image shown for a series or study: the middle image of the first series that has images."""
+    from studies.models import Instance
+
     rows = list(instances.filter(pixel_data_offset__isnull=False, rows__isnull=False, columns__isnull=False)
                 .order_by("series__series_number", "series_id", "instance_number", "id")
                 .values_list("series_id", "id"))

@@ -383,6 +383,7 @@ class SeriesRow:
     burned_in: bool
     annotation_undeclared: bool
     preview_blocked: bool
+    undecodable: bool = False  # some image's pixel data cannot be decoded (Instance.undecodable_reason)
 
 
 def series_rows(*, access: StudyAccess) -> list[SeriesRow]:
@@ -391,11 +392,14 @@ def series_rows(*, access: StudyAccess) -> list[SeriesRow]:
 
     ``burned_in`` only when an image declares Burned In Annotation YES; ``annotation_undeclared`` when some
     image declares neither YES nor NO (empty or unknown). Either blocks a preview: only "NO" is safe."""
-    flags = (instance_list(access=access).exclude(burned_in_annotation="NO").order_by()
-             .values_list("series_id", "burned_in_annotation").distinct())
-    declared_yes, not_no = set(), set()
-    for series_id, value in flags:
-        not_no.add(series_id)
+    flags = (instance_list(access=access).filter(~Q(burned_in_annotation="NO") | ~Q(undecodable_reason=""))
+             .order_by().values_list("series_id", "burned_in_annotation", "undecodable_reason").distinct())
+    declared_yes, not_no, undecodable = set(), set(), set()
+    for series_id, value, reason in flags:
+        if reason:
+            undecodable.add(series_id)
+        if value != "NO":
+            not_no.add(series_id)
         if value == "YES":
             declared_yes.add(series_id)
     rows = []
@@ -408,7 +412,7 @@ def series_rows(*, access: StudyAccess) -> list[SeriesRow]:
             body_part_examined=series.body_part_examined, number_of_instances=series.number_of_instances,
             total_size=series.total_size, burned_in=series.pk in declared_yes,
             annotation_undeclared=is_burned and series.pk not in declared_yes,
-            preview_blocked=is_burned and not access.is_full))
+            preview_blocked=is_burned and not access.is_full, undecodable=series.pk in undecodable))
     return rows
 
 

@@ -1,8 +1,10 @@
 """Content negotiation for WADO-RS (PS3.18 8.7): which media type and transfer syntax to answer with.
 
-Nothing is transcoded: DICOM files go out as stored, frames in their stored syntax whenever the
-client allows it (``transfer-syntax=*``, as OHIF asks), else decompressed to explicit VR little
-endian when the client asks for uncompressed pixels and a decoder is installed, else 406.
+DICOM files go out as stored when the client allows it (``transfer-syntax=*``, as OHIF, Orthanc and
+dicomweb-client ask), else in the syntax asked for (Explicit VR Little Endian when none is named),
+transcoded with the installed codecs (``studies.dicomweb.transcode``), else 406. Frames go out in their
+stored syntax whenever the client allows it, else decompressed to explicit VR little endian when the
+client asks for uncompressed pixels and a decoder is installed, else 406.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pydicom.uid import UID
 
 from core.errors import ApplicationError
 from studies import render
+from studies.dicomweb import transcode
 from studies.models import Instance
 
 DICOM = "application/dicom"
@@ -38,6 +41,8 @@ COMPRESSED_FRAME_TYPES: dict[str, tuple[str, ...]] = {
 }
 # Plain application/octet-stream without a transfer-syntax parameter means uncompressed (PS3.18 8.7.3.5.2).
 OCTET_DEFAULT_SYNTAX = render.EXPLICIT_LE
+# application/dicom without a transfer-syntax parameter means Explicit VR Little Endian (PS3.18 8.7.3.5.2).
+DEFAULT_INSTANCE_SYNTAX = render.EXPLICIT_LE
 
 
 class NotAcceptable(ApplicationError):
@@ -122,36 +127,51 @@ def type_matches(asked: str, offered: str) -> bool:
     return asked.endswith("/*") and asked.split("/")[0] == offered.split("/")[0]
 
 
-def negotiate_instances(accept: str, stored_syntaxes: set[str], *, single_allowed: bool) -> str:
-    """``"multipart"`` or ``"single"`` (a bare application/dicom body, instance level only), or 406.
+@dataclass(frozen=True)
+class InstanceAnswer:
+    """How DICOM files go out: ``single`` (a bare application/dicom body) or ``multipart``, and in which
+    transfer syntax: ``None`` as stored (``transfer-syntax=*``), else that syntax (transcoded where the
+    stored one differs)."""
 
-    Files are sent as stored. A range without a transfer-syntax parameter, or with ``*``, takes any
-    stored syntax; a range naming syntaxes is satisfied only if every file is stored in one of them.
+    mode: str
+    syntax: str | None
+
+
+def negotiate_instances(accept: str, stored_syntaxes: set[str], *, single_allowed: bool) -> InstanceAnswer:
+    """Which form and transfer syntax to send instances in (PS3.18 8.7.3.5), or 406.
+
+    ``transfer-syntax=*`` keeps the stored syntaxes (the fast path: what OHIF, Orthanc and dicomweb-client
+    ask for); no transfer-syntax parameter means Explicit VR Little Endian, the default of application/dicom;
+    a named syntax is sent as stored when every file already is in it, else produced by transcoding when an
+    installed codec can produce it from every stored syntax (``transcode.can_produce``), else the next range
+    is tried, and 406 when none fits.
     """
-    named: dict[str, set[str]] = {"multipart": set(), "single": set()}
+    refused: list[str] = []
     for media_range in parse_accept(accept):
         if media_range.type in ("*/*", "multipart/*", "application/*"):
-            return "multipart"
-        if media_range.type == "multipart/related":
+            mode = "multipart"
+        elif media_range.type == "multipart/related":
             if not type_matches(media_range.inner_type(DICOM), DICOM):
                 continue
-            outcome = "multipart"
+            mode = "multipart"
         elif media_range.type == DICOM and single_allowed:
-            outcome = "single"
+            mode = "single"
         else:
             continue
-        syntax = media_range.transfer_syntax
-        if syntax in (None, "", "*"):
-            return outcome
-        named[outcome].add(syntax)
-        if stored_syntaxes <= named[outcome]:
-            return outcome
+        syntax = (media_range.transfer_syntax or "").strip() or DEFAULT_INSTANCE_SYNTAX
+        if syntax == "*" or stored_syntaxes == {syntax}:
+            return InstanceAnswer(mode, None)
+        if all(transcode.can_produce(stored, syntax) for stored in stored_syntaxes):
+            return InstanceAnswer(mode, syntax)
+        refused.append(syntax)
     stored = ", ".join(syntax_name(s) for s in sorted(stored_syntaxes))
-    if named["multipart"] or named["single"]:
-        raise NotAcceptable(f"Stored as {stored}; this server does not transcode. Ask for transfer-syntax=* "
-                            "or the stored transfer syntax.")
-    raise NotAcceptable('Supported: multipart/related; type="application/dicom" (with transfer-syntax=* or the '
-                        f"stored syntax: {stored}).")
+    if refused:
+        asked = ", ".join(syntax_name(s) for s in dict.fromkeys(refused))
+        raise NotAcceptable(f"Stored as {stored}; no codec installed here can transcode it to {asked}. Ask for "
+                            f"transfer-syntax=* (as stored), {render.EXPLICIT_LE} (uncompressed) or the stored "
+                            "syntax.")
+    raise NotAcceptable('Supported: multipart/related; type="application/dicom" (with transfer-syntax=* for the '
+                        f"stored syntax: {stored}, or a syntax to transcode to).")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ its keys with the technologist role).
 
 Response (``application/dicom+json``, the Store Instances Response Module of PS3.18 Annex I):
 Retrieve URL (0008,1190) of the study when all stored instances belong to one; Referenced SOP
-Sequence (0008,1199) of stored instances (identical bytes already stored count as stored) with
+Sequence (0008,1199) of stored instances (the same data set already stored, whatever its file meta, counts
+as stored) with
 their Retrieve URL; Failed SOP Sequence (0008,1198) with a Failure Reason (0008,1197) per instance;
 Other Failures Sequence (0008,119A) when the body broke off after some instances were stored.
 
@@ -36,7 +37,11 @@ PS3.18 has no text attribute for the reason, so each Failed SOP Sequence item al
 human-readable reason in a private attribute: creator (0009,0010) = ``READROOM``, reason
 (0009,1001) LT. Clients that do not know it ignore it, as DICOM requires of private attributes.
 
-Status: 200 all stored; 202 some failed; 409 none stored; 415 the request (or every part) is not
+A stored instance with values that could not be read (an IS of ``1A``) is stored byte for byte; its
+item carries Warning Reason (0008,1196) ``0xB006`` and the values left out of the index in (0009,1001).
+Any printable boundary up to ``MAX_BOUNDARY`` characters is accepted (Orthanc sends 73, past RFC 2046's 70).
+
+Status: 200 all stored; 202 some failed or stored with warnings; 409 none stored; 415 the request (or every part) is not
 ``multipart/related; type="application/dicom"``; 400 malformed multipart or no part at all;
 411 a chunked body the server cannot de-chunk; 413 over the request size limit.
 """
@@ -82,6 +87,7 @@ logger = logging.getLogger(__name__)
 READ_CHUNK = 1024 * 1024
 HEAD_BYTES = 64 * 1024  # kept from each part to name a refused instance in the failure report
 MAX_PARTS = 100_000
+MAX_BOUNDARY = 256
 DICOM_PART_TYPE = "application/dicom"
 PRIVATE_CREATOR = "READROOM"
 
@@ -90,6 +96,7 @@ FAILURE_DOES_NOT_MATCH = 0xA900
 FAILURE_DUPLICATE = 0x0111
 FAILURE_OUT_OF_RESOURCES = 0xA700
 FAILURE_PROCESSING = 0x0110
+WARNING_ELEMENTS_DISCARDED = 0xB006  # PS3.18 Table I.2-3: stored, but some values are not in the index
 _REASON_BY_CODE = {
     "invalid_uid": FAILURE_DOES_NOT_MATCH,
     "study_mismatch": FAILURE_DOES_NOT_MATCH,
@@ -131,9 +138,12 @@ def parse_content_type(value: str) -> bytes:
                                f'type="application/dicom" ({found}).', code="unsupported_media_type",
                                status_code=415)
     boundary = params.get("boundary") or ""
-    if not 1 <= len(boundary) <= 70 or any(not 32 <= ord(c) < 127 for c in boundary) or boundary.endswith(" "):
-        raise ApplicationError("The multipart boundary parameter is missing or invalid (1–70 printable characters).",
-                               code="malformed_multipart")
+    # RFC 2046 says at most 70 characters, but real senders go past it (Orthanc's DICOMweb plugin sends
+    # two UUIDs: 73): any printable ASCII boundary up to MAX_BOUNDARY is taken.
+    if not 1 <= len(boundary) <= MAX_BOUNDARY or any(not 32 <= ord(c) < 127 for c in boundary) \
+            or boundary.endswith(" "):
+        raise ApplicationError(f"The multipart boundary parameter is missing or invalid (1–{MAX_BOUNDARY} printable "
+                               "ASCII characters, not ending with a space).", code="malformed_multipart")
     return boundary.encode("ascii")
 
 
@@ -392,6 +402,21 @@ def _failure_item(outcome: IngestOutcome) -> dict:
     }
 
 
+def _stored_item(outcome: IngestOutcome, studies_url: str) -> dict:
+    item = {
+        "00081150": element("UI", outcome.sop_class_uid),
+        "00081155": element("UI", outcome.sop_instance_uid),
+        "00081190": element("UR", f"{studies_url}/{outcome.study_instance_uid}/series/"
+                                  f"{outcome.series_instance_uid}/instances/{outcome.sop_instance_uid}"),
+    }
+    if outcome.warnings:
+        # Stored byte for byte; the values named here are left out of the index (QIDO, metadata).
+        item["00081196"] = element("US", WARNING_ELEMENTS_DISCARDED)
+        item["00090010"] = element("LO", PRIVATE_CREATOR)
+        item["00091001"] = element("LT", f"{outcome.filename}: stored as sent; " + "; ".join(outcome.warnings))
+    return dict(sorted(item.items()))
+
+
 def store_response(outcomes: list[IngestOutcome], *, studies_url: str, study_uid: str | None,
                    other_failure: str | None = None) -> HttpResponse:
     """The Store Instances Response Module and its status code (PS3.18 10.5.3, Annex I)."""
@@ -403,19 +428,15 @@ def store_response(outcomes: list[IngestOutcome], *, studies_url: str, study_uid
     if failed:
         body["00081198"] = {"vr": "SQ", "Value": [_failure_item(o) for o in failed]}
     if stored:
-        body["00081199"] = {"vr": "SQ", "Value": [{
-            "00081150": element("UI", o.sop_class_uid),
-            "00081155": element("UI", o.sop_instance_uid),
-            "00081190": element("UR", f"{studies_url}/{o.study_instance_uid}/series/{o.series_instance_uid}"
-                                      f"/instances/{o.sop_instance_uid}"),
-        } for o in stored]}
+        body["00081199"] = {"vr": "SQ", "Value": [_stored_item(o, studies_url) for o in stored]}
     if other_failure:
         body["0008119A"] = {"vr": "SQ", "Value": [{
             "00081197": element("US", FAILURE_CANNOT_UNDERSTAND),
             "00090010": element("LO", PRIVATE_CREATOR),
             "00091001": element("LT", other_failure)}]}
     if stored:
-        status = 202 if failed or other_failure else 200
+        warned = any(o.warnings for o in stored)
+        status = 202 if failed or other_failure or warned else 200
     elif failed and all(o.code == UNSUPPORTED_PART for o in failed):
         status = 415
     else:

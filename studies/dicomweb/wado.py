@@ -1,9 +1,13 @@
 """DICOMweb WADO-RS (PS3.18 10.4): retrieve, metadata, frames, bulk data, rendered images and thumbnails.
 
 Every response streams: DICOM files and frames are read from storage in chunks
-(``studies.dicomweb.multipart``), metadata is written row by row from one query. Nothing is
-transcoded: files go out byte for byte as stored, and frames in their stored transfer syntax
-(compressed frames are decompressed only when the client asks for uncompressed pixels).
+(``studies.dicomweb.multipart``), metadata is written row by row from one query. Frames and pixel
+bulk data go out as stored when the client allows it (``transfer-syntax=*``), decompressed when it asks
+for Explicit VR Little Endian (or names no syntax for octet-stream); other syntaxes are 406.
+
+No 500 half-way (issue 20): everything about frames, bulk data and renderings that can fail — a frame
+missing from the fragments, a decode — is done before the response starts, so a failure is a 404, 406
+or 422 naming the instance and frame. Decodes run in killable processes (``studies.decoding``).
 
 Access (studies.selectors): a foreign or missing study is 404. ``full`` access gets everything;
 ``preview`` access gets de-identified metadata (studies.deid) and thumbnails of images whose
@@ -13,8 +17,11 @@ Each response that carries PHI or pixels is audited once (studies.services.study
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from functools import partial
 
@@ -27,6 +34,7 @@ from core.sql import RequirementFailed, one_round_trip
 from studies import policy, render, selectors
 from studies.deid import deidentify_json, study_key_for
 from studies.dicom import BULK_PLACEHOLDER
+from studies.dicomweb import transcode
 from studies.dicomweb.auth import dicomweb_view
 from studies.dicomweb.media import (
     DICOM,
@@ -36,6 +44,7 @@ from studies.dicomweb.media import (
     negotiate_frames,
     negotiate_instances,
     parse_accept,
+    syntax_name,
     type_matches,
 )
 from studies.dicomweb.multipart import Part, multipart_response, storage_chunks
@@ -90,21 +99,20 @@ INSTANCE_ORDER = ("series__series_number", "series_id", "instance_number", "id")
 
 
 def _retrieve(request, access: StudyAccess, instances, *, fetched: str, single_allowed: bool = False):
-    rows = list(instances.order_by(*INSTANCE_ORDER).values_list("storage_key", "size", "transfer_syntax_uid"))
+    rows = list(instances.order_by(*INSTANCE_ORDER).defer("dicom_json"))
     if not rows:
         raise NotFound("There are no instances to retrieve.")
-    mode = negotiate_instances(request.headers.get("Accept", ""), {syntax for _, _, syntax in rows},
-                               single_allowed=single_allowed)
+    answer = negotiate_instances(request.headers.get("Accept", ""), {row.transfer_syntax_uid for row in rows},
+                                 single_allowed=single_allowed)
+    # Transcoding (when asked) happens here, before the response starts: a failure is a 422, not a cut stream.
+    parts = transcode.retrieve_parts(rows, answer.syntax)
     _audit(request, access, fetched)
-    if mode == "single":
-        key, size, syntax = rows[0]
-        response = StreamingHttpResponse(storage_chunks(key, length=size),
-                                         content_type=f"{DICOM}; transfer-syntax={syntax}")
-        response["Content-Length"] = str(size)
+    if answer.mode == "single":
+        part = parts[0]
+        response = StreamingHttpResponse(part.body(), content_type=part.content_type)
+        response["Content-Length"] = str(part.length)
         response["Cache-Control"] = "private, no-store"
         return response
-    parts = [Part(content_type=f"{DICOM}; transfer-syntax={syntax}", length=size,
-                  body=partial(storage_chunks, key, length=size)) for key, size, syntax in rows]
     return multipart_response(parts, part_type=DICOM, what=f"{fetched} of {access.study.study_instance_uid}")
 
 
@@ -205,6 +213,7 @@ def instance_metadata(request, study_uid: str, series_uid: str, sop_uid: str):
 # --- frames and bulk data ----------------------------------------------------------------------------
 
 FRAME_LIST = re.compile(r"^\d{1,9}(,\d{1,9})*$")
+PIXEL_DATA = "7FE00010"
 
 
 def frame_numbers(text: str) -> list[int]:
@@ -221,43 +230,67 @@ def frame_numbers(text: str) -> list[int]:
 
 def _checked_frames(instance: Instance, numbers: list[int]) -> None:
     if not render.has_pixel_data(instance):
-        raise NotFound("This instance has no pixel data, so it has no frames.")
+        raise NotFound(f"Instance {instance.sop_instance_uid} has no pixel data, so it has no frames.")
     count = instance.number_of_frames or 1
     for number in numbers:
         if number < 1 or number > count:
-            raise NotFound(f"Frame {number} does not exist: this instance has {count} frame(s), numbered from 1.")
+            raise NotFound(f"Frame {number} does not exist: this instance has {count} frame(s), numbered from 1 "
+                           f"(instance {instance.sop_instance_uid}).")
     if instance.transfer_syntax_uid in render.NATIVE:
         frame_bits, _ = render.native_frame_geometry(instance)
         if -(-max(numbers) * frame_bits // 8) > (instance.pixel_data_length or 0):
-            raise NotFound(f"Frame {max(numbers)} lies beyond the stored pixel data (the header announces more "
-                           "frames than the file holds).")
+            raise NotFound(f"Frame {max(numbers)} lies beyond the stored pixel data of instance "
+                           f"{instance.sop_instance_uid} (the header announces more frames than the file holds).")
 
 
-def _frame_parts(instance: Instance, numbers: list[int], answer: FrameAnswer) -> Iterator[Part]:
-    """Parts for the frames, reading the stored file once (opened when streaming starts)."""
-    with default_storage.open(instance.storage_key, "rb") as fh:
-        if instance.transfer_syntax_uid == render.DEFLATED_LE:
-            # The data set is deflated: there are no byte offsets into it; pydicom inflates and cuts each frame.
-            for number in numbers:
-                yield Part(content_type=answer.part_type, body=partial(_single, render.decoded_frame(
-                    fh, instance, number - 1)))
-            return
+class _Spool:
+    """Frames produced before the response starts, kept in memory up to a limit and on disk beyond it."""
+
+    MEMORY = 32 * 1024 * 1024
+
+    def __init__(self) -> None:
+        self.file = tempfile.SpooledTemporaryFile(max_size=self.MEMORY)  # noqa: SIM115 - lives with the response
+        self.lock = threading.Lock()
+
+    def add(self, data: bytes) -> tuple[int, int]:
+        self.file.seek(0, io.SEEK_END)
+        start = self.file.tell()
+        self.file.write(data)
+        return start, len(data)
+
+    def read(self, start: int, length: int) -> Iterator[bytes]:
+        with self.lock:
+            self.file.seek(start)
+            data = self.file.read(length)
+        yield data
+
+
+def _frame_parts(instance: Instance, numbers: list[int], answer: FrameAnswer) -> list[Part]:
+    """Parts for the frames. Everything that can fail (a frame missing from the fragments, a decode) is done
+    here, before the response starts: a failure is a 404/406/422 naming the frame, never a broken stream.
+    Native frames stay byte ranges of the stored file, read while streaming (checked by ``_checked_frames``)."""
+    decode = answer.mode == "decoded" or instance.transfer_syntax_uid == render.DEFLATED_LE
+    if not decode and not render.is_encapsulated(instance):
+        frame_bits, _ = render.native_frame_geometry(instance)
+        length = frame_bits // 8 if frame_bits % 8 == 0 else None
+
+        def native(index: int) -> Iterator[bytes]:
+            with default_storage.open(instance.storage_key, "rb") as fh:
+                yield from render.native_frame(fh, instance, index)
+
+        return [Part(content_type=answer.part_type, length=length, body=partial(native, number - 1))
+                for number in numbers]
+    spool = _Spool()
+    pieces = []
+    if decode:
         for number in numbers:
-            if answer.mode == "decoded":
-                data = render.decoded_frame(fh, instance, number - 1)
-            elif render.is_encapsulated(instance):
-                data = render.encapsulated_frame(fh, instance, number - 1)
-            else:
-                frame_bits, _ = render.native_frame_geometry(instance)
-                length = frame_bits // 8 if frame_bits % 8 == 0 else None
-                yield Part(content_type=answer.part_type, length=length,
-                           body=partial(render.native_frame, fh, instance, number - 1))
-                continue
-            yield Part(content_type=answer.part_type, length=len(data), body=partial(_single, data))
-
-
-def _single(data: bytes) -> list[bytes]:
-    return [data]
+            pieces.append(spool.add(render.decoded_frame(instance, number - 1)))
+    else:
+        with default_storage.open(instance.storage_key, "rb") as fh:
+            for number in numbers:
+                pieces.append(spool.add(render.encapsulated_frame(fh, instance, number - 1)))
+    return [Part(content_type=answer.part_type, length=length, body=partial(spool.read, start, length))
+            for start, length in pieces]
 
 
 @dicomweb_view(methods=["GET"])
@@ -277,8 +310,9 @@ def _bulk_tags(instance: Instance) -> set[str]:
     return set(re.findall(r"/bulkdata/([0-9A-F]{8})\"", instance.dicom_json))
 
 
-def _bulk_body(instance: Instance, tag: str) -> tuple[Iterator[bytes] | list[bytes], int | None]:
-    if tag == "7FE00010" and instance.pixel_data_offset is not None \
+def _bulk_stored(instance: Instance, tag: str) -> tuple[Iterator[bytes] | list[bytes], int | None]:
+    """The element's value as stored (pixel data: a byte range of the file; others read with pydicom)."""
+    if tag == PIXEL_DATA and instance.pixel_data_offset is not None \
             and instance.transfer_syntax_uid != render.DEFLATED_LE:
         if render.is_encapsulated(instance):
             with default_storage.open(instance.storage_key, "rb") as fh:
@@ -286,11 +320,51 @@ def _bulk_body(instance: Instance, tag: str) -> tuple[Iterator[bytes] | list[byt
         else:
             length = instance.pixel_data_length
         return storage_chunks(instance.storage_key, start=instance.pixel_data_offset, length=length), length
-    with default_storage.open(instance.storage_key, "rb") as fh:
-        value = render.dataset_bulk_value(fh, int(tag, 16))
+    value = render.dataset_bulk_value(instance, int(tag, 16))
     if value is None:
-        raise NotFound(f"No bulk data for tag {tag} in this instance.")
+        raise NotFound(f"No bulk data for tag {tag} in instance {instance.sop_instance_uid}.")
     return [value], len(value)
+
+
+def _bulk_decoded(instance: Instance) -> tuple[list[bytes], int]:
+    """Every frame decoded to native little endian, one bounded decode each, before the response starts."""
+    spool = _Spool()
+    total = 0
+    for index in range(instance.number_of_frames or 1):
+        total += spool.add(render.decoded_frame(instance, index))[1]
+    return spool.read(0, total), total
+
+
+def _bulk_answer(request, instance: Instance, tag: str) -> tuple[bool, bool]:
+    """(single body?, decoded?) for the Accept header, or 406. PS3.18 8.7.3.5: an octet-stream range without
+    a transfer-syntax means Explicit VR Little Endian, so compressed pixel data is decompressed for it;
+    ``transfer-syntax=*``, the stored syntax, or a wildcard type take the value as stored."""
+    encapsulated = tag == PIXEL_DATA and render.is_encapsulated(instance)
+    stored = instance.transfer_syntax_uid
+    for media_range in parse_accept(request.headers.get("Accept", "")):
+        if media_range.type in ("*/*", "multipart/*", "application/*"):
+            return media_range.type == "application/*", False
+        if media_range.type == "multipart/related" and type_matches(media_range.inner_type(OCTET), OCTET):
+            single = False
+            wildcard = media_range.inner_type(OCTET) != OCTET
+        elif media_range.type == OCTET:
+            single, wildcard = True, False
+        else:
+            continue
+        syntax = media_range.transfer_syntax
+        if not encapsulated:
+            if syntax in (None, "", "*", stored) or (syntax in render.NATIVE_LE and stored in render.NATIVE_LE
+                                                     | {render.DEFLATED_LE}) or tag != PIXEL_DATA:
+                return single, False
+            continue
+        if syntax in ("*", stored) or (wildcard and not syntax):
+            return single, False
+        if syntax in (None, "", render.EXPLICIT_LE) and render.can_decode(stored):
+            return single, True
+    raise NotAcceptable(f"Bulk data {tag} of instance {instance.sop_instance_uid} is stored as "
+                        f"{syntax_name(stored)}. Ask for application/octet-stream (or multipart/related; "
+                        f'type="application/octet-stream") with transfer-syntax=* (as stored) or '
+                        f"{render.EXPLICIT_LE} (uncompressed); other syntaxes are not transcoded.")
 
 
 @dicomweb_view(methods=["GET"])
@@ -298,31 +372,24 @@ def instance_bulkdata(request, study_uid: str, series_uid: str, sop_uid: str, ta
     tag = (tag or "").upper()
     access, instance = _full_instance(request, study_uid, series_uid, sop_uid, "Bulk data")
     if not re.fullmatch(r"[0-9A-F]{8}", tag) or tag not in _bulk_tags(instance):
-        raise NotFound(f"This instance has no bulk data for tag {tag[:16]!r} (its bulk data: "
+        raise NotFound(f"Instance {sop_uid} has no bulk data for tag {tag[:16]!r} (its bulk data: "
                        f"{', '.join(sorted(_bulk_tags(instance))) or 'none'}).")
-    ranges = parse_accept(request.headers.get("Accept", ""))
-    multipart = single = False
-    for media_range in ranges:
-        if media_range.type in ("*/*", "multipart/*") or (media_range.type == "multipart/related" and type_matches(
-                media_range.inner_type(OCTET), OCTET)):
-            multipart = True
-            break
-        if media_range.type in (OCTET, "application/*"):
-            single = True
-            break
-    if not (multipart or single):
-        raise NotAcceptable('Bulk data is available as multipart/related; type="application/octet-stream" or '
-                            "application/octet-stream.")
-    body, length = _bulk_body(instance, tag)
+    single, decoded = _bulk_answer(request, instance, tag)
+    if decoded:
+        body, length = _bulk_decoded(instance)
+        content_type = f"{OCTET}; transfer-syntax={render.EXPLICIT_LE}"
+    else:
+        body, length = _bulk_stored(instance, tag)
+        content_type = OCTET
     _audit(request, access, "bulkdata")
     if single:
-        response = StreamingHttpResponse(body, content_type=OCTET)
+        response = StreamingHttpResponse(body, content_type=content_type)
         if length is not None:
             response["Content-Length"] = str(length)
         response["Cache-Control"] = "private, no-store"
         return response
-    return multipart_response([Part(content_type=OCTET, length=length, body=lambda: body)], part_type=OCTET,
-                              what=f"bulk data {tag} of {sop_uid}")
+    return multipart_response([Part(content_type=content_type, length=length, body=lambda: body)],
+                              part_type=OCTET, what=f"bulk data {tag} of {sop_uid}")
 
 
 # --- rendered and thumbnails -------------------------------------------------------------------------

@@ -58,6 +58,9 @@ def client(live_server, bearer):
                              headers={"Authorization": f"Bearer {bearer}"})
 
 
+AS_STORED = (("application/dicom", "*"),)
+
+
 @pytest.fixture
 def study(cast, study_spec):
     """A study with three series: explicit LE, implicit LE and RLE Lossless (multi-frame)."""
@@ -74,11 +77,12 @@ def study(cast, study_spec):
 
 
 def test_retrieve_study_series_and_instance_round_trip_byte_identical(client, study):
-    retrieved = client.retrieve_study(study["uid"])
+    # transfer-syntax=*: as stored (without it, PS3.18's default, Explicit VR Little Endian: test_interop_retrieve)
+    retrieved = client.retrieve_study(study["uid"], media_types=AS_STORED)
     assert sorted(_sha(_as_bytes(ds)) for ds in retrieved) == sorted(_sha(f) for f in study["files"].values())
 
     implicit = study["implicit"]
-    series = client.retrieve_series(study["uid"], implicit[0].SeriesInstanceUID)
+    series = client.retrieve_series(study["uid"], implicit[0].SeriesInstanceUID, media_types=AS_STORED)
     assert [ds.file_meta.TransferSyntaxUID for ds in series] == [ImplicitVRLittleEndian] * 2
     assert [_sha(_as_bytes(ds)) for ds in series] == [_sha(study["files"][ds.SOPInstanceUID]) for ds in implicit]
 
