@@ -7,7 +7,10 @@ import time
 from allauth.account import app_settings as account_settings
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.authentication import get_authentication_records
+from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.mfa.adapter import DefaultMFAAdapter
+from django.core.exceptions import ValidationError
+from django.shortcuts import render
 from django.urls import reverse
 
 from accounts import policy
@@ -21,6 +24,16 @@ class AccountAdapter(DefaultAccountAdapter):
 
     def get_login_redirect_url(self, request) -> str:
         return reverse("dashboard")
+
+    def pre_authenticate(self, request, **credentials) -> None:
+        """A locked-out sign-in is answered 429 Too Many Requests (issue 20), not the form again with 200: clients
+        and monitoring tell a lock-out from a wrong password by the status. The page says why (allauth's words)."""
+        try:
+            super().pre_authenticate(request, **credentials)
+        except ValidationError as exc:
+            if getattr(exc, "code", None) != "too_many_login_attempts":
+                raise
+            raise ImmediateHttpResponse(render(request, "429.html", {"reason": exc.messages[0]}, status=429)) from exc
 
     def is_reauthentication_required(self, *, app: str, **kwargs) -> bool:
         """A sign-in moments ago counts as a re-authentication.

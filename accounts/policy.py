@@ -36,6 +36,21 @@ class Actor:
             m.organization.kind == Organization.Kind.PLATFORM for m in self.memberships.values())
 
     @property
+    def is_platform_operations(self) -> bool:
+        """Operations: the admin role in the platform organization (verification, break-glass, support)."""
+        return self._has_platform_role(Role.ADMIN)
+
+    @property
+    def is_platform_finance(self) -> bool:
+        """Platform finance: money and the audit log, never a patient's images or clinical data."""
+        return self._has_platform_role(Role.FINANCE)
+
+    def _has_platform_role(self, role: str) -> bool:
+        # Being a member of the platform grants nothing by itself: the role decides (design.md, "Tenancy").
+        return self.user is not None and any(
+            m.organization.kind == Organization.Kind.PLATFORM and role in m.roles for m in self.memberships.values())
+
+    @property
     def is_patient(self) -> bool:
         return self.user is not None and self.user.kind == User.Kind.PATIENT and not self.memberships
 
@@ -115,8 +130,13 @@ def has_idle_timeout(actor: Actor) -> bool:
     return requires_mfa(actor)
 
 
+def can_view_every_organization(actor: Actor) -> bool:
+    """Operations support every organization and finance bills them: both see all organizations and members."""
+    return actor.is_platform_operations or actor.is_platform_finance
+
+
 def can_view_organization(actor: Actor, organization: Organization) -> bool:
-    return actor.is_platform_staff or organization.pk in actor.memberships
+    return can_view_every_organization(actor) or organization.pk in actor.memberships
 
 
 def can_view_members(actor: Actor, organization: Organization) -> bool:
@@ -133,11 +153,13 @@ def can_manage_api_keys(actor: Actor, organization: Organization) -> bool:
 
 
 def can_view_audit_log(actor: Actor) -> bool:
-    return actor.user is not None and actor.is_platform_staff
+    """Operations and platform finance read (and export, and verify) the audit log."""
+    return actor.user is not None and (actor.is_platform_operations or actor.is_platform_finance)
 
 
 def can_use_admin_site(actor: Actor) -> bool:
-    return actor.user is not None and actor.user.is_staff and actor.is_platform_staff
+    """The admin site edits any row (studies included): operations with ``is_staff`` only, never finance."""
+    return actor.user is not None and actor.user.is_staff and actor.is_platform_operations
 
 
 # --- who may reach each route (held to behaviour by tests/test_route_policy.py) -----------------
@@ -161,9 +183,9 @@ ROUTES: dict[str, Access] = {
     "api_key_list": Access.ORG_ADMIN,
     "api_key_create": Access.ORG_ADMIN,
     "api_key_revoke": Access.ORG_ADMIN,
-    "audit_log": Access.PLATFORM_STAFF,
-    "audit_log_export": Access.PLATFORM_STAFF,
-    "audit_log_verify": Access.PLATFORM_STAFF,
+    "audit_log": Access.PLATFORM_OVERSIGHT,
+    "audit_log_export": Access.PLATFORM_OVERSIGHT,
+    "audit_log_verify": Access.PLATFORM_OVERSIGHT,
     "invitation_accept": Access.TOKEN,
     # API
     "api_me": Access.AUTHENTICATED,
@@ -188,8 +210,8 @@ ROUTES: dict[str, Access] = {
     "credential_document": Access.AUTHENTICATED,  # the owner and platform staff
     "onboarding": Access.AUTHENTICATED,
     "onboarding_step": Access.AUTHENTICATED,
-    "verification_queue": Access.PLATFORM_STAFF,
-    "verification_review": Access.PLATFORM_STAFF,
+    "verification_queue": Access.PLATFORM_OPERATIONS,
+    "verification_review": Access.PLATFORM_OPERATIONS,
     "group_credentials": Access.ORG_ADMIN,  # admins of a radiology group
     "center_privileges": Access.ORG_ADMIN,  # admins of an imaging center
     "privilege_grant": Access.ORG_ADMIN,
@@ -203,8 +225,8 @@ ROUTES: dict[str, Access] = {
     "api_my_credentials": Access.AUTHENTICATED,
     "api_my_credential_detail": Access.AUTHENTICATED,
     "api_my_credential_documents": Access.AUTHENTICATED,
-    "api_verification_queue": Access.PLATFORM_STAFF,
-    "api_credential_decision": Access.PLATFORM_STAFF,
+    "api_verification_queue": Access.PLATFORM_OPERATIONS,
+    "api_credential_decision": Access.PLATFORM_OPERATIONS,
     "api_radiologists": Access.ORG_MEMBER,
     "api_radiologist_detail": Access.ORG_MEMBER,
     "api_radiologist_eligibility": Access.ORG_MEMBER,  # people of the active imaging center
@@ -217,5 +239,5 @@ ROUTES: dict[str, Access] = {
 DELEGATED_ROUTE_PREFIXES: dict[str, str] = {
     "account_": "django-allauth: sign-in, sign-up, password and email pages (public or own account)",
     "mfa_": "django-allauth MFA: own authenticators, signed-in users only",
-    "admin:": "Django admin: platform staff with is_staff only (accounts.admin)",
+    "admin:": "Django admin: platform operations with is_staff only (accounts.admin)",
 }

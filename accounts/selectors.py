@@ -27,8 +27,8 @@ from core.errors import NotFound
 
 
 def organization_list(*, actor: Actor) -> QuerySet[Organization]:
-    """Organizations the actor belongs to; platform staff see every organization."""
-    if actor.is_platform_staff:
+    """Organizations the actor belongs to; platform operations and finance see every organization."""
+    if policy.can_view_every_organization(actor):
         return Organization.objects.all()
     return Organization.objects.filter(pk__in=list(actor.memberships))
 
@@ -232,7 +232,7 @@ class PlatformOverview:
 
 
 def platform_overview(*, actor: Actor, recent: int = 8) -> PlatformOverview:
-    if not actor.is_platform_staff:
+    if not policy.can_view_every_organization(actor):
         raise NotFound()
     counts = dict(Organization.objects.order_by().values_list("kind").annotate(n=Count("id")))
     by_kind = [(label, counts.get(value, 0)) for value, label in Organization.Kind.choices]

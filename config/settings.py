@@ -335,6 +335,7 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.exception_handler",
+    "DEFAULT_METADATA_CLASS": "accounts.api.metadata.ReadRoomMetadata",  # OPTIONS on a bodiless action: no 500
     "DEFAULT_THROTTLE_RATES": {"anon": "60/min", "user": "600/min"},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -370,6 +371,12 @@ LOGGING = {
 DICOM_MAX_FILE_BYTES = env_int("DICOM_MAX_FILE_MB", 2048) * 1024 * 1024  # one instance
 DICOM_MAX_UPLOAD_BYTES = env_int("DICOM_MAX_UPLOAD_MB", 4096) * 1024 * 1024  # one request (STOW body, zip)
 DICOM_ZIP_MAX_ENTRIES = env_int("DICOM_ZIP_MAX_ENTRIES", 20000)
+# Zip expansion (studies/archive.py): the most one archive may expand to, and the largest expansion ratio
+# (expanded / compressed) an archive or one entry may have once it expands past the ratio floor. Images
+# deflate 2-20x; a zip bomb thousands of times.
+DICOM_ZIP_MAX_EXPANDED_BYTES = env_int("DICOM_ZIP_MAX_EXPANDED_MB", 4096) * 1024 * 1024
+DICOM_ZIP_MAX_RATIO = env_int("DICOM_ZIP_MAX_RATIO", 100)
+DICOM_ZIP_RATIO_FLOOR_BYTES = env_int("DICOM_ZIP_RATIO_FLOOR_MB", 1) * 1024 * 1024
 DICOM_GATEWAY_PORT = env_int("DICOM_GATEWAY_PORT", 11112)
 BREAK_GLASS_MINUTES = env_int("BREAK_GLASS_MINUTES", 60)  # how long one emergency access to a study lasts
 STUDY_RETENTION_DAYS = env_int("STUDY_RETENTION_DAYS", 30)  # soft-deleted studies are purged after this

@@ -1,9 +1,12 @@
 """URL wiring only. Every route's access rule lives in its app's policy (see tests/test_route_policy.py)."""
 
 from django.contrib import admin
+from django.http import JsonResponse
 from django.urls import include, path
+from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from core.api import error_body
 from core.views import favicon, healthz
 from studies import viewer_views
 
@@ -15,7 +18,9 @@ urlpatterns = [
     path("api/v1/", include("accounts.api_urls")),
     path("api/v1/", include("marketplace.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
+    # GET only: OPTIONS would render DRF's description through the page template and answer 500.
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema", http_method_names=["get", "head"]),
+         name="api_docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api_schema"), name="api_redoc"),
     path("studies/", include("studies.urls")),
     path("", include("marketplace.urls")),
@@ -28,3 +33,10 @@ urlpatterns = [
     path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
 ]
+
+
+def handler404(request, exception):
+    """A path no route matches (e.g. an id that is no UUID): API clients get the API's error format, not a page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    return page_not_found(request, exception)

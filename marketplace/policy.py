@@ -41,7 +41,8 @@ def can_cancel(actor: Actor, center: Organization | int) -> bool:
 
 
 def is_operations(actor: Actor) -> bool:
-    return actor.user is not None and actor.is_platform_staff
+    """Platform operations (not platform finance: requests carry clinical history)."""
+    return actor.user is not None and actor.is_platform_operations
 
 
 def is_radiologist(actor: Actor) -> bool:
@@ -72,14 +73,14 @@ ROUTES: dict[str, Access] = {
     "assignment_open": Access.AUTHENTICATED,  # the assignee only
     "assignment_release": Access.AUTHENTICATED,
     "reading_hours": Access.AUTHENTICATED,  # radiologists: their own hours, time off, minimum rates
-    "ops_reads": Access.PLATFORM_STAFF,
-    "ops_reads_rows": Access.PLATFORM_STAFF,
+    "ops_reads": Access.PLATFORM_OPERATIONS,
+    "ops_reads_rows": Access.PLATFORM_OPERATIONS,
     "center_marketplace_settings": Access.ORG_ADMIN,
     "webhook_create": Access.ORG_ADMIN,
     "webhook_delete": Access.ORG_ADMIN,
     "webhook_test": Access.ORG_ADMIN,
     # API
-    "api_read_requests": Access.ORG_MEMBER,
+    "api_read_requests": Access.AUTHENTICATED,  # everyone signed in: their own requests only (patients too)
     "api_read_request_detail": Access.AUTHENTICATED,
     "api_read_request_cancel": Access.ORG_MEMBER,
     "api_read_request_history": Access.AUTHENTICATED,

@@ -1,8 +1,10 @@
 """Browser uploads: one file per request, which is a DICOM file, a DICOMDIR or a .zip (a CD/DVD export).
 
 The kind is decided by the bytes, never by the name. A zip is checked as a whole before a single
-entry is read: entry count and total uncompressed size (zip bombs), and every entry name and type
-(absolute paths, ``..``, links: zip-slip). One unsafe entry refuses the whole archive, so nothing of
+entry is read: entry count, total expanded size and expansion ratio of the archive and of each entry,
+entries whose data overlap (zip bombs), and every entry name and type (absolute paths, ``..``, links:
+zip-slip). While an entry is decompressed its real output is counted again against the same limits
+(``_LimitedEntry``), before ingest writes anything. One unsafe entry refuses the whole archive, so nothing of
 it is stored. Entries are then streamed one by one into the one ingest service; their names are
 labels for the result list only (ingest builds every storage key from validated UIDs), and nothing
 is ever extracted to a path. DICOMDIR (the index of a CD) and non-DICOM files are skipped with a
@@ -31,7 +33,8 @@ from studies import policy
 from studies.ingest import IngestBatch, IngestOutcome, Source, Status, audit_ingest, ingest_files, ingest_stream
 
 SKIPPED = "skipped"  # not an image to ingest (DICOMDIR, a README on a CD): not an error
-REFUSED_ARCHIVE_CODES = frozenset({"zip_unsafe", "zip_too_large", "zip_too_many_entries"})
+REFUSED_ARCHIVE_CODES = frozenset({"zip_unsafe", "zip_too_large", "zip_too_many_entries", "zip_ratio",
+                                   "zip_overlapping"})
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header, or the end record of an empty archive
 HEAD_BYTES = 4096
@@ -150,6 +153,44 @@ def _archive_rejected(name: str, reason: str, *, code: str, size: int,
                         entries=entries or [], counts=Counter(e.status for e in entries or []))
 
 
+def _expanded_limit() -> int:
+    return min(settings.DICOM_MAX_UPLOAD_BYTES, settings.DICOM_ZIP_MAX_EXPANDED_BYTES)
+
+
+def ratio_problem(expanded: int, compressed: int) -> str | None:
+    """Why ``compressed`` bytes expanding to ``expanded`` look like a bomb, or None. Small expansions are let be
+    (a tiny blank file compresses a thousandfold and harms nobody)."""
+    if expanded <= settings.DICOM_ZIP_RATIO_FLOOR_BYTES:
+        return None
+    ratio = expanded / max(compressed, 1)
+    if ratio <= settings.DICOM_ZIP_MAX_RATIO:
+        return None
+    return (f"{compressed:,} compressed bytes expand to {expanded / _MB:,.1f} MB, {ratio:,.0f} times, more than "
+            f"the limit of {settings.DICOM_ZIP_MAX_RATIO} times")
+
+
+def overlapping_entry(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> zipfile.ZipInfo | None:
+    """The first entry whose compressed data runs into the next entry's header (or the central directory): many
+    entries sharing one stream are how a small zip makes a server decompress gigabytes. Reads 30-byte local
+    headers only."""
+    fp = archive.fp
+    spans = []
+    for info in sorted(infos, key=lambda i: i.header_offset):
+        fp.seek(info.header_offset)
+        header = fp.read(30)
+        if len(header) < 30 or header[:4] != b"PK\x03\x04":
+            return info  # the central directory points at no local header: refused like an overlap
+        name_length, extra_length = struct.unpack_from("<HH", header, 26)
+        spans.append((info, info.header_offset, info.header_offset + 30 + name_length + extra_length +
+                      info.compress_size))
+    end_of_data = getattr(archive, "start_dir", None)
+    for (info, _start, end), following in zip(spans, [*spans[1:], None], strict=False):
+        limit = following[1] if following else end_of_data
+        if limit is not None and end > limit:
+            return info
+    return None
+
+
 def _plan_archive(archive: zipfile.ZipFile, name: str, size: int) -> tuple[list[zipfile.ZipInfo], UploadResult | None]:
     """Check the whole archive from its central directory, before any entry is decompressed."""
     infos = archive.infolist()
@@ -158,11 +199,24 @@ def _plan_archive(archive: zipfile.ZipFile, name: str, size: int) -> tuple[list[
             name, f"the archive has {len(infos)} entries, more than the limit of {settings.DICOM_ZIP_MAX_ENTRIES}; "
                   "nothing was extracted or stored", code="zip_too_many_entries", size=size)
     declared = sum(info.file_size for info in infos)
-    if declared > settings.DICOM_MAX_UPLOAD_BYTES:
+    if declared > _expanded_limit():
         return [], _archive_rejected(
             name, f"the archive would expand to {declared / _MB:,.1f} MB, more than the limit of "
-                  f"{settings.DICOM_MAX_UPLOAD_BYTES / _MB:,.0f} MB (a zip bomb?); nothing was extracted or stored",
+                  f"{_expanded_limit() / _MB:,.0f} MB (a zip bomb?); nothing was extracted or stored",
             code="zip_too_large", size=size)
+    if problem := ratio_problem(declared, size):
+        return [], _archive_rejected(name, f"the archive {name!r} is refused: {problem} (a zip bomb?); nothing was "
+                                           "extracted or stored", code="zip_ratio", size=size)
+    for info in infos:
+        if problem := ratio_problem(info.file_size, info.compress_size):
+            return [], _archive_rejected(
+                name, f"the entry {info.filename[:200]!r} of {name!r} is refused: {problem} (a zip bomb?); the whole "
+                      "archive was refused and nothing was stored", code="zip_ratio", size=size)
+    if (overlap := overlapping_entry(archive, infos)) is not None:
+        return [], _archive_rejected(
+            name, f"the entry {overlap.filename[:200]!r} of {name!r} overlaps another entry's data (a zip bomb "
+                  "shares one compressed stream between entries); the whole archive was refused and nothing was "
+                  "stored", code="zip_overlapping", size=size)
     unsafe = [UploadResult(file=info.filename[:300], status=Status.REJECTED, code="unsafe_entry",
                            reason=f"unsafe archive entry: {problem}")
               for info in infos if (problem := entry_problem(info))]
@@ -179,8 +233,44 @@ def _plan_archive(archive: zipfile.ZipFile, name: str, size: int) -> tuple[list[
     return files, None
 
 
+class ExpansionLimit(ValueError):
+    """An entry's real output passed a limit while it was being decompressed (nothing of it is stored)."""
+
+
+@dataclass
+class _Budget:
+    """What the whole archive may still expand to, counted from the bytes really decompressed."""
+
+    left: int
+
+
+class _LimitedEntry:
+    """An entry's stream that counts what it really yields (not what the directory declares) and stops at the
+    entry's declared size, the archive's expansion budget and the ratio limit, before ingest stores anything."""
+
+    def __init__(self, stream: BinaryIO, info: zipfile.ZipInfo, budget: _Budget) -> None:
+        self._stream, self._info, self._budget, self.read_so_far = stream, info, budget, 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._stream.read(size)
+        self.read_so_far += len(chunk)
+        self._budget.left -= len(chunk)
+        name = self._info.filename[:200]
+        if self.read_so_far > self._info.file_size:
+            raise ExpansionLimit(f"the entry {name!r} expands past the {self._info.file_size:,} bytes it declares")
+        if self._budget.left < 0:
+            raise ExpansionLimit(f"the archive expands past the limit of {_expanded_limit() / _MB:,.0f} MB at the "
+                                 f"entry {name!r}")
+        if problem := ratio_problem(self.read_so_far, self._info.compress_size):
+            raise ExpansionLimit(f"the entry {name!r} is refused: {problem}")
+        return chunk
+
+    def __getattr__(self, name: str):  # seek/tell/readinto and the rest, as the underlying entry stream
+        return getattr(self._stream, name)
+
+
 def _ingest_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, *, organization: Organization,
-                  source: str, jurisdiction, batch: IngestBatch) -> UploadResult | IngestOutcome:
+                  source: str, jurisdiction, batch: IngestBatch, budget: _Budget) -> UploadResult | IngestOutcome:
     """The entry's result when it is settled at once (skipped, refused), else its ingest outcome (completed
     when ``batch`` flushes)."""
     label = info.filename[:300]
@@ -197,8 +287,10 @@ def _ingest_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, *, organizati
             return UploadResult(file=label, status=SKIPPED, code="dicomdir", size=info.file_size,
                                 reason=_DICOMDIR_REASON)
         with archive.open(info) as fh:
-            return ingest_stream(organization=organization, stream=fh, filename=label, source=source,
-                                 jurisdiction=jurisdiction, batch=batch)
+            return ingest_stream(organization=organization, stream=_LimitedEntry(fh, info, budget),
+                                 filename=label, source=source, jurisdiction=jurisdiction, batch=batch)
+    except ExpansionLimit as exc:
+        return UploadResult(file=label, status=Status.REJECTED, code="zip_expansion", reason=str(exc))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError, ValueError) as exc:
         # A corrupt entry, a CRC mismatch (sizes that lie), an unsupported compression method. Ingest
         # stores only after the whole entry was read, so nothing of it was kept.
@@ -228,10 +320,11 @@ def ingest_archive(*, organization: Organization, fileobj: BinaryIO, filename: s
         if refused is not None:
             return refused, []
         settled: list[UploadResult | IngestOutcome] = []
+        budget = _Budget(left=_expanded_limit())
         with IngestBatch(audit=audit) as batch:  # few commits for the archive; outcomes final once it exits
             for info in files:
                 settled.append(_ingest_entry(archive, info, organization=organization, source=source,
-                                             jurisdiction=jurisdiction, batch=batch))
+                                             jurisdiction=jurisdiction, batch=batch, budget=budget))
     outcomes = [e for e in settled if isinstance(e, IngestOutcome)]
     entries = [_from_outcome(e) if isinstance(e, IngestOutcome) else e for e in settled]
     counts = Counter(e.status for e in entries)

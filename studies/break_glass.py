@@ -1,7 +1,7 @@
 """Break-glass: emergency access to one study by platform operations (reliability.md, "Access").
 
 For when the normal path cannot wait: a STAT read stuck without an assignee, a center's urgent call
-about a study nobody on duty can open. A platform staff member who has just confirmed their second
+about a study nobody on duty can open. A member of platform operations who has just confirmed their second
 factor states a reason and gets ``full`` access to that one study for ``BREAK_GLASS_MINUTES``, through
 an ordinary ``StudyAccessGrant`` of kind ``emergency`` (so DICOMweb, the study page and the viewer
 treat it like any grant and stop at its end). The start and the stop are audited with the reason
@@ -32,7 +32,8 @@ MIN_REASON_LENGTH = 20
 
 
 def can_break_glass(actor: Actor) -> bool:
-    return actor.user is not None and actor.is_platform_staff
+    """Platform operations only: platform finance never sees a patient's images (design.md, "Tenancy")."""
+    return actor.user is not None and actor.is_platform_operations
 
 
 def _find_study(organization: Organization, study: str) -> Study:

@@ -62,8 +62,8 @@ ROUTES.update({
     "study_delete": Access.ORG_ADMIN,
     "study_restore": Access.ORG_ADMIN,
     # break-glass (studies/break_glass.py): platform operations, after a fresh second factor
-    "study_break_glass": Access.PLATFORM_STAFF,
-    "study_break_glass_end": Access.PLATFORM_STAFF,
+    "study_break_glass": Access.PLATFORM_OPERATIONS,
+    "study_break_glass_end": Access.PLATFORM_OPERATIONS,
 })
 
 # The OHIF Viewer (studies/viewer_views.py): the shell for anyone who sees studies (the studies in its

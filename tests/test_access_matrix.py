@@ -1,8 +1,12 @@
 """Every route × every principal: the expected status for each cell (reliability.md, "Access").
 
 Principals: anonymous, each role at the center, a radiologist (in a group), another center's
-admin, platform staff and a patient. Objects belong to the center. Foreign and missing objects
-look the same: 404.
+admin, platform operations (the admin role in the platform organization), platform finance and a
+patient. Objects belong to the center. Foreign and missing objects look the same: 404.
+
+Each route's row is also held to the access level its app declares in ``policy.ROUTES`` (issue 22):
+nobody outside the level is let through, and the declaration is the narrowest level that admits
+whom the route lets through (``ADMITS``), so weakening a declaration fails here.
 """
 
 from __future__ import annotations
@@ -11,12 +15,17 @@ import uuid
 from types import SimpleNamespace
 
 import pytest
+from django.conf import settings
+from django.shortcuts import resolve_url
 from django.urls import reverse
 
 from accounts import policy, services
 from accounts.models import Membership, Notification
+from core.access import Access
 from studies import synthetic
 from studies.ingest import Source, ingest_stream
+from tests.conftest import enroll_totp
+from tests.factories import MembershipFactory
 from tests.marketplace.matrix_api import ROWS as MARKETPLACE_API_ROWS
 from tests.marketplace.matrix_objects import marketplace_objects
 from tests.marketplace.matrix_pages import ROWS as MARKETPLACE_PAGE_ROWS
@@ -24,10 +33,13 @@ from tests.marketplace.matrix_webhooks import ROWS as MARKETPLACE_WEBHOOK_ROWS
 from tests.test_route_policy import DECLARED
 
 PRINCIPALS = ["anonymous", "center_admin", "technologist", "center_finance", "center_viewer", "radiologist",
-              "other_admin", "platform_staff", "patient"]
+              "other_admin", "platform_operations", "platform_finance", "patient"]
 SIGNED_IN = PRINCIPALS[1:]
 CENTER = {"center_admin", "technologist", "center_finance", "center_viewer"}
-ADMINS_OF_THEIR_ACTIVE_ORG = {"center_admin", "other_admin", "platform_staff"}
+ADMINS_OF_THEIR_ACTIVE_ORG = {"center_admin", "other_admin", "platform_operations"}
+# Platform people act by role: operations (admin) verify, break the glass and support every organization;
+# platform finance sees organizations, money and the audit log, never a patient's images or clinical data.
+PLATFORM_OVERSIGHT = {"platform_operations", "platform_finance"}
 
 
 def expect(ok: set[str] | str, *, ok_status=200, others=404, anonymous=302, method_not_allowed=False) -> dict:
@@ -70,9 +82,9 @@ def ingested_instance(organization, spec_seed: int):
 def _credential_rows() -> dict:
     from tests.accounts.credentials_fixtures import matrix_object as obj
 
-    radiologist, staff = {"radiologist"}, {"platform_staff"}
+    radiologist, staff = {"radiologist"}, {"platform_operations"}
     members = set(SIGNED_IN) - {"patient"}
-    directory = CENTER | {"other_admin", "platform_staff"}
+    directory = CENTER | {"other_admin", "platform_operations"}
     post_only = {"anonymous": PAGE, **{p: 405 for p in SIGNED_IN}}
     api_post_only = {"anonymous": API, **{p: 405 for p in SIGNED_IN}}
     return {
@@ -151,9 +163,9 @@ MATRIX = {
     "api_key_revoke": (lambda o: {"public_id": o["key"].public_id},
                        expect("all", anonymous=PAGE, method_not_allowed=True)),
     # platform operations
-    "audit_log": (None, expect({"platform_staff"}, anonymous=PAGE)),
-    "audit_log_export": (None, expect({"platform_staff"}, anonymous=PAGE)),
-    "audit_log_verify": (None, expect({"platform_staff"}, anonymous=PAGE)),
+    "audit_log": (None, expect(PLATFORM_OVERSIGHT, anonymous=PAGE)),
+    "audit_log_export": (None, expect(PLATFORM_OVERSIGHT, anonymous=PAGE)),
+    "audit_log_verify": (None, expect(PLATFORM_OVERSIGHT, anonymous=PAGE)),
     # a link with a token for someone who has no account yet
     "invitation_accept": (lambda o: {"token": o["invitation_token"]}, expect(set(), anonymous=200)),
     # API about oneself
@@ -164,13 +176,13 @@ MATRIX = {
     "api_organizations": (None, expect("all", anonymous=API)),
     # API about the center
     "api_organization_detail": (lambda o: {"public_id": o["center"].public_id},
-                                expect(CENTER | {"platform_staff"}, anonymous=API)),
+                                expect(CENTER | PLATFORM_OVERSIGHT, anonymous=API)),
     "api_organization_activate": (lambda o: {"public_id": o["center"].public_id},
                                   expect("all", anonymous=API, method_not_allowed=True)),
     "api_members": (lambda o: {"organization_id": o["center"].public_id},
-                    expect(CENTER | {"platform_staff"}, anonymous=API)),
+                    expect(CENTER | PLATFORM_OVERSIGHT, anonymous=API)),
     "api_member_detail": (lambda o: {"organization_id": o["center"].public_id, "public_id": o["membership"].public_id},
-                          expect(CENTER | {"platform_staff"}, anonymous=API)),
+                          expect(CENTER | PLATFORM_OVERSIGHT, anonymous=API)),
     "api_invitations": (lambda o: {"organization_id": o["center"].public_id}, expect({"center_admin"}, anonymous=API)),
     "api_invitation_detail": (lambda o: {"organization_id": o["center"].public_id,
                                          "public_id": o["invitation"].public_id},
@@ -190,7 +202,7 @@ MATRIX = {
     "study_delete": (lambda o: {"public_id": o["study"].public_id}, expect({"center_admin"}, anonymous=PAGE)),
     "study_restore": (lambda o: {"public_id": o["study"].public_id},
                       expect("all", anonymous=PAGE, method_not_allowed=True)),
-    "study_break_glass": (None, expect({"platform_staff"}, anonymous=PAGE)),
+    "study_break_glass": (None, expect({"platform_operations"}, anonymous=PAGE)),
     "study_break_glass_end": (lambda o: {"public_id": o["emergency_grant"].public_id},
                               expect("all", anonymous=PAGE, method_not_allowed=True)),
     # the OHIF Viewer's shell: without a study in the URL it sends those who see studies to their study
@@ -268,19 +280,139 @@ def objects(cast):
     }
 
 
+@pytest.fixture
+def principals(cast) -> dict:
+    """The matrix's signed-in principals: the shared cast, with platform operations under its role's name and
+    a platform finance person (MFA enrolled, like every platform person)."""
+    finance = MembershipFactory(user__email="platform_finance@example.test", organization=cast.platform,
+                                roles=["finance"]).user
+    enroll_totp(finance)
+    users = {p: cast.users[p] for p in SIGNED_IN if p in cast.users}
+    return {**users, "platform_operations": cast.platform_staff, "platform_finance": finance}
+
+
+# Whom each declared level lets through, among the matrix's principals (core/access.py says what each means).
+ADMITS: dict[Access, frozenset[str]] = {
+    Access.PUBLIC: frozenset(PRINCIPALS),
+    Access.AUTHENTICATED: frozenset(SIGNED_IN),
+    Access.ORG_MEMBER: frozenset(SIGNED_IN) - {"patient"},
+    Access.ORG_ADMIN: frozenset(ADMINS_OF_THEIR_ACTIVE_ORG),
+    Access.PLATFORM_OVERSIGHT: frozenset(PLATFORM_OVERSIGHT),
+    Access.PLATFORM_OPERATIONS: frozenset({"platform_operations"}),
+    Access.TOKEN: frozenset({"anonymous"}),  # the cast holds no invitation of its own
+}
+
+# The levels a declaration is compared with when it looks too wide: signing in, and those that name a role.
+# ORG_MEMBER is left out: in the cast it differs from AUTHENTICATED by the patient alone, whom most
+# AUTHENTICATED routes (one's own credentials, a study one may see) turn away by the object, not the level;
+# so a move between those two is held only by the patient's own row (a patient let through an ORG_MEMBER
+# route fails).
+NARROWER_LEVELS = (Access.AUTHENTICATED, Access.ORG_ADMIN, Access.PLATFORM_OVERSIGHT, Access.PLATFORM_OPERATIONS,
+                   Access.TOKEN)
+
+# Routes that let through fewer of the cast than their level admits, because what decides is the object in
+# the URL or a role the cast lacks, not the level: without this list their declarations would look too wide.
+NARROWER_THAN_DECLARED = {
+    "api_token_detail": "anyone's own token: the probed token is the center admin's",
+    "group_credentials": "admins of a radiology group: the cast has none (tests/accounts covers them)",
+}
+
+
+def let_through(principal: str, response) -> bool | None:
+    """Was the principal let in? None when a GET cannot tell (a POST-only route answers 405 to everyone)."""
+    if response.status_code == 405:
+        return None
+    if response.status_code in (401, 403, 404):
+        return False
+    location = response.get("Location", "") if response.status_code == 302 else ""
+    return not (principal == "anonymous" and location.startswith(resolve_url(settings.LOGIN_URL)))
+
+
+def level_problems(route: str, level: Access, let_in: set[str], probed: set[str]) -> list[str]:
+    """What is wrong with declaring ``level`` for a route that let ``let_in`` through (of ``probed``)."""
+    problems = [f"{p} is let through although {level.name} does not admit them"
+                for p in sorted(let_in - ADMITS[level])]
+    if route not in NARROWER_THAN_DECLARED and probed == set(PRINCIPALS):
+        narrower = [other.name for other in NARROWER_LEVELS
+                    if ADMITS[other] < ADMITS[level] and let_in <= ADMITS[other]]
+        if narrower:
+            problems.append(f"declared {level.name}, but what it lets through fits the narrower {narrower}")
+    return problems
+
+
 def test_the_matrix_covers_every_declared_route():
     assert set(MATRIX) == set(DECLARED)
 
 
+def test_the_narrower_list_names_only_matrix_routes():
+    assert set(NARROWER_THAN_DECLARED) <= set(MATRIX)
+
+
+def expected_let_in(row: dict) -> tuple[set[str], set[str]]:
+    """(let through, probed) read off a matrix row's status codes (the live test reads the responses)."""
+    let_in, probed = set(), set()
+    for principal, status in row.items():
+        if status == 405:
+            continue
+        probed.add(principal)
+        if principal == "anonymous" and status == 302:  # the sign-in redirect, unless everyone is redirected
+            allowed = all(row[p] == 302 for p in SIGNED_IN)
+        else:
+            allowed = status not in (401, 403, 404)
+        if allowed:
+            let_in.add(principal)
+    return let_in, probed
+
+
 @pytest.mark.parametrize("route", sorted(MATRIX))
-def test_access_matrix(route, cast, objects, login):
+def test_each_row_fits_its_declared_level(route):
+    assert level_problems(route, DECLARED[route], *expected_let_in(MATRIX[route][1])) == []
+
+
+@pytest.mark.parametrize(("route", "weaker"), [
+    ("audit_log_export", Access.ORG_ADMIN),  # issue 22's example: finance is no org admin
+    ("verification_queue", Access.ORG_ADMIN),
+    ("study_break_glass", Access.PLATFORM_OVERSIGHT),  # finance would break the glass
+    ("ops_reads", Access.AUTHENTICATED),
+    ("api_invitations", Access.ORG_MEMBER),
+    ("member_edit", Access.AUTHENTICATED),
+    ("dicomweb_study", Access.PUBLIC),
+    ("invitation_accept", Access.PUBLIC),
+])
+def test_a_weakened_declaration_is_refused(route, weaker):
+    assert level_problems(route, weaker, *expected_let_in(MATRIX[route][1])) != []
+
+
+@pytest.mark.parametrize("route", sorted(MATRIX))
+def test_access_matrix(route, principals, objects, login):
     build_kwargs, expected = MATRIX[route]
     url = reverse(route, kwargs=build_kwargs(objects) if build_kwargs else None)
-    got = {}
+    got, let_in, probed = {}, set(), set()
     for principal in PRINCIPALS:
-        client = login(None if principal == "anonymous" else cast.users[principal])
-        got[principal] = client.get(url).status_code
+        client = login(None if principal == "anonymous" else principals[principal])
+        response = client.get(url)
+        got[principal] = response.status_code
+        verdict = let_through(principal, response)
+        if verdict is not None:
+            probed.add(principal)
+            if verdict:
+                let_in.add(principal)
     assert got == expected, f"{route} ({url})"
+    # The live answers against the declared level (ROUTES), not only against this file's row.
+    assert level_problems(route, DECLARED[route], let_in, probed) == [], f"{route} ({url})"
+
+
+def test_options_answers_every_api_route_without_a_server_error(principals, objects, login):
+    """OPTIONS (CORS preflights, API explorers) on every API route: described or refused, never a 500."""
+    client = login(principals["center_admin"], api=True)
+    client.raise_request_exception = False  # a server error is an answer here: 500
+    answers = {}
+    for route, (build_kwargs, _) in MATRIX.items():
+        if route.startswith(("api_", "dicomweb_")) or DECLARED[route] == Access.PUBLIC:
+            url = reverse(route, kwargs=build_kwargs(objects) if build_kwargs else None)
+            answers[route] = client.options(url).status_code
+    assert [route for route, status in answers.items() if status >= 500] == []
+    assert answers["api_organization_activate"] == 200
 
 
 # Radiologists' public profiles belong to no tenant (every professional may see them): no "foreign" object.

@@ -176,7 +176,7 @@ class CredentialDecisionView(ActorAPIView):
                    responses={200: ITEM_SERIALIZERS["license"][0], **error_responses(400, 403, 404)})
     def post(self, request, kind, public_id):
         """Verify (method + reference) or reject (reason) a pending item; never one's own."""
-        if not self.actor.is_platform_staff:
+        if not cpolicy.is_verifier(self.actor):
             raise NotFound()
         item = selectors.credential_get(actor=self.actor, kind=_kind(kind), public_id=public_id)
         serializer = DecisionSerializer(data=request.data)

@@ -25,12 +25,17 @@ def can_edit_credentials(actor: Actor, profile) -> bool:
 
 def can_view_credentials(actor: Actor, profile) -> bool:
     """The owner and platform operations see every item and document of a profile."""
-    return owns(actor, profile) or (actor.user is not None and actor.is_platform_staff)
+    return owns(actor, profile) or is_verifier(actor)
+
+
+def is_verifier(actor: Actor) -> bool:
+    """Credential verification is platform operations' work (not platform finance's)."""
+    return actor.user is not None and actor.is_platform_operations
 
 
 def can_verify(actor: Actor, profile) -> bool:
-    """Platform staff decide on items, never on their own (a radiologist cannot verify themselves)."""
-    return actor.user is not None and actor.is_platform_staff and not owns(actor, profile)
+    """Operations decide on items, never on their own (a radiologist cannot verify themselves)."""
+    return is_verifier(actor) and not owns(actor, profile)
 
 
 def is_center_admin(actor: Actor, center: Organization) -> bool:
@@ -53,14 +58,14 @@ def can_view_group_grid(actor: Actor, group: Organization) -> bool:
     """A radiology group's admins see their members' credential status; so does platform operations."""
     if group.kind != Organization.Kind.RADIOLOGY_GROUP or actor.user is None:
         return False
-    return actor.has_role(group, Role.ADMIN) or actor.is_platform_staff
+    return actor.has_role(group, Role.ADMIN) or actor.is_platform_operations
 
 
 def can_use_directory(actor: Actor) -> bool:
     """Imaging centers (any of their people) and platform operations search the directory."""
     if actor.user is None:
         return False
-    return actor.is_platform_staff or any(
+    return actor.is_platform_operations or any(
         m.organization.kind == Organization.Kind.IMAGING_CENTER for m in actor.memberships.values())
 
 

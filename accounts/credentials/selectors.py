@@ -105,7 +105,7 @@ def credential_history(*, actor: Actor, item: CredentialItem) -> QuerySet[Creden
 
 def verification_queue(*, actor: Actor, kind: str | None = None) -> list[CredentialItem]:
     """Pending items of every radiologist, oldest first (platform staff only)."""
-    if actor.user is None or not actor.is_platform_staff:
+    if not policy.is_verifier(actor):
         raise NotFound()
     items: list[CredentialItem] = []
     for item_kind, model in ITEM_MODELS.items():

@@ -237,7 +237,7 @@ def verification_queue(request):
 def verification_review(request, kind, public_id):
     """The claimed data beside its documents; verify (how, reference) or reject (reason)."""
     actor = actor_of(request)
-    if not actor.is_platform_staff:
+    if not cpolicy.is_verifier(actor):
         raise NotFound()
     item = selectors.credential_get(actor=actor, kind=_kind_or_404(kind), public_id=public_id)
     form = DecisionForm(request.POST or None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
-from accounts import selectors, services
+from accounts import policy, selectors, services
 from accounts.dashboard_panels import dashboard_panels
 from accounts.models import Role
 from accounts.policy import Actor
@@ -13,8 +13,9 @@ from accounts.views.common import actor_of, page_errors
 
 
 def dashboard_kind(actor: Actor) -> str:
-    """Which dashboard fits: platform staff, a center/group admin, a radiologist, another member, a patient."""
-    if actor.is_platform_staff:
+    """Which dashboard fits: platform operations or finance, a center/group admin, a radiologist, another
+    member, a patient."""
+    if policy.can_view_every_organization(actor):
         return "platform"
     roles = actor.active_roles
     if Role.ADMIN in roles:

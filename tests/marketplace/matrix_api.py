@@ -9,7 +9,7 @@ operations. The POST-only actions answer GET with 405 (the foreign-object test p
 from __future__ import annotations
 
 SIGNED_IN = ["center_admin", "technologist", "center_finance", "center_viewer", "radiologist", "other_admin",
-             "platform_staff", "patient"]
+             "platform_operations", "platform_finance", "patient"]
 UNAUTHENTICATED = 401
 
 
@@ -34,8 +34,8 @@ def _assignment(o):
     return {"public_id": o["assignment"].public_id}
 
 
-REQUEST_READERS = {"center_admin", "technologist", "center_viewer", "radiologist", "platform_staff"}
-EXPLAINERS = {"center_admin", "technologist", "center_viewer", "platform_staff"}
+REQUEST_READERS = {"center_admin", "technologist", "center_viewer", "radiologist", "platform_operations"}
+EXPLAINERS = {"center_admin", "technologist", "center_viewer", "platform_operations"}
 
 ROWS: dict = {
     "api_read_requests": (None, _row("all")),

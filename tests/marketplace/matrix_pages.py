@@ -11,7 +11,7 @@ from __future__ import annotations
 
 def _expect(ok: set[str]) -> dict:
     principals = ["center_admin", "technologist", "center_finance", "center_viewer", "radiologist", "other_admin",
-                  "platform_staff", "patient"]
+                  "platform_operations", "platform_finance", "patient"]
     return {"anonymous": 302, **{p: 200 if p in ok else 404 for p in principals}}
 
 
@@ -38,9 +38,9 @@ ROWS: dict = {
     "read_request_list": (None, _expect(CENTER_VIEWERS | {"other_admin"})),
     "read_request_rows": (None, _expect(CENTER_VIEWERS | {"other_admin"})),
     "read_request_create": (None, _expect(POSTERS_OF_THEIR_CENTER)),
-    "read_request_detail": (READ_REQUEST, _expect(CENTER_VIEWERS | {"radiologist", "platform_staff"})),
+    "read_request_detail": (READ_REQUEST, _expect(CENTER_VIEWERS | {"radiologist", "platform_operations"})),
     "read_request_cancel": (READ_REQUEST, _post_only()),
-    "read_request_explain": (READ_REQUEST, _expect(CENTER_VIEWERS | {"platform_staff"})),
+    "read_request_explain": (READ_REQUEST, _expect(CENTER_VIEWERS | {"platform_operations"})),
     "radiologist_worklist": (None, _expect({"radiologist"})),
     "radiologist_worklist_rows": (None, _expect({"radiologist"})),
     "offer_claim": (OFFER, _post_only()),
@@ -48,7 +48,7 @@ ROWS: dict = {
     "assignment_open": (ASSIGNMENT, _post_only()),
     "assignment_release": (ASSIGNMENT, _post_only()),
     "reading_hours": (None, _expect({"radiologist"})),
-    "ops_reads": (None, _expect({"platform_staff"})),
-    "ops_reads_rows": (None, _expect({"platform_staff"})),
+    "ops_reads": (None, _expect({"platform_operations"})),
+    "ops_reads_rows": (None, _expect({"platform_operations"})),
     "center_marketplace_settings": (None, _expect({"center_admin", "other_admin"})),
 }

@@ -5,7 +5,7 @@ Same format as tests/test_access_matrix.py (which imports this module, so its he
 """
 
 SIGNED_IN = ["center_admin", "technologist", "center_finance", "center_viewer", "radiologist", "other_admin",
-             "platform_staff", "patient"]
+             "platform_operations", "platform_finance", "patient"]
 PAGE, API = 302, 401
 
 

@@ -294,3 +294,86 @@ def test_no_temporary_files_are_left_behind(cast, tmp_path, monkeypatch):
     good = [synthetic.to_bytes(ds) for ds in ct(2)]
     run(cast, zip_of({"a.dcm": good[0], "b.dcm": good[1], "bad.dcm": good[0][:300]}))
     assert os.listdir(tmp_path / "tmp") == []
+
+
+# --- expansion limits (issue 20 item 5) ------------------------------------------------------------------
+
+def with_duplicate_central_record(data: bytes, new_name: bytes) -> bytes:
+    """The archive with a second central-directory entry pointing at the first entry's local header (and data):
+    the overlapping-entries trick of zip bombs."""
+    central = data.index(b"PK\x01\x02")
+    eocd = data.rindex(b"PK\x05\x06")
+    record = bytearray(data[central:eocd])
+    name_length = struct.unpack_from("<H", record, 28)[0]
+    assert len(record) == 46 + name_length  # one entry, no extra field or comment
+    copy = bytes(record[:28]) + struct.pack("<H", len(new_name)) + bytes(record[30:46]) + new_name
+    end = bytearray(data[eocd:])
+    entries = struct.unpack_from("<H", end, 10)[0] + 1
+    struct.pack_into("<HHI", end, 8, entries, entries, len(record) + len(copy))
+    return data[:eocd] + copy + bytes(end)
+
+
+def test_an_archive_over_the_expanded_size_limit_is_refused_before_extracting(cast, settings):
+    settings.DICOM_ZIP_MAX_EXPANDED_BYTES = 1_000
+    result, _ = run(cast, zip_of({f"{i}.dcm": synthetic.to_bytes(ds) for i, ds in enumerate(ct(3))}), name="big.zip")
+    assert result.status == Status.REJECTED
+    assert result.code == "zip_too_large"
+    assert "would expand to" in result.reason
+    assert not Instance.objects.exists()
+
+
+def test_an_archive_that_expands_too_many_times_is_refused_by_its_ratio(cast, settings):
+    """Each entry stays under the ratio floor; the archive as a whole expands 2 MB from a few KB."""
+    settings.DICOM_ZIP_RATIO_FLOOR_BYTES = 1024 * 1024
+    settings.DICOM_ZIP_MAX_RATIO = 50
+    data = zip_of({f"part{i}.bin": b"\0" * (512 * 1024) for i in range(4)})
+    result, _ = run(cast, data, name="parts.zip")
+    assert (result.status, result.code) == (Status.REJECTED, "zip_ratio")
+    assert "the archive 'parts.zip' is refused" in result.reason
+    assert "more than the limit of 50 times" in result.reason
+
+
+def test_one_entry_that_expands_too_many_times_refuses_the_whole_archive_and_names_it(cast, settings):
+    settings.DICOM_ZIP_RATIO_FLOOR_BYTES = 1024 * 1024
+    settings.DICOM_ZIP_MAX_RATIO = 50
+    good = synthetic.to_bytes(ct(1)[0])
+    data = zip_of({"image.dcm": good, "noise.bin": os.urandom(2 * 1024 * 1024),
+                   "bomb.bin": b"\0" * (3 * 1024 * 1024)})
+    result, _ = run(cast, data, name="mixed.zip")
+    assert (result.status, result.code) == (Status.REJECTED, "zip_ratio")
+    assert "the entry 'bomb.bin' of 'mixed.zip' is refused" in result.reason
+    assert not Instance.objects.exists()  # the good image was not stored either
+
+
+def test_ordinary_images_pass_the_ratio_limit_with_the_defaults(cast):
+    data = zip_of({f"{i}.dcm": synthetic.to_bytes(ds) for i, ds in enumerate(ct(3))})
+    result, _ = run(cast, data)
+    assert result.status == Status.STORED, result.reason
+    assert Instance.objects.count() == 3
+
+
+def test_overlapping_entries_are_refused_before_any_is_decompressed(cast, monkeypatch):
+    data = with_duplicate_central_record(zip_of({"a.dcm": synthetic.to_bytes(ct(1)[0])}), b"b.dcm")
+    assert [i.filename for i in zipfile.ZipFile(io.BytesIO(data)).infolist()] == ["a.dcm", "b.dcm"]
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda *a, **k: pytest.fail("an entry was read"))
+    result, _ = run(cast, data, name="overlap.zip")
+    assert (result.status, result.code) == (Status.REJECTED, "zip_overlapping")
+    assert "of 'overlap.zip' overlaps another entry's data" in result.reason
+    assert not Instance.objects.exists()
+
+
+def test_the_real_output_is_counted_while_streaming_against_the_archive_budget(settings):
+    from studies.archive import ExpansionLimit, _Budget, _LimitedEntry
+
+    settings.DICOM_ZIP_MAX_RATIO = 10**9  # the budget alone decides here
+    archive = zipfile.ZipFile(io.BytesIO(zip_of({"zeros.bin": b"\0" * (2 * 1024 * 1024)})))
+    info = archive.infolist()[0]
+    budget = _Budget(left=1024 * 1024)
+    def read_all(stream):
+        while stream.read(64 * 1024):
+            pass
+
+    with archive.open(info) as fh, pytest.raises(ExpansionLimit, match="past the limit .* at the entry 'zeros.bin'"):
+        read_all(_LimitedEntry(fh, info, budget))
+    assert budget.left < 0
+
