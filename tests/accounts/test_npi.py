@@ -62,3 +62,24 @@ def test_a_single_mistyped_digit_is_caught(first_nine, position, delta):
     npi = first_nine + str(npi_check_digit(first_nine))
     typo = npi[:position] + str((int(npi[position]) + delta) % 10) + npi[position + 1:]
     assert not is_valid_npi(typo)
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("123456789", "An NPI is exactly 10 digits."),
+    ("3234567893", "An NPI starts with 1 or 2."),
+    ("1234567890", "This NPI's check digit is wrong: check for a typo."),
+])
+def test_each_problem_is_stated_in_full_words(value, message):
+    assert npi_problem(value) == message
+
+
+@pytest.mark.parametrize("value", [1234567893, None, 12345678.93, b"1234567893", ["1234567893"]])
+def test_a_value_that_is_not_text_is_refused_not_crashed_on(value):
+    assert npi_problem(value) == "An NPI is exactly 10 digits."
+    assert not is_valid_npi(value)
+
+
+@pytest.mark.parametrize("value", ["12345678", "1234567890", "12345678a", "", "１２３４５６７８９"[:9] + "x"])
+def test_the_check_digit_needs_exactly_nine_digits(value):
+    with pytest.raises(ValueError, match="^an NPI's check digit is computed from exactly nine digits$"):
+        npi_check_digit(value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from pydicom.datadict import dictionary_VR
@@ -96,39 +96,60 @@ def test_uids_and_the_image_pixel_module_are_kept():
     assert out["00100020"]["Value"] == [pseudonym(KEY)]
     assert out["00120062"]["Value"] == ["YES"]
     assert len(out["00120063"]["Value"][0]) <= 64
-    assert [item["00080100"]["Value"][0] for item in out["00120064"]["Value"]] == ["113100", "113110", "113107"]
+    codes = [item["00080100"]["Value"][0] for item in out["00120064"]["Value"]]
+    assert codes == ["113100", "113105", "113110", "113107"]
     assert out["00280303"]["Value"] == ["MODIFIED"]
 
 
 def test_dates_shift_by_the_same_days_within_a_study_and_the_birth_date_goes():
     body = {
-        "00080020": {"vr": "DA", "Value": ["20260310"]},  # Study Date (Z in the profile): shifted
+        "00080020": {"vr": "DA", "Value": ["20260310"]},  # Study Date: shifted
         "00080023": {"vr": "DA", "Value": ["20260311"]},  # Content Date
-        "00189074": {"vr": "DT", "Value": ["20260310083000.123-0500"]},  # Frame Acquisition DateTime (D)
-        "00143076": {"vr": "DA", "Value": ["20250101"]},  # Date of Gain Calibration (not listed): shifted too
+        "00080021": {"vr": "DA", "Value": ["2026.03.10"]},  # Series Date, ACR-NEMA dotted form: shifted too
+        "0008002A": {"vr": "DT", "Value": ["20260310083000.123-0500"]},  # Acquisition DateTime
+        "00080022": {"vr": "DA", "Value": ["2026"]},  # Acquisition Date that cannot be shifted: dropped
+        "00143076": {"vr": "DA", "Value": ["20250101"]},  # Date of Gain Calibration: not on the allow-list
         "00100030": {"vr": "DA", "Value": ["19610407"]},  # Patient's Birth Date: removed
-        "00080021": {"vr": "DA", "Value": ["20260310"]},  # Series Date (X/D): removed
-        "00321000": {"vr": "DA", "Value": ["2026"]},  # a date that cannot be shifted: emptied
     }
     days = date_shift_days(KEY)
     assert 365 <= days < 365 + 3650
     out = deidentify_json(body, study_key=KEY)
     study = date.fromisoformat(out["00080020"]["Value"][0])
-    content = date.fromisoformat(out["00080023"]["Value"][0])
     assert (date(2026, 3, 10) - study).days == days
-    assert (content - study).days == 1
-    assert out["00189074"]["Value"] == [study.strftime("%Y%m%d") + "083000.123"]  # UTC offset dropped
-    assert (date(2025, 1, 1) - date.fromisoformat(out["00143076"]["Value"][0])).days == days
+    assert out["00080020"]["vr"] == out["00080021"]["vr"] == out["00080023"]["vr"] == "DA"
+    assert out["00080021"]["Value"] == out["00080020"]["Value"]
+    assert (date.fromisoformat(out["00080023"]["Value"][0]) - study).days == 1
+    assert out["0008002A"] == {"vr": "DT", "Value": [study.strftime("%Y%m%d") + "083000.123"]}  # offset dropped
+    assert "00080022" not in out
+    assert "00143076" not in out
     assert "00100030" not in out
-    assert "00080021" not in out
-    assert "Value" not in out.get("00321000", {})
     assert deidentify_json(body, study_key=KEY) == out  # deterministic
+
+
+@pytest.mark.parametrize("offset", ["+0500", "-0500", "+0000", "-1200"])
+def test_a_utc_offset_of_either_sign_is_dropped_from_a_date_time(offset):
+    out = deidentify_json({"0008002A": {"vr": "DT", "Value": [f"20260310083000{offset}"]},
+                           "00080020": {"vr": "DA", "Value": ["20260310"]}}, study_key=KEY)
+    assert out["0008002A"]["Value"] == [out["00080020"]["Value"][0] + "083000"]
+
+
+def test_a_date_time_without_a_time_keeps_only_its_shifted_date():
+    out = deidentify_json({"0008002A": {"vr": "DT", "Value": ["20260310+0100"]},
+                           "00080020": {"vr": "DA", "Value": ["20260310"]}}, study_key=KEY)
+    assert out["0008002A"]["Value"] == out["00080020"]["Value"]
 
 
 def test_different_studies_get_different_shifts_and_pseudonyms():
     keys = [f"1:1.2.3.{n}" for n in range(6)]
     assert len({date_shift_days(k) for k in keys}) > 1
     assert len({pseudonym(k) for k in keys}) == len(keys)
+
+
+def test_shifts_run_from_one_year_to_eleven(settings):
+    settings.SECRET_KEY = "a-fixed-secret-for-this-test-" * 2
+    shifts = {date_shift_days(f"1:1.2.3.{n}") for n in range(30000)}
+    assert min(shifts) == 365
+    assert max(shifts) == 365 + 3650 - 1
 
 
 def test_date_shift_depends_on_the_secret_key(settings):
@@ -146,6 +167,14 @@ def test_date_shift_depends_on_the_secret_key(settings):
     (0x00400275, "X"),  # Request Attributes Sequence
     (0x0020000D, "U"),  # Study Instance UID: kept
     (0x00280010, None),  # Rows: not listed
+    (0x00080050, "Z"),  # Accession Number: emptied
+    (0x001811BB, "D"),  # Acquisition Field Of View Label: a dummy
+    (0x00081140, "R"),  # Referenced Image Sequence: kept, items de-identified
+    # where the profile offers a choice, the stronger one: removal (X/Z, X/Z/D, X/D); dummy over empty (Z/D)
+    (0x00400555, "X"),  # Acquisition Context Sequence (X/Z)
+    (0x00181000, "X"),  # Device Serial Number (X/Z/D)
+    (0x00181400, "X"),  # Acquisition Device Processing Description (X/D)
+    (0x00700084, "D"),  # Content Creator's Name (Z/D)
 ])
 def test_profile_actions_come_from_the_ps3_15_table(tag, expected):
     assert profile_action(tag) == expected
@@ -155,3 +184,17 @@ def test_a_person_name_the_table_misses_is_replaced_anyway():
     out = deidentify_json({"00142006": {"vr": "PN", "Value": [{"Alphabetic": CANARY}]},  # Evaluator Name
                            "00211234": {"vr": "PN", "Value": [{"Alphabetic": CANARY}]}}, study_key=KEY)
     assert CANARY not in json.dumps(out)
+
+
+@pytest.mark.parametrize("real", ["20261231", "20261015", "20250101", "2026.11.02"])
+def test_every_date_moves_back_by_exactly_the_studys_days(real):
+    out = deidentify_json({"00080020": {"vr": "DA", "Value": [real]}}, study_key=KEY)
+    digits = real.replace(".", "")
+    expected = date(int(digits[:4]), int(digits[4:6]), int(digits[6:])) - timedelta(days=date_shift_days(KEY))
+    assert out["00080020"] == {"vr": "DA", "Value": [expected.strftime("%Y%m%d")]}
+
+
+@pytest.mark.parametrize("impossible", ["20260231", "20261301", "00000000", "2026-03-1"])
+def test_a_date_that_does_not_exist_is_dropped_not_an_error(impossible):
+    out = deidentify_json({"00080020": {"vr": "DA", "Value": [impossible]}}, study_key=KEY)
+    assert "00080020" not in out
