@@ -44,6 +44,7 @@ from django.db import connection
 from django.db.models import F, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import get_script_prefix, reverse
+from pydicom.datadict import tag_for_keyword
 
 from accounts.audit import audit_record
 from core.errors import ApplicationError
@@ -263,11 +264,18 @@ PATH_PREFIX = {(STUDY, STUDY): "", (SERIES, STUDY): "study__", (SERIES, SERIES):
                (INSTANCE, STUDY): "study__", (INSTANCE, SERIES): "series__", (INSTANCE, INSTANCE): ""}
 
 
+# What a preview may be matched on: attributes on the preview allow-list whose preview value is the stored
+# value itself (UIDs, numbers, times of day) and the modality codes. Everything else is left out or changed
+# in a preview (cleaned text, shifted dates, age bands), so matching on it would reveal the stored value.
+_PREVIEW_MATCHABLE_VRS = ("UI", "IS", "US", "DS", "TM")
+_PREVIEW_MATCHABLE_CODES = (f"{tag_for_keyword('Modality'):08X}", f"{tag_for_keyword('ModalitiesInStudy'):08X}")
+
+
 def _hidden_in_preview(tag: str) -> bool:
-    """De-identification removes, replaces or shifts it: matching on it would leak the real value."""
-    action = deid.profile_action(int(tag, 16))
-    return (action not in (None, deid.KEEP_UID)) or ATTRIBUTES[tag].vr in ("PN", "DA", "DT", "TM") \
-        or tag in (deid.PATIENT_NAME, deid.PATIENT_ID, deid.PATIENT_BIRTH_DATE)
+    """Not on the preview allow-list, or shown changed there: matching on it would leak the real value."""
+    if tag in _PREVIEW_MATCHABLE_CODES:
+        return False
+    return tag not in deid.ALLOWED or deid.ALLOWED[tag] not in _PREVIEW_MATCHABLE_VRS
 
 
 # --- the query -----------------------------------------------------------------------------------

@@ -445,6 +445,20 @@ def test_a_preview_study_never_matches_on_what_its_preview_hides(cast, login, li
     assert study_uids(client.get(URL, {"StudyInstanceUID": canary_study.study_uid})) == [canary_study.study_uid]
 
 
+@pytest.mark.parametrize(("keyword", "hidden"), [
+    ("PatientSex", True), ("BodyPartExamined", True), ("SeriesDescription", True), ("InstitutionName", True),
+    ("StudyDate", True), ("TransferSyntaxUID", True),  # not on the allow-list, or shown changed in a preview
+    ("Modality", False), ("ModalitiesInStudy", False), ("SeriesInstanceUID", False), ("Rows", False),
+    ("NumberOfFrames", False), ("StudyTime", False),  # shown as stored
+])
+def test_a_preview_is_matched_only_on_what_its_allow_list_shows_as_stored(keyword, hidden):
+    from pydicom.datadict import tag_for_keyword
+
+    from studies.dicomweb.qido import _hidden_in_preview
+
+    assert _hidden_in_preview(f"{tag_for_keyword(keyword):08X}") is hidden
+
+
 def test_a_full_grant_shows_everything(cast, login, library):
     grant(cast, library.mr.study_uid, "full")
     client = login(cast.radiologist)
