@@ -154,7 +154,9 @@ def test_a_decode_beyond_the_memory_limit_is_killed_in_its_process_and_the_serve
     rendering is 422 (and the instance remembered), while the web worker keeps answering."""
     spec = synthetic.StudySpec(patient=synthetic.demo_patient(0), accession="ACC8", description="CT",
                                study_date=date(2026, 11, 2))
-    ds = synthetic.ct_series(spec, slices=1, size=512)[0]  # its arrays are mapped afresh, not taken from a heap
+    # 3072 x 3072: its arrays (18 MB stored, ~75 MB as floats) need fresh mappings, never free heap left over
+    # from the forkserver (with 512 x 512 the decode could fit in inherited heap and pass the limit).
+    ds = synthetic.ct_series(spec, slices=1, size=3072)[0]
     outcome = ingest_stream(organization=cast.center, stream=io.BytesIO(synthetic.to_bytes(ds)), filename="ct.dcm",
                             source=Source.UPLOAD)
     assert outcome.status == Status.STORED, outcome.reason
