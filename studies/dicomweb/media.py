@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pydicom.pixels import get_decoder
 from pydicom.uid import UID
 
 from core.errors import ApplicationError
@@ -199,16 +198,9 @@ def _frame_offers(instance: Instance) -> list[FrameAnswer]:
         return [FrameAnswer("stored", OCTET, stored)]
     offers = [FrameAnswer("stored", media_type, stored) for media_type in COMPRESSED_FRAME_TYPES.get(stored, ())]
     offers.append(FrameAnswer("stored", OCTET, stored))
-    if _can_decode(stored):
+    if render.can_decode(stored):
         offers.append(FrameAnswer("decoded", OCTET, render.EXPLICIT_LE))
     return offers
-
-
-def _can_decode(syntax: str) -> bool:
-    try:
-        return get_decoder(syntax).is_available
-    except (NotImplementedError, ValueError):
-        return False
 
 
 def _offer_fits(asked_type: str, asked_syntax: str | None, offer: FrameAnswer) -> bool:

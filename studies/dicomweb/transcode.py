@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Iterator
 
 import pydicom
-from pydicom.pixels import get_decoder, get_encoder
+from pydicom.pixels import get_encoder
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -48,12 +48,9 @@ def _native(syntax: str) -> bool:
 
 
 def can_decode(syntax: str) -> bool:
-    if _native(syntax):
-        return True
-    try:
-        return get_decoder(syntax).is_available
-    except (NotImplementedError, ValueError):
-        return False
+    from studies import render  # imported here as the other studies modules are (this module runs in decoders)
+
+    return _native(syntax) or render.can_decode(syntax)
 
 
 def can_encode(syntax: str) -> bool:

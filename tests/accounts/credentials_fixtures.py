@@ -11,6 +11,17 @@ from accounts.credentials import services
 from accounts.models import RadiologistProfile, User
 
 TODAY = timezone.now().date()
+NOW = timezone.now()
+
+
+def reasons(profile: RadiologistProfile, **kwargs) -> list[str]:
+    """Why ``profile`` may not read (US-TX CT now unless told otherwise); empty when eligible."""
+    from accounts.credentials.eligibility import eligible
+
+    kwargs.setdefault("jurisdiction", "US-TX")
+    kwargs.setdefault("modalities", ["CT"])
+    kwargs.setdefault("at", NOW)
+    return eligible(profile, **kwargs).reasons
 
 
 def actor(user: User):

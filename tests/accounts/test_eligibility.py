@@ -21,15 +21,15 @@ from accounts.models import (
     VerificationStatus,
 )
 from tests.accounts.credentials_fixtures import (
+    NOW,
     TODAY,
     add,
     insurance_data,
     license_data,
     mqsa_data,
     profile_for,
+    reasons,
 )
-
-NOW = datetime.now(tz=UTC)
 
 
 @pytest.fixture
@@ -41,13 +41,6 @@ def ready(cast):
     add(cast.radiologist, "insurance", insurance_data(expires_on=TODAY + timedelta(days=200)),
         verify_by=cast.platform_staff)
     return profile
-
-
-def reasons(profile, **kwargs):
-    kwargs.setdefault("jurisdiction", "US-TX")
-    kwargs.setdefault("modalities", ["CT"])
-    kwargs.setdefault("at", NOW)
-    return eligible(profile, **kwargs).reasons
 
 
 def test_fully_credentialed_radiologist_is_eligible(ready, cast):

@@ -3,13 +3,13 @@ renewed items beside lapsed ones, deactivated accounts, and the bulk form answer
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 
 from accounts import policy
 from accounts.credentials import services
-from accounts.credentials.eligibility import Eligibility, eligibility_bulk, eligible, may_be_eligible
+from accounts.credentials.eligibility import Eligibility, eligibility_bulk, may_be_eligible
 from accounts.models import (
     License,
     MalpracticeInsurance,
@@ -19,9 +19,17 @@ from accounts.models import (
     User,
     VerificationStatus,
 )
-from tests.accounts.credentials_fixtures import TODAY, add, insurance_data, license_data, mqsa_data, profile_for
+from tests.accounts.credentials_fixtures import (
+    NOW,
+    TODAY,
+    add,
+    insurance_data,
+    license_data,
+    mqsa_data,
+    profile_for,
+    reasons,
+)
 
-NOW = datetime.now(tz=UTC)
 LAST_YEAR = TODAY - timedelta(days=365)
 
 
@@ -33,13 +41,6 @@ def ready(cast):
     add(cast.radiologist, "insurance", insurance_data(), verify_by=cast.platform_staff)
     add(cast.radiologist, "mqsa", mqsa_data(), verify_by=cast.platform_staff)
     return profile
-
-
-def reasons(profile, **kwargs):
-    kwargs.setdefault("jurisdiction", "US-TX")
-    kwargs.setdefault("modalities", ["CT"])
-    kwargs.setdefault("at", NOW)
-    return eligible(profile, **kwargs).reasons
 
 
 def _require_privileges(cast, center):
