@@ -17,6 +17,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include("accounts.api_urls")),
     path("api/v1/", include("marketplace.api_urls")),
+    path("api/v1/", include("reporting.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     # GET only: OPTIONS would render DRF's description through the page template and answer 500.
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema", http_method_names=["get", "head"]),
@@ -24,6 +25,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api_schema"), name="api_redoc"),
     path("studies/", include("studies.urls")),
     path("", include("marketplace.urls")),
+    path("", include("reporting.urls")),
     # The OHIF Viewer (docs/decisions/0004): its shell under /viewer/, its configuration at the root,
     # where the prebuilt bundle looks for it; its other files are served by WhiteNoise.
     path("viewer/", viewer_views.viewer_app, name="viewer_app"),

@@ -1,0 +1,3 @@
+"""Reporting API (being written)."""
+
+urlpatterns: list = []

@@ -1,0 +1,82 @@
+"""Every read of reports, scoped to the actor. A report the actor may not see is NotFound, like a missing one.
+
+- The assignee sees and writes the report of a request assigned to them (active assignment, or
+  reported by them).
+- The center's people by role see preliminary and final reports, never drafts.
+- Platform operations see preliminary and final reports.
+"""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from accounts.policy import Actor
+from core.errors import NotFound
+from marketplace.models import ReadRequest, Status
+from marketplace.services.offers import profile_of
+from reporting import policy
+from reporting.models import Addendum, Macro, Message, Report
+
+WRITABLE_REQUEST_STATES = (Status.ASSIGNED, Status.IN_PROGRESS)
+REPORT_RELATED = ("read_request__center", "read_request__study", "template", "radiologist__user")
+
+
+def assigned_request(*, actor: Actor, public_id) -> ReadRequest:
+    """A read request assigned to the actor that is still theirs to report (404 otherwise)."""
+    profile = profile_of(actor)
+    read_request = (ReadRequest.objects.select_related("center", "study", "assignee__user")
+                    .filter(public_id=public_id).first())
+    if (profile is None or read_request is None or read_request.assignee_id != profile.pk
+            or read_request.status not in (*WRITABLE_REQUEST_STATES, Status.REPORTED, Status.CLOSED)):
+        raise NotFound("Read request not found.")
+    return read_request
+
+
+def report_for_author(*, actor: Actor, public_id) -> Report:
+    """A report the actor wrote or is writing (by the report's public id)."""
+    profile = profile_of(actor)
+    report = Report.objects.select_related(*REPORT_RELATED).filter(public_id=public_id).first()
+    if profile is None or report is None or report.radiologist_id != profile.pk:
+        raise NotFound("Report not found.")
+    return report
+
+
+def visible_report(*, actor: Actor, read_request: ReadRequest) -> Report | None:
+    """The report of a request the caller already fetched through a scoped selector, as this actor may
+    see it: its author sees it in any state; the center and operations from preliminary on."""
+    report = Report.objects.select_related(*REPORT_RELATED).filter(read_request=read_request).first()
+    if report is None:
+        return None
+    profile = profile_of(actor)
+    if profile is not None and report.radiologist_id == profile.pk:
+        return report
+    if report.status == Report.Status.DRAFT:
+        return None
+    if policy.center_reads_reports(actor, read_request.center_id) or policy.is_operations(actor):
+        return report
+    return None
+
+
+def addenda_of(report: Report) -> QuerySet[Addendum]:
+    return report.addenda.order_by("number")
+
+
+def macros_of(actor: Actor) -> QuerySet[Macro]:
+    profile = profile_of(actor)
+    return Macro.objects.filter(radiologist=profile) if profile is not None else Macro.objects.none()
+
+
+def messages_of(read_request: ReadRequest) -> QuerySet[Message]:
+    """The thread of a request the caller already fetched through a scoped selector."""
+    return read_request.messages.select_related("author").order_by("created_at", "id")
+
+
+def earlier_reports(*, read_request: ReadRequest) -> QuerySet[Report]:
+    """The same patient's earlier signed reports at this center (the workspace lists them)."""
+    study = read_request.study
+    if not study.patient_id:
+        return Report.objects.none()
+    return (Report.objects.filter(read_request__center_id=read_request.center_id,
+                                  read_request__study__patient_id=study.patient_id,
+                                  status=Report.Status.FINAL)
+            .exclude(read_request=read_request).select_related("read_request__study").order_by("-signed_at")[:20])

@@ -1,0 +1,5 @@
+"""Reporting pages. Each area's module lists its own routes; access rules are in ``reporting.policy.ROUTES``."""
+
+from reporting.views import center, critical, templates, workspace
+
+urlpatterns = [*workspace.urlpatterns, *center.urlpatterns, *critical.urlpatterns, *templates.urlpatterns]

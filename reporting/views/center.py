@@ -1,0 +1,3 @@
+"""Reporting pages: center (being written)."""
+
+urlpatterns: list = []

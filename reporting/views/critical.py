@@ -1,0 +1,3 @@
+"""Reporting pages: critical (being written)."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""Reporting pages: templates (being written)."""
+
+urlpatterns: list = []

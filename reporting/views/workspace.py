@@ -1,0 +1,3 @@
+"""Reporting pages: workspace (being written)."""
+
+urlpatterns: list = []
