@@ -69,7 +69,7 @@ READING_HOURS: dict[str, list[tuple[tuple[int, ...], str, str]]] = {
 TIME_OFF = {"chen": (-1, 7, "Demo: at a cardiac imaging conference")}
 # last name → (modality, priority, cents, currency). Brennan's routine CT is above the default quote (35.00).
 MINIMUM_RATES = {
-    "brennan": [("CT", "routine", 4000, "USD"), ("CT", "stat", 3000, "USD"), ("CR", "routine", 900, "USD")],
+    "brennan": [("CT", "routine", 6000, "USD"), ("CT", "stat", 3000, "USD"), ("CR", "routine", 900, "USD")],
     "nakamura": [("CT", "stat", 3500, "USD")],
     "alvarez": [("MR", "routine", 4000, "USD")],
     "whitfield": [("MG", "routine", 3000, "USD"), ("CT", "stat", 3200, "USD")],

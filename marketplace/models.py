@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts.credentials.vocab import Priority  # the priorities a radiologist takes are the requests'
 from accounts.models import Organization, RadiologistProfile
+from billing.models import DEFAULT_FEE_BASIS_POINTS, Contract
 from core.models import TimeStampedModel
 from studies.models import Study, StudyAccessGrant
 
@@ -96,9 +97,12 @@ class ReadRequest(TimeStampedModel):
     original_request = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     original_reader = models.ForeignKey(RadiologistProfile, null=True, blank=True, on_delete=models.SET_NULL,
                                         related_name="+")
-    # The quote, locked at posting (marketplace.pricing.quote_for).
+    # The quote, locked at posting (marketplace.pricing.quote_for): the price, the platform's fee on it,
+    # and the contract it came from (none: the platform's price list).
     quoted_cents = models.PositiveIntegerField()
     currency = models.CharField(max_length=3, default="USD")
+    fee_basis_points = models.PositiveIntegerField(default=DEFAULT_FEE_BASIS_POINTS)
+    contract = models.ForeignKey(Contract, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     # Offers and clocks.
     tier = models.PositiveSmallIntegerField(default=0, help_text="0: preferred readers only; 1: everyone eligible.")
     published_at = models.DateTimeField(null=True, blank=True)

@@ -35,7 +35,7 @@ from marketplace.models import (
     ReadRequestStatusChange,
     Status,
 )
-from marketplace.services import events
+from marketplace.services import events, money
 from studies.models import Study
 
 # domain.md: stat 60 min, urgent 4 h, routine 24 h, a patient's second opinion 48 h.
@@ -212,7 +212,8 @@ def read_request_post(*, actor: Actor, center: Organization, data: PostData, ide
                                        code="idempotency_key_reused", status_code=422)
             return earlier, False
     checked = _validate(actor, center, data, now)
-    quote = pricing.quote_for(center=center, modalities=checked["modalities"], priority=data.priority, kind=data.kind)
+    quote = pricing.quote_for(center=center, modalities=checked["modalities"], priority=data.priority, kind=data.kind,
+                              at=now, group=data.direct_group, radiologist=data.direct_radiologist)
     body_part = next((s.body_part_examined for s in data.study.series.all() if s.body_part_examined), "")
     try:
         with transaction.atomic():
@@ -225,7 +226,8 @@ def read_request_post(*, actor: Actor, center: Organization, data: PostData, ide
                 audience=data.audience, widen_after_minutes=data.widen_after_minutes,
                 direct_radiologist=data.direct_radiologist, direct_group=data.direct_group,
                 original_request=data.original_request, original_reader=checked["original_reader"],
-                quoted_cents=quote.cents, currency=quote.currency, idempotency_key=idempotency_key or None,
+                quoted_cents=quote.cents, currency=quote.currency, fee_basis_points=quote.fee_basis_points,
+                contract_id=quote.contract_id, idempotency_key=idempotency_key or None,
                 idempotency_hash=digest)
     except IntegrityError:
         # Another request with the same key committed meanwhile: answer as for a replay.
@@ -240,7 +242,8 @@ def read_request_post(*, actor: Actor, center: Organization, data: PostData, ide
     audit_record(action="read_request.posted", actor=actor.user, request=request, organization=center,
                  object_type="marketplace.readrequest", object_id=str(read_request.public_id),
                  extra={"study": data.study.study_instance_uid, "priority": data.priority, "kind": data.kind,
-                        "quoted_cents": quote.cents, "currency": quote.currency,
+                        "quoted_cents": quote.cents, "currency": quote.currency, "band": quote.band,
+                        "contract": quote.contract_id,
                         **({"api_key": actor.api_key.prefix} if actor.api_key else {})})
     if data.publish:
         from marketplace.services.offers import read_request_publish
@@ -275,6 +278,7 @@ def read_request_cancel(*, actor: Actor, read_request: ReadRequest, reason: str,
 
     end_access(read_request, offer_status="withdrawn", assignment_status=Assignment.Status.CANCELLED)
     if was_assigned and assignee is not None:
+        money.post_cancelled_after_claim(read_request, assignee)
         events.notify([assignee.user], title="A read you were assigned was cancelled",
                       body=f"{read_request.center.name} cancelled it: {reason}", url=events.request_url(read_request))
     return read_request

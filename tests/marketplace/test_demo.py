@@ -160,7 +160,7 @@ def test_the_explain_request_shows_at_least_five_different_reasons(demo_output):
 
     assert len(reasons) >= 5, reasons
     quote = quote_for(center=explained.center, modalities=["CT"], priority="routine", kind="primary").cents
-    assert {"at capacity (2 of 2)", f"minimum rate 4000 cents above quote {quote}",
+    assert {"at capacity (2 of 2)", f"minimum rate 6000 cents above quote {quote}",
             "blocked by Bayview Diagnostic Imaging", "no reading hours entered"} <= reasons
     assert result.candidates  # someone can still read it
     assert f"/reads/{explained.public_id}/candidates/" in demo_output

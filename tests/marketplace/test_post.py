@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from accounts.models import Notification
+from billing.models import Price
 from core.errors import ApplicationError, NotFound, PermissionDenied
 from marketplace import pricing
 from marketplace.models import CenterSettings, ReadRequest, Status
@@ -140,13 +141,18 @@ def test_comparison_studies_are_the_same_patients_other_studies_here(cast, ct_st
         assert "comparison_studies" in refused(post_at, cast, ct_study, comparison_studies=[wrong]).fields
 
 
-def test_the_quote_is_locked_at_posting(cast, ct_study, monkeypatch):
-    read_request, _ = post_at(cast, ct_study, priority="stat")
+def test_the_quote_is_locked_at_posting(cast, ct_study):
+    read_request, _ = post_at(cast, ct_study, priority="stat")  # a Monday morning in Texas: the day band
     assert (read_request.quoted_cents, read_request.currency) == (3700, "USD")
-    monkeypatch.setitem(pricing.ROUTINE_CENTS, "CT", 9900)
+    assert read_request.fee_basis_points == 1500
+    assert read_request.contract is None
+    Price.objects.filter(price_list__currency="USD", modality="CT", priority="stat", band="day").update(cents=10100)
     read_request.refresh_from_db()
     assert read_request.quoted_cents == 3700
     assert post_at(cast, ingest_study(cast.center), priority="stat")[0].quoted_cents == 10100
+    night = post_at(cast, ingest_study(cast.center), priority="stat", now=NOW.replace(hour=23))[0]
+    assert night.quoted_cents == pricing.quote_for(center=cast.center, modalities=["CT"], priority="stat",
+                                                   kind="primary", at=NOW.replace(hour=23)).cents == 4400
 
 
 def test_an_idempotency_key_replayed_with_the_same_body_returns_the_first_request(cast, ct_study):

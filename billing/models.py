@@ -1,0 +1,224 @@
+"""Money: price lists, contracts, and the double-entry ledger (the only source of balances).
+
+Amounts are integer minor units of one ISO 4217 currency. A journal transaction is a set of
+postings that sum to zero; PostgreSQL checks that at commit (a deferred constraint trigger) and
+refuses any UPDATE or DELETE of a posting or a transaction (migration 0002): a mistake is corrected
+by a reversing transaction with a reason. Posting rules live in ``billing.services.ledger``.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import Organization, RadiologistProfile
+from core.models import TimeStampedModel
+
+DEFAULT_FEE_BASIS_POINTS = 1500  # domain.md: a published marketplace took 15 % of each read
+
+
+class Band(models.TextChoices):
+    """When a study arrives, in the center's time zone (dearest first when several apply)."""
+
+    HOLIDAY = "holiday", "Public holiday"
+    WEEKEND = "weekend", "Weekend"
+    NIGHT = "night", "Night (19:00–07:00)"
+    DAY = "day", "Day"
+
+
+ANY_MODALITY = "*"
+
+
+class PriceList(TimeStampedModel):
+    """The platform's prices in one currency: modality × priority × band, in minor units."""
+
+    currency = models.CharField(max_length=3, unique=True)
+    name = models.CharField(max_length=120)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.currency})"
+
+
+class Price(models.Model):
+    """One cell of a price list or a contract's rate card (``modality`` ``*``: every modality not listed)."""
+
+    price_list = models.ForeignKey(PriceList, null=True, blank=True, on_delete=models.CASCADE, related_name="prices")
+    contract = models.ForeignKey("Contract", null=True, blank=True, on_delete=models.CASCADE, related_name="rates")
+    modality = models.CharField(max_length=8)
+    priority = models.CharField(max_length=10)
+    band = models.CharField(max_length=10, choices=Band.choices)
+    cents = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(price_list__isnull=True) ^ Q(contract__isnull=True),
+                                   name="price_in_a_list_or_a_contract"),
+            models.UniqueConstraint(fields=["price_list", "modality", "priority", "band"],
+                                    condition=Q(price_list__isnull=False), name="price_once_per_list_cell"),
+            models.UniqueConstraint(fields=["contract", "modality", "priority", "band"],
+                                    condition=Q(contract__isnull=False), name="price_once_per_contract_cell"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.modality} {self.priority} {self.band}: {self.cents}"
+
+
+class Contract(TimeStampedModel):
+    """Terms between a center and a radiology group or an independent radiologist.
+
+    ``draft → proposed → active → ended`` (``CONTRACT_TRANSITIONS``; ``billing.services.contracts``
+    moves it): it becomes active when both sides have accepted the proposed terms.
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        PROPOSED = "proposed", "Proposed"
+        ACTIVE = "active", "Active"
+        ENDED = "ended", "Ended"
+
+    center = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="center_contracts")
+    group = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.PROTECT,
+                              related_name="group_contracts")
+    radiologist = models.ForeignKey(RadiologistProfile, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="contracts")
+    name = models.CharField(max_length=200)
+    currency = models.CharField(max_length=3)
+    fee_basis_points = models.PositiveIntegerField(default=DEFAULT_FEE_BASIS_POINTS,
+                                                   help_text="The platform's fee, in hundredths of a percent.")
+    cancellation_fee_cents = models.PositiveIntegerField(default=0)
+    starts_on = models.DateField()
+    ends_on = models.DateField(null=True, blank=True)
+    preferred_readers = models.ManyToManyField(RadiologistProfile, blank=True, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    center_accepted_at = models.DateTimeField(null=True, blank=True)
+    center_accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                           on_delete=models.SET_NULL, related_name="+")
+    reader_accepted_at = models.DateTimeField(null=True, blank=True)
+    reader_accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                           on_delete=models.SET_NULL, related_name="+")
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["center", "-starts_on", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(group__isnull=True) ^ Q(radiologist__isnull=True),
+                                   name="contract_with_a_group_or_a_radiologist"),
+            models.CheckConstraint(condition=Q(fee_basis_points__lte=10_000), name="contract_fee_at_most_100pc"),
+            models.CheckConstraint(condition=Q(ends_on__isnull=True) | Q(ends_on__gte=models.F("starts_on")),
+                                   name="contract_ends_after_it_starts"),
+        ]
+        indexes = [models.Index(fields=["center", "status"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def reader_side(self) -> str:
+        return self.group.name if self.group_id else self.radiologist.name
+
+
+CONTRACT_TRANSITIONS: dict[str, frozenset[str]] = {
+    Contract.Status.DRAFT: frozenset({Contract.Status.PROPOSED}),
+    Contract.Status.PROPOSED: frozenset({Contract.Status.DRAFT, Contract.Status.ACTIVE}),
+    Contract.Status.ACTIVE: frozenset({Contract.Status.ENDED}),
+    Contract.Status.ENDED: frozenset(),
+}
+
+
+class ServiceLevel(models.Model):
+    """A contract's promise per priority: the turnaround, and the credit owed to the center when missed."""
+
+    contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="service_levels")
+    priority = models.CharField(max_length=10)
+    turnaround_minutes = models.PositiveIntegerField()
+    credit_cents = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["contract", "priority"], name="service_level_per_priority")]
+
+    def __str__(self) -> str:
+        return f"{self.priority}: {self.turnaround_minutes} min"
+
+
+# --- the ledger -----------------------------------------------------------------------------------
+
+class LedgerAccount(models.Model):
+    """One balance: an owner (organization or radiologist, none for the platform's own) and a purpose.
+
+    Sign convention: a posting's amount is positive for a debit, negative for a credit. Receivables
+    and cash are debit-normal; payables and revenue are credit-normal.
+    """
+
+    class Purpose(models.TextChoices):
+        CENTER_RECEIVABLE = "center_receivable", "Owed by the center"
+        READER_PAYABLE = "reader_payable", "Owed to the reader"
+        PLATFORM_REVENUE = "platform_revenue", "Platform fees"
+        SERVICE_CREDITS = "service_credits", "Service-level credits given"
+        STRIPE_CLEARING = "stripe_clearing", "Stripe clearing"
+        CASH = "cash", "Cash"
+
+    purpose = models.CharField(max_length=20, choices=Purpose.choices)
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="ledger_accounts")
+    radiologist = models.ForeignKey(RadiologistProfile, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="ledger_accounts")
+    currency = models.CharField(max_length=3)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["purpose", "organization", "radiologist", "currency"],
+                                    name="ledger_account_once", nulls_distinct=False),
+            models.CheckConstraint(condition=Q(organization__isnull=True) | Q(radiologist__isnull=True),
+                                   name="ledger_account_one_owner"),
+        ]
+
+    def __str__(self) -> str:
+        owner = self.organization or self.radiologist or "platform"
+        return f"{self.get_purpose_display()} · {owner} · {self.currency}"
+
+
+class JournalTransaction(models.Model):
+    """A balanced set of postings, made once per natural key (a retried task finds it and stops)."""
+
+    class Kind(models.TextChoices):
+        READ_SIGNED = "read_signed", "Read signed"
+        CANCELLATION_FEE = "cancellation_fee", "Cancellation fee"
+        SLA_CREDIT = "sla_credit", "Service-level credit"
+        ADJUSTMENT = "adjustment", "Finance adjustment"
+        REVERSAL = "reversal", "Reversal"
+
+    natural_key = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    currency = models.CharField(max_length=3)
+    reference = models.CharField(max_length=64, blank=True, db_index=True,
+                                 help_text="What it is about, e.g. the read request's public id.")
+    memo = models.CharField(max_length=300, blank=True)
+    reason = models.CharField(max_length=500, blank=True, help_text="Why (adjustments and reversals).")
+    reverses = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="reversed_by")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.natural_key}"
+
+
+class Posting(models.Model):
+    """One leg of a transaction: an amount (debit > 0, credit < 0, never 0) on one account."""
+
+    transaction = models.ForeignKey(JournalTransaction, on_delete=models.PROTECT, related_name="postings")
+    account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="postings")
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=~Q(amount=0), name="posting_not_zero")]
+        indexes = [models.Index(fields=["account", "transaction"])]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency} on {self.account_id}"

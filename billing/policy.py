@@ -1,0 +1,49 @@
+"""Who may do what with money. Deny by default; views never decide.
+
+- A center's admins and finance people see the center's contracts (and, later, invoices); its admins
+  draft, propose, accept and end them.
+- A radiology group's admins and finance people see the group's contracts; its admins accept and end
+  them. An independent radiologist sees and accepts their own.
+- Platform finance sees every contract and the ledger; platform operations do not handle money.
+"""
+
+from __future__ import annotations
+
+from accounts.models import Organization, Role
+from accounts.policy import Actor
+from billing.models import Contract
+from core.access import Access
+
+MONEY_ROLES = frozenset({Role.ADMIN, Role.FINANCE})
+
+
+def is_platform_finance(actor: Actor) -> bool:
+    return actor.user is not None and actor.is_platform_finance
+
+
+def can_see_contract(actor: Actor, contract: Contract) -> bool:
+    if is_platform_finance(actor) or actor.has_role(contract.center_id, *MONEY_ROLES):
+        return True
+    if contract.group_id is not None:
+        return actor.has_role(contract.group_id, *MONEY_ROLES)
+    return actor.user is not None and contract.radiologist.user_id == actor.user.pk
+
+
+def can_draft_for(actor: Actor, center: Organization) -> bool:
+    """A center's admins write its contracts' terms."""
+    return center.kind == Organization.Kind.IMAGING_CENTER and actor.has_role(center, Role.ADMIN)
+
+
+def can_accept_for_center(actor: Actor, contract: Contract) -> bool:
+    return actor.user is not None and actor.has_role(contract.center_id, Role.ADMIN)
+
+
+def can_accept_for_reader(actor: Actor, contract: Contract) -> bool:
+    if actor.user is None:
+        return False
+    if contract.group_id is not None:
+        return actor.has_role(contract.group_id, Role.ADMIN)
+    return contract.radiologist.user_id == actor.user.pk
+
+
+ROUTES: dict[str, Access] = {}

@@ -1,0 +1,42 @@
+"""What a read request's life owes, posted to billing's ledger at the moment it is owed.
+
+- Reported: the center owes the locked quote, the reader (or the contracted group) earns it minus the
+  locked fee, the platform earns the fee; reported after the deadline under a contract with a
+  service level for that priority: the contract's credit to the center.
+- Cancelled after a reader claimed it: the contract's cancellation fee, to that reader.
+Each posting is once per request (billing's natural keys), so a retried caller cannot post twice.
+"""
+
+from __future__ import annotations
+
+from billing.models import Contract
+from billing.services import ledger
+from billing.services.contracts import service_level
+from marketplace.models import ReadRequest
+
+
+def _payee_group(contract: Contract | None):
+    return contract.group if contract is not None and contract.group_id else None
+
+
+def post_reported(read_request: ReadRequest) -> None:
+    """Called in the transaction that moves the request to ``reported``."""
+    contract = read_request.contract
+    reference = str(read_request.public_id)
+    ledger.post_read_signed(reference=reference, center=read_request.center, radiologist=read_request.assignee,
+                            group=_payee_group(contract), gross_cents=read_request.quoted_cents,
+                            fee_basis_points=read_request.fee_basis_points, currency=read_request.currency)
+    level = service_level(contract, read_request.priority)
+    if level is not None and read_request.reported_at > read_request.deadline:
+        ledger.post_sla_credit(reference=reference, center=read_request.center, credit_cents=level.credit_cents,
+                               currency=read_request.currency)
+
+
+def post_cancelled_after_claim(read_request: ReadRequest, assignee) -> None:
+    """Called when a claimed request is cancelled by the center."""
+    contract = read_request.contract
+    if contract is None or not contract.cancellation_fee_cents:
+        return
+    ledger.post_cancellation_fee(reference=str(read_request.public_id), center=read_request.center,
+                                 radiologist=assignee, group=_payee_group(contract),
+                                 fee_cents_due=contract.cancellation_fee_cents, currency=read_request.currency)
