@@ -187,6 +187,7 @@ class JournalTransaction(models.Model):
         SLA_CREDIT = "sla_credit", "Service-level credit"
         ADJUSTMENT = "adjustment", "Finance adjustment"
         REVERSAL = "reversal", "Reversal"
+        INVOICE_PAID = "invoice_paid", "Invoice paid"
 
     natural_key = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -195,6 +196,8 @@ class JournalTransaction(models.Model):
                                  help_text="What it is about, e.g. the read request's public id.")
     memo = models.CharField(max_length=300, blank=True)
     reason = models.CharField(max_length=500, blank=True, help_text="Why (adjustments and reversals).")
+    details = models.JSONField(default=dict, blank=True,
+                               help_text="What invoices and statements print: date, accession, modality, reader.")
     reverses = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT,
                                     related_name="reversed_by")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
@@ -222,3 +225,73 @@ class Posting(models.Model):
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency} on {self.account_id}"
+
+
+# --- invoices ---------------------------------------------------------------------------------------
+
+class Invoice(TimeStampedModel):
+    """What a center owes for one month (in its time zone): a line per ledger transaction on its receivable.
+
+    ``draft → issued → paid`` or ``→ void`` (``INVOICE_TRANSITIONS``, moved by ``billing.services.invoices``).
+    An issued invoice's lines never change; a void one releases its transactions for the next invoice.
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ISSUED = "issued", "Issued"
+        PAID = "paid", "Paid"
+        VOID = "void", "Void"
+
+    center = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="invoices")
+    currency = models.CharField(max_length=3)
+    period_start = models.DateField()
+    period_end = models.DateField(help_text="The last day included.")
+    number = models.CharField(max_length=40, unique=True, null=True, blank=True, help_text="Given at issue.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    total_cents = models.BigIntegerField(default=0)
+    issued_at = models.DateTimeField(null=True, blank=True)
+    due_on = models.DateField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    paid_reference = models.CharField(max_length=200, blank=True)
+    void_reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-period_start", "center", "id"]
+        constraints = [models.UniqueConstraint(fields=["center", "currency", "period_start"],
+                                               condition=~Q(status="void"), name="invoice_once_per_center_period")]
+        indexes = [models.Index(fields=["center", "status"])]
+
+    def __str__(self) -> str:
+        return self.number or f"draft invoice {self.public_id}"
+
+
+INVOICE_TRANSITIONS: dict[str, frozenset[str]] = {
+    Invoice.Status.DRAFT: frozenset({Invoice.Status.ISSUED, Invoice.Status.VOID}),
+    Invoice.Status.ISSUED: frozenset({Invoice.Status.PAID, Invoice.Status.VOID}),
+    Invoice.Status.PAID: frozenset(),
+    Invoice.Status.VOID: frozenset(),
+}
+
+
+class InvoiceLine(models.Model):
+    """One transaction on the center's receivable, as printed (a charge is positive, a credit negative)."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    transaction = models.ForeignKey(JournalTransaction, on_delete=models.PROTECT, related_name="invoice_lines")
+    current = models.BooleanField(default=True, help_text="False once its invoice is void.")
+    kind = models.CharField(max_length=20)
+    posted_at = models.DateTimeField()
+    description = models.CharField(max_length=300)
+    accession = models.CharField(max_length=64, blank=True)
+    modality = models.CharField(max_length=16, blank=True)
+    priority = models.CharField(max_length=10, blank=True)
+    reader = models.CharField(max_length=200, blank=True)
+    amount_cents = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["invoice", "posted_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["transaction"], condition=Q(current=True),
+                                               name="invoice_line_once_per_transaction")]
+
+    def __str__(self) -> str:
+        return f"{self.description}: {self.amount_cents}"

@@ -29,6 +29,11 @@ def can_see_contract(actor: Actor, contract: Contract) -> bool:
     return actor.user is not None and contract.radiologist.user_id == actor.user.pk
 
 
+def can_see_invoice(actor: Actor, invoice) -> bool:
+    """A center's admins and finance see its invoices; platform finance sees all."""
+    return is_platform_finance(actor) or actor.has_role(invoice.center_id, *MONEY_ROLES)
+
+
 def can_draft_for(actor: Actor, center: Organization) -> bool:
     """A center's admins write its contracts' terms."""
     return center.kind == Organization.Kind.IMAGING_CENTER and actor.has_role(center, Role.ADMIN)

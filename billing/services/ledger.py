@@ -60,7 +60,8 @@ def check_legs(currency: str, legs: Sequence[Leg]) -> None:
 
 
 def post(*, kind: str, natural_key: str, currency: str, legs: Sequence[Leg], reference: str = "", memo: str = "",
-         reason: str = "", actor_user=None, reverses: JournalTransaction | None = None) -> JournalTransaction:
+         reason: str = "", actor_user=None, reverses: JournalTransaction | None = None,
+         details: dict | None = None) -> JournalTransaction:
     """Write the transaction once: a second call with the same natural key returns the first one unchanged."""
     existing = JournalTransaction.objects.filter(natural_key=natural_key).first()
     if existing is not None:
@@ -70,7 +71,8 @@ def post(*, kind: str, natural_key: str, currency: str, legs: Sequence[Leg], ref
         with transaction.atomic():
             entry = JournalTransaction.objects.create(
                 natural_key=natural_key, kind=kind, currency=currency, reference=reference, memo=memo[:300],
-                reason=reason[:500], created_by=actor_user, reverses=reverses, created_at=timezone.now())
+                reason=reason[:500], created_by=actor_user, reverses=reverses, created_at=timezone.now(),
+                details=details or {})
             Posting.objects.bulk_create([Posting(transaction=entry, account=leg.account, amount=leg.amount,
                                                  currency=currency) for leg in legs])
     except IntegrityError:
@@ -105,7 +107,7 @@ def payee_account(currency: str, *, group: Organization | None, radiologist: Rad
 
 def post_read_signed(*, reference: str, center: Organization, radiologist: RadiologistProfile,
                      group: Organization | None, gross_cents: int, fee_basis_points: int,
-                     currency: str) -> JournalTransaction:
+                     currency: str, details: dict | None = None) -> JournalTransaction:
     """A signed read: the center owes the quote, the reader (or their group) earns it minus the fee,
     the platform earns the fee. Once per read request."""
     if gross_cents <= 0:
@@ -116,29 +118,31 @@ def post_read_signed(*, reference: str, center: Organization, radiologist: Radio
             Leg(account(Purpose.PLATFORM_REVENUE, currency), -fee)]
     legs = [leg for leg in legs if leg.amount]  # a 0 % or 100 % fee leaves one side out
     return post(kind=Kind.READ_SIGNED, natural_key=f"read_signed:{reference}", currency=currency, legs=legs,
-                reference=reference, memo=f"Read {reference}: gross {gross_cents}, fee {fee}")
+                reference=reference, memo=f"Read {reference}: gross {gross_cents}, fee {fee}",
+                details={**(details or {}), "gross": gross_cents, "fee": fee})
 
 
 def post_cancellation_fee(*, reference: str, center: Organization, radiologist: RadiologistProfile,
-                          group: Organization | None, fee_cents_due: int, currency: str) -> JournalTransaction | None:
+                          group: Organization | None, fee_cents_due: int, currency: str,
+                          details: dict | None = None) -> JournalTransaction | None:
     """A read cancelled after it was claimed: the contract's cancellation fee goes to the reader."""
     if fee_cents_due <= 0:
         return None
     legs = [Leg(account(Purpose.CENTER_RECEIVABLE, currency, organization=center), fee_cents_due),
             Leg(payee_account(currency, group=group, radiologist=radiologist), -fee_cents_due)]
     return post(kind=Kind.CANCELLATION_FEE, natural_key=f"cancellation_fee:{reference}", currency=currency,
-                legs=legs, reference=reference, memo=f"Cancellation fee on read {reference}")
+                legs=legs, reference=reference, memo=f"Cancellation fee on read {reference}", details=details)
 
 
 def post_sla_credit(*, reference: str, center: Organization, credit_cents: int,
-                    currency: str) -> JournalTransaction | None:
+                    currency: str, details: dict | None = None) -> JournalTransaction | None:
     """A missed service level: the contract's credit reduces what the center owes (the platform bears it)."""
     if credit_cents <= 0:
         return None
     legs = [Leg(account(Purpose.SERVICE_CREDITS, currency), credit_cents),
             Leg(account(Purpose.CENTER_RECEIVABLE, currency, organization=center), -credit_cents)]
     return post(kind=Kind.SLA_CREDIT, natural_key=f"sla_credit:{reference}", currency=currency, legs=legs,
-                reference=reference, memo=f"Service-level credit on read {reference}")
+                reference=reference, memo=f"Service-level credit on read {reference}", details=details)
 
 
 def post_adjustment(*, actor_user, natural_key: str, currency: str, legs: Sequence[Leg], reason: str,
