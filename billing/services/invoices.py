@@ -166,3 +166,10 @@ def invoice_void(*, actor: Actor, invoice: Invoice, reason: str, request: HttpRe
 def receivable_balance(center: Organization) -> int:
     return Posting.objects.filter(account__purpose=LedgerAccount.Purpose.CENTER_RECEIVABLE,
                                   account__organization=center).aggregate(total=Sum("amount"))["total"] or 0
+
+
+def invoice_generate_all(*, year: int, month: int, actor: Actor | None = None) -> list[Invoice]:
+    """A draft (or the existing invoice) for every center with a receivable account (the month-end run)."""
+    centers = Organization.objects.filter(kind=Organization.Kind.IMAGING_CENTER,
+                                          ledger_accounts__purpose=LedgerAccount.Purpose.CENTER_RECEIVABLE).distinct()
+    return [invoice_generate(center=center, year=year, month=month, actor=actor) for center in centers]

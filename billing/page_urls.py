@@ -1,0 +1,18 @@
+"""Finance pages (access rules in ``billing.policy.PAGE_ROUTES``)."""
+
+from django.urls import path
+
+from billing import views
+
+urlpatterns = [
+    path("billing/contracts/", views.contract_list, name="contract_list"),
+    path("billing/contracts/new/", views.contract_create, name="contract_create"),
+    path("billing/contracts/<uuid:public_id>/", views.contract_detail, name="contract_detail"),
+    path("billing/contracts/<uuid:public_id>/<slug:action>/", views.contract_action, name="contract_action"),
+    path("billing/invoices/", views.invoice_list, name="invoice_list"),
+    path("billing/invoices/<uuid:public_id>/", views.invoice_detail, name="invoice_detail"),
+    path("billing/invoices/<uuid:public_id>/<slug:action>/", views.invoice_action, name="invoice_action"),
+    path("billing/invoices/<uuid:public_id>.<str:fmt>", views.invoice_download, name="invoice_download"),
+    path("billing/earnings/", views.earnings, name="earnings"),
+    path("billing/finance/", views.finance_dashboard, name="finance_dashboard"),
+]
