@@ -16,3 +16,16 @@ def ct_study(cast):
 def reader(cast):
     """The cast's radiologist (group Night Hawk Readers), licensed in TX, on shift around the clock."""
     return make_radiologist(user=cast.radiologist)
+
+
+@pytest.fixture
+def flat_prices(db):
+    """Every band of the platform's price list at the day price, so that a page's quote does not depend on
+    when the test runs (nights, weekends and holidays are dearer: tests/billing/test_pricing.py)."""
+    from billing.models import Price
+
+    day = {(p.price_list_id, p.modality, p.priority): p.cents
+           for p in Price.objects.filter(price_list__isnull=False, band="day")}
+    for price in Price.objects.filter(price_list__isnull=False).exclude(band="day"):
+        price.cents = day[(price.price_list_id, price.modality, price.priority)]
+        price.save(update_fields=["cents"])

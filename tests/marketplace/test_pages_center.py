@@ -25,7 +25,7 @@ def _form(study_ids, **fields) -> dict:
             "special_instructions": "", "audience": "marketplace", "widen_after": "", **fields}
 
 
-def test_the_form_shows_the_quote_deadline_and_the_patients_other_studies(cast, ct_study, login):
+def test_the_form_shows_the_quote_deadline_and_the_patients_other_studies(cast, ct_study, login, flat_prices):
     earlier = ingest_study(cast.center, modality="CR", patient=1, description="CHEST XRAY EARLIER")
     ingest_study(cast.center, modality="CT", patient=2, description="SOMEONE ELSE")
     response = login(cast.technologist).get(reverse("read_request_create"), {"study": ct_study.public_id})
@@ -82,7 +82,7 @@ def test_posting_another_centers_study_is_404(cast, login):
     assert not ReadRequest.objects.exists()
 
 
-def test_the_list_filters_and_shows_state_assignee_quote_and_clock(cast, reader, login):
+def test_the_list_filters_and_shows_state_assignee_quote_and_clock(cast, reader, login, flat_prices):
     stat = post(cast.technologist, ingest_study(cast.center, patient=1), priority="stat")
     routine = post(cast.technologist, ingest_study(cast.center, modality="MR", patient=2))
     offer_claim(actor=actor(cast.radiologist), offer=Offer.objects.get(read_request=stat))
@@ -187,7 +187,7 @@ def test_a_viewer_cannot_cancel(cast, ct_study, reader, login):
     assert read_request.status == Status.OPEN
 
 
-def test_explain_shows_the_ranked_candidates_and_every_kind_of_reason(cast, ct_study, reader, login):
+def test_explain_shows_the_ranked_candidates_and_every_kind_of_reason(cast, ct_study, reader, login, flat_prices):
     expired = make_radiologist(name="Dr Expired", license_expires=timezone.now().date() - timedelta(days=1))
     no_hours = make_radiologist(name="Dr Nohours", hours="none")
     pricey = make_radiologist(name="Dr Pricey")

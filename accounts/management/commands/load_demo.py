@@ -272,6 +272,12 @@ class Command(BaseCommand):
         if load_demo_marketplace is None:
             return None
         report = load_demo_marketplace(orgs, today=self.today, profile=profile)
+        if (load_demo_reporting := demo_loader("reporting")) is not None:  # macros and reports on demo reads
+            load_demo_reporting(orgs, report=report, profile=profile)
+        if (load_demo_billing := demo_loader("billing")) is not None:  # contracts and invoices of the signed reads
+            money = load_demo_billing(orgs, profile=profile)
+            for outcome in ("created", "updated", "unchanged"):
+                self.counts[outcome] += getattr(money, outcome)
         for outcome in ("created", "updated", "unchanged"):
             self.counts[outcome] += getattr(report, outcome)
         return report
