@@ -188,6 +188,8 @@ class JournalTransaction(models.Model):
         ADJUSTMENT = "adjustment", "Finance adjustment"
         REVERSAL = "reversal", "Reversal"
         INVOICE_PAID = "invoice_paid", "Invoice paid"
+        PAYOUT = "payout", "Earning paid out"  # Stripe transfer or manual payout (billing.services.transfers)
+        PAYOUT_REVERSED = "payout_reversed", "Payout reversed"
 
     natural_key = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -295,3 +297,151 @@ class InvoiceLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.description}: {self.amount_cents}"
+
+
+# --- Stripe Connect: connected accounts, transfers, payouts, webhook events (issue 15 items 4-6) ----
+# Written by billing.services.{connect,transfers,payouts,webhooks,reconcile}; migration 0005.
+
+class ConnectedAccount(TimeStampedModel):
+    """A payee's Stripe Connect (Express) account: a radiologist's own, or a radiology group's.
+
+    The flags mirror Stripe's account and are refreshed from Stripe (``account.updated``), never from
+    an event's payload alone.
+    """
+
+    radiologist = models.OneToOneField(RadiologistProfile, null=True, blank=True, on_delete=models.PROTECT,
+                                       related_name="connected_account")
+    organization = models.OneToOneField(Organization, null=True, blank=True, on_delete=models.PROTECT,
+                                        related_name="connected_account")
+    stripe_account_id = models.CharField(max_length=64, unique=True)
+    country = models.CharField(max_length=2)
+    email = models.EmailField(blank=True)
+    payouts_enabled = models.BooleanField(default=False)
+    charges_enabled = models.BooleanField(default=False)
+    details_submitted = models.BooleanField(default=False)
+    requirements_due = models.JSONField(default=list, blank=True, help_text="Stripe's requirements.currently_due.")
+    disabled_reason = models.CharField(max_length=100, blank=True)
+    links_issued = models.PositiveIntegerField(default=0, help_text="Onboarding links made (part of their key).")
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(radiologist__isnull=True) ^ Q(organization__isnull=True),
+                                              name="connected_account_one_payee")]
+
+    def __str__(self) -> str:
+        return self.stripe_account_id
+
+
+class StripePayout(TimeStampedModel):
+    """A payout from a connected account's Stripe balance to its bank, as Stripe last reported it."""
+
+    stripe_payout_id = models.CharField(max_length=64, unique=True)
+    connected_account = models.ForeignKey(ConnectedAccount, null=True, blank=True, on_delete=models.PROTECT,
+                                          related_name="payouts")
+    stripe_account_id = models.CharField(max_length=64, db_index=True)
+    amount_cents = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=20)
+    failure_message = models.CharField(max_length=300, blank=True)
+    arrival_date = models.DateTimeField(null=True, blank=True)
+    stripe_created = models.DateTimeField()
+    reconciled_at = models.DateTimeField(null=True, blank=True)
+    reconciliation = models.JSONField(default=dict, blank=True, help_text="The last reconciliation's report.")
+
+    def __str__(self) -> str:
+        return self.stripe_payout_id
+
+
+class ManualPayout(TimeStampedModel):
+    """Earnings paid outside Stripe (Stripe off): finance's bank transfer, with its reference."""
+
+    radiologist = models.ForeignKey(RadiologistProfile, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="manual_payouts")
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="manual_payouts")
+    currency = models.CharField(max_length=3)
+    amount_cents = models.PositiveBigIntegerField()
+    reference = models.CharField(max_length=200)
+    as_of = models.DateTimeField(help_text="Earnings posted up to this instant (the export's) are covered.")
+    paid_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(radiologist__isnull=True) ^ Q(organization__isnull=True),
+                                              name="manual_payout_one_payee")]
+
+    def __str__(self) -> str:
+        return f"{self.reference}: {self.amount_cents} {self.currency}"
+
+
+class Transfer(TimeStampedModel):
+    """One earning on its way to its payee: a reader-payable posting of a read, paid once.
+
+    ``pending`` (to send) → ``sent`` (Stripe confirmed; posted) or ``paid_manually`` (finance, Stripe
+    off); ``held`` while the payee has no connected account with payouts enabled; ``reversed`` when
+    Stripe reports the transfer reversed. The ledger posting's natural key is
+    ``transfer:<earning's natural key>`` whichever way it was paid, so an earning cannot be paid twice.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "To send"
+        HELD = "held", "Held"
+        SENT = "sent", "Sent through Stripe"
+        PAID_MANUALLY = "paid_manually", "Paid by hand"
+        REVERSED = "reversed", "Reversed"
+
+    earning = models.OneToOneField(JournalTransaction, on_delete=models.PROTECT, related_name="payout_transfer")
+    radiologist = models.ForeignKey(RadiologistProfile, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="transfers")
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="transfers")
+    amount_cents = models.PositiveBigIntegerField()
+    currency = models.CharField(max_length=3)
+    reference = models.CharField(max_length=64, db_index=True, help_text="The read request (transfer_group).")
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    held_reason = models.CharField(max_length=200, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    connected_account = models.ForeignKey(ConnectedAccount, null=True, blank=True, on_delete=models.PROTECT,
+                                          related_name="transfers")
+    stripe_transfer_id = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    posted = models.OneToOneField(JournalTransaction, null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="transfer_posted", help_text="The payable debit (transfer:<key>).")
+    manual_payout = models.ForeignKey(ManualPayout, null=True, blank=True, on_delete=models.PROTECT,
+                                      related_name="transfers")
+    stripe_payout = models.ForeignKey(StripePayout, null=True, blank=True, on_delete=models.PROTECT,
+                                      related_name="transfers", help_text="Set by reconciliation.")
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.CheckConstraint(condition=Q(radiologist__isnull=True) ^ Q(organization__isnull=True),
+                                              name="transfer_one_payee")]
+        indexes = [models.Index(fields=["status", "radiologist"]), models.Index(fields=["status", "organization"])]
+
+    def __str__(self) -> str:
+        return f"{self.reference}: {self.amount_cents} {self.currency} ({self.status})"
+
+
+class StripeEvent(models.Model):
+    """A webhook event, stored once by its id (a replay finds it and stops), processed in Celery."""
+
+    event_id = models.CharField(max_length=100, unique=True)
+    type = models.CharField(max_length=100)
+    account = models.CharField(max_length=64, blank=True, help_text="The connected account it is about, if any.")
+    object_id = models.CharField(max_length=100, blank=True)
+    payload = models.JSONField()
+    stripe_created = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    note = models.CharField(max_length=300, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["received_at", "id"]
+        indexes = [models.Index(fields=["processed_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from billing import views
+from billing import payout_views, views
 
 urlpatterns = [
     path("billing/contracts/", views.contract_list, name="contract_list"),
@@ -15,4 +15,8 @@ urlpatterns = [
     path("billing/invoices/<uuid:public_id>.<str:fmt>", views.invoice_download, name="invoice_download"),
     path("billing/earnings/", views.earnings, name="earnings"),
     path("billing/finance/", views.finance_dashboard, name="finance_dashboard"),
+    path("billing/payouts/", payout_views.payout_list, name="payout_list"),
+    path("billing/payouts/<uuid:public_id>/", payout_views.payout_detail, name="payout_detail"),
+    path("billing/payouts/by-hand/<uuid:public_id>/", payout_views.manual_payout_detail, name="manual_payout_detail"),
+    path("billing/earnings/payouts/", payout_views.payout_onboarding, name="payout_onboarding"),
 ]

@@ -51,4 +51,26 @@ def can_accept_for_reader(actor: Actor, contract: Contract) -> bool:
     return contract.radiologist.user_id == actor.user.pk
 
 
-ROUTES: dict[str, Access] = {}
+# The finance pages (billing/views); the Stripe routes are declared in ROUTES below.
+PAGE_ROUTES: dict[str, Access] = {
+    "contract_list": Access.AUTHENTICATED,  # the actor's own contracts (empty for most)
+    "contract_create": Access.ORG_ADMIN,  # a center's admins
+    "contract_detail": Access.AUTHENTICATED,  # either side's admins and finance, the radiologist, platform finance
+    "contract_action": Access.AUTHENTICATED,
+    "invoice_list": Access.AUTHENTICATED,  # a center's admins and finance; platform finance (all, and generates)
+    "invoice_detail": Access.AUTHENTICATED,
+    "invoice_action": Access.PLATFORM_OVERSIGHT,  # platform finance issues, records payment, voids
+    "invoice_download": Access.AUTHENTICATED,
+    "earnings": Access.AUTHENTICATED,  # a radiologist's own statement; a group's for its admins and finance
+    "finance_dashboard": Access.PLATFORM_OVERSIGHT,  # platform finance only
+    "payout_list": Access.PLATFORM_OVERSIGHT,  # platform finance only: what is owed, payments, Stripe payouts
+    "payout_detail": Access.PLATFORM_OVERSIGHT,
+    "manual_payout_detail": Access.PLATFORM_OVERSIGHT,
+    "payout_onboarding": Access.AUTHENTICATED,  # a radiologist for themselves, a group's money people for it
+}
+
+ROUTES: dict[str, Access] = {
+    **PAGE_ROUTES,
+    # Stripe's webhooks: anyone may post, only a valid Stripe-Signature is acted on.
+    "stripe_webhook": Access.PUBLIC,
+}

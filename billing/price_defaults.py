@@ -28,3 +28,12 @@ def rows():
         for priority in SURCHARGE_CENTS:
             for band in BAND_FACTOR:
                 yield modality, priority, band, cell_cents(modality, priority, band)
+
+
+def seed(price_list_model, price_model) -> None:
+    """Create each currency's list and any missing cell (models passed in: the migration's or the real ones)."""
+    for currency, name in CURRENCIES.items():
+        price_list, _ = price_list_model.objects.get_or_create(currency=currency, defaults={"name": name})
+        have = set(price_model.objects.filter(price_list=price_list).values_list("modality", "priority", "band"))
+        price_model.objects.bulk_create([price_model(price_list=price_list, modality=m, priority=p, band=b, cents=c)
+                                         for m, p, b, c in rows() if (m, p, b) not in have])

@@ -20,9 +20,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.audit import audit_record
 from accounts.models import Organization
 from accounts.views.common import actor_of, message_refusal, page_errors, rule_refusals
-from billing import policy, selectors
+from billing import policy, selectors, stripe_client
 from billing.forms import ContractForm, GenerateInvoicesForm, ReasonForm, parse_month
 from billing.invoice_documents import invoice_csv, invoice_pdf
+from billing.services import connect
 from billing.services import contracts as contract_services
 from billing.services import invoices as invoice_services
 from core.charts import bar_chart
@@ -232,8 +233,11 @@ def earnings(request):
                               "net", "currency"],
                              [[r.posted_at.isoformat(), r.kind, r.accession, r.modality, r.priority, r.study, r.gross,
                                r.fee, r.net, currency] for r in rows])
+    payee = (connect.Payee(organization=group) if group is not None else
+             connect.Payee(radiologist=actor.user.radiologist_profile))
     return render(request, "billing/earnings.html", {
         "rows": rows, "group": group, "month": f"{year}-{month:02d}", "currency": currency,
+        "account": connect.account_of(payee), "stripe_on": stripe_client.enabled(),
         "totals": {"gross": sum(r.gross for r in rows), "fee": sum(r.fee for r in rows),
                    "net": sum(r.net for r in rows)},
         "owed": selectors.owed(accounts)})

@@ -164,6 +164,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # runs, planning: 0.28 ms of a 0.35 ms study lookup, which every DICOMweb request does. A statement run
     # once is not prepared (docs/decisions/0006).
     DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 1})
+    # No JIT: our queries are short, and compiling one costs more than running it (matching's profiles query
+    # crossed jit_above_cost at ~3,500 readers in one state and spent ~200 ms compiling: bench/README.md).
+    DATABASES["default"]["OPTIONS"].setdefault("options", "-c jit=off")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Records of reads of patient data (searches, views, retrieves) are committed before the data leaves but,
 # on PostgreSQL, without waiting for their WAL flush; true makes them wait like every other audit event
@@ -322,6 +325,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # --- Stripe (off unless a key is set) -----------------------------------------------------------
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
+# Tests and the demo point the official SDK at a local fake (tests/billing/fake_stripe.py); empty: api.stripe.com.
+STRIPE_API_BASE = env_str("STRIPE_API_BASE")
+STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 30)
+# The SDK's own retries (same idempotency key); a transfer still failing is retried by the next run.
+STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 2)
 
 # --- API ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -364,6 +372,8 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # OpenJPEG's encoder logs "tile number 1 / 1" at INFO for every frame it compresses (the demo load).
         "openjpeg": {"level": "WARNING"},
+        # Stripe's SDK logs every request at INFO (method, path, idempotency key): noise beside our own records.
+        "stripe": {"level": "WARNING"},
     },
 }
 
@@ -409,6 +419,11 @@ WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 10)
 WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", not PRODUCTION)
 
+# --- Reporting delivery (reporting/services/delivery.py) ---------------------------------------------
+# MSH-3 / MSH-4 of the HL7 v2 ORU^R01 messages that carry signed reports to the centers' RIS.
+HL7_SENDING_APPLICATION = env_str("HL7_SENDING_APPLICATION", "READROOM")
+HL7_SENDING_FACILITY = env_str("HL7_SENDING_FACILITY", "READROOM")
+
 CELERY_BEAT_SCHEDULE = {
     # 05:30 UTC: before the US working day; expiry itself never waits for this (eligibility reads the dates).
     "credentials-daily": {"task": "accounts.credentials_daily", "schedule": crontab(hour=5, minute=30)},
@@ -420,6 +435,10 @@ CELERY_BEAT_SCHEDULE = {
     "marketplace-relay-webhooks": {"task": "marketplace.relay_webhooks", "schedule": crontab(minute="*")},
     # Offers to readers who came on shift, widening, escalation, expiry (idempotent).
     "marketplace-sla-tick": {"task": "marketplace.sla_tick", "schedule": crontab(minute="*")},
+    # Critical results nobody acknowledged in time: center admins, then operations (idempotent).
+    "reporting-critical-escalation": {"task": "reporting.escalate_critical_results", "schedule": crontab(minute="*")},
+    # Earnings not yet transferred to connected accounts (held ones when payouts got enabled); idempotent.
+    "billing-run-transfers": {"task": "billing.run_transfers", "schedule": crontab(minute=7)},
 }
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     **SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"],

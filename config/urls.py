@@ -26,6 +26,8 @@ urlpatterns = [
     path("studies/", include("studies.urls")),
     path("", include("marketplace.urls")),
     path("", include("reporting.urls")),
+    path("", include("billing.urls")),
+    path("", include("billing.page_urls")),
     # The OHIF Viewer (docs/decisions/0004): its shell under /viewer/, its configuration at the root,
     # where the prebuilt bundle looks for it; its other files are served by WhiteNoise.
     path("viewer/", viewer_views.viewer_app, name="viewer_app"),

@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class ReportingConfig(AppConfig):
     name = "reporting"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from accounts.demo_hooks import register_demo_loader
+
+        register_demo_loader("reporting", "reporting.demo.load_demo_reporting")  # after the marketplace's demo

@@ -43,10 +43,40 @@ def can_edit_template_of(actor: Actor, owner: Organization | None) -> bool:
 
 
 # One block per area (each module of reporting/views and reporting/api adds its own names here).
-WORKSPACE_ROUTES: dict[str, Access] = {}
-CENTER_ROUTES: dict[str, Access] = {}
-CRITICAL_ROUTES: dict[str, Access] = {}
-TEMPLATE_ROUTES: dict[str, Access] = {}
-API_ROUTES: dict[str, Access] = {}
+WORKSPACE_ROUTES: dict[str, Access] = {
+    # the assignee only (reporting.selectors.assigned_request); anyone else 404
+    "report_workspace": Access.AUTHENTICATED,
+    "report_autosave": Access.AUTHENTICATED,
+    "report_template_switch": Access.AUTHENTICATED,
+    "report_release_preliminary": Access.AUTHENTICATED,
+    "report_sign": Access.AUTHENTICATED,
+    "report_addendum": Access.AUTHENTICATED,
+}
+CENTER_ROUTES: dict[str, Access] = {
+    "read_request_report": Access.AUTHENTICATED,  # the report panel: the center by role, operations, the reader
+    "read_request_report_download": Access.AUTHENTICATED,  # the same people; audited
+}
+CRITICAL_ROUTES: dict[str, Access] = {
+    "critical_result_list": Access.ORG_MEMBER,  # the active center's admins, technologists, viewers
+    "critical_result_acknowledge": Access.ORG_MEMBER,  # admins, technologists (viewers 403, others 404)
+    "ops_critical_results": Access.PLATFORM_OPERATIONS,
+    # the thread: the center by role and the assignee write, operations read; anyone else 404
+    "read_request_messages": Access.AUTHENTICATED,
+}
+TEMPLATE_ROUTES: dict[str, Access] = {
+    # Templates: platform operations (active in the platform organization) or the active center's or
+    # group's admins; anyone else 404.
+    "report_template_list": Access.ORG_ADMIN,
+    "report_template_create": Access.ORG_ADMIN,
+    "report_template_edit": Access.ORG_ADMIN,
+    "report_template_set_active": Access.ORG_ADMIN,
+    # Macros: a radiologist's own; anyone else 404.
+    "macro_list": Access.AUTHENTICATED,
+    "macro_edit": Access.AUTHENTICATED,
+    "macro_delete": Access.AUTHENTICATED,
+}
+API_ROUTES: dict[str, Access] = {
+    "api_read_request_report": Access.AUTHENTICATED,  # the center by role, operations, the reader (404 otherwise)
+}
 
 ROUTES: dict[str, Access] = {**WORKSPACE_ROUTES, **CENTER_ROUTES, **CRITICAL_ROUTES, **TEMPLATE_ROUTES, **API_ROUTES}

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from accounts.models import Organization
 from accounts.policy import Actor
 from core.errors import NotFound
 from marketplace.models import ReadRequest, Status
 from marketplace.services.offers import profile_of
 from reporting import policy
-from reporting.models import Addendum, Macro, Message, Report
+from reporting.models import Addendum, CriticalResult, Macro, Message, Report
 
 WRITABLE_REQUEST_STATES = (Status.ASSIGNED, Status.IN_PROGRESS)
 REPORT_RELATED = ("read_request__center", "read_request__study", "template", "radiologist__user")
@@ -80,3 +81,65 @@ def earlier_reports(*, read_request: ReadRequest) -> QuerySet[Report]:
                                   read_request__study__patient_id=study.patient_id,
                                   status=Report.Status.FINAL)
             .exclude(read_request=read_request).select_related("read_request__study").order_by("-signed_at")[:20])
+
+
+# --- critical results (reporting.views.critical) ------------------------------------------------------
+
+CRITICAL_RELATED = ("center", "read_request__study", "report__radiologist__user", "acknowledged_by")
+RECENT_ACKNOWLEDGED = 100  # the center's list shows the latest acknowledged ones below the open ones
+
+
+def critical_results_of_center(*, actor: Actor, center) -> dict[str, QuerySet[CriticalResult]]:
+    """The center's critical results for its people by role: ``open`` (category 1 first, oldest first)
+    and the latest ``acknowledged``; NotFound for anyone else."""
+    if center is None or center.kind != Organization.Kind.IMAGING_CENTER \
+            or not policy.center_reads_reports(actor, center.pk):
+        raise NotFound()
+    base = CriticalResult.objects.filter(center=center).select_related(*CRITICAL_RELATED)
+    return {"open": base.filter(acknowledged_at__isnull=True).order_by("category", "created_at", "id"),
+            "acknowledged": base.filter(acknowledged_at__isnull=False).order_by("-acknowledged_at", "-id")
+            [:RECENT_ACKNOWLEDGED]}
+
+
+def critical_result_get(*, actor: Actor, public_id) -> CriticalResult:
+    """One critical result, for its center's people by role and operations (404 for anyone else)."""
+    critical = CriticalResult.objects.select_related(*CRITICAL_RELATED).filter(public_id=public_id).first()
+    if critical is None or not (policy.center_reads_reports(actor, critical.center_id)
+                                or policy.is_operations(actor)):
+        raise NotFound("Critical result not found.")
+    return critical
+
+
+def open_critical_results(*, actor: Actor) -> QuerySet[CriticalResult]:
+    """Operations' dashboard: every unacknowledged critical result across centers, highest escalation,
+    then category 1, then oldest first."""
+    if not policy.is_operations(actor):
+        raise NotFound()
+    return (CriticalResult.objects.filter(acknowledged_at__isnull=True).select_related(*CRITICAL_RELATED)
+            .order_by("-escalation_level", "category", "created_at", "id"))
+
+
+# --- the request's message thread (reporting.views.messages) ---------------------------------------
+
+THREAD_READER_STATES = (*WRITABLE_REQUEST_STATES, Status.REPORTED, Status.CLOSED)
+
+
+def thread_side(actor: Actor, read_request: ReadRequest) -> str | None:
+    """Which side of the thread the actor writes on: ``center`` (its admins, technologists, viewers),
+    ``reader`` (the assignee while assigned, or after reporting), else None."""
+    if policy.center_reads_reports(actor, read_request.center_id):
+        return "center"
+    profile = profile_of(actor)
+    if (profile is not None and read_request.assignee_id == profile.pk
+            and read_request.status in THREAD_READER_STATES):
+        return "reader"
+    return None
+
+
+def message_thread_get(*, actor: Actor, public_id) -> ReadRequest:
+    """The read request whose thread the actor may read: either side, or operations (read only); else 404."""
+    read_request = (ReadRequest.objects.select_related("center", "study", "assignee__user")
+                    .filter(public_id=public_id).first())
+    if read_request is None or (thread_side(actor, read_request) is None and not policy.is_operations(actor)):
+        raise NotFound("Read request not found.")
+    return read_request

@@ -47,6 +47,7 @@ class Source:
     STOW = "stow"
     CSTORE = "cstore"
     IMPORT = "import"
+    REPORT = "report"  # a signed report as a DICOM SR (reporting.services.delivery)
 
 
 class Status:

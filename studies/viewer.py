@@ -253,5 +253,5 @@ def content_security_policy(shell: Shell) -> str:
         f"default-src 'self'; script-src {scripts}; style-src 'self' 'unsafe-inline'; "
         "img-src 'self' data: blob:; connect-src 'self' blob: data:; worker-src 'self' blob:; "
         "font-src 'self' data:; media-src 'self' blob:; object-src 'none'; base-uri 'self'; "
-        "form-action 'self'; frame-ancestors 'none'"
+        "form-action 'self'; frame-ancestors 'self'"  # the reading workspace frames it (same origin only)
     )

@@ -14,6 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_http_methods
 
 from accounts.views.common import actor_of, page_errors
@@ -37,6 +38,7 @@ def requested_study_uids(request: HttpRequest) -> list[str]:
 
 @login_required
 @require_http_methods(["GET"])  # each GET opens (and audits) a viewer session
+@xframe_options_sameorigin  # the reading workspace shows it in a frame beside the report
 @page_errors
 def viewer_app(request: HttpRequest, route: str = "") -> HttpResponse:
     """OHIF's shell for ``/viewer/<mode>?StudyInstanceUIDs=…``: 404 for a study the person may not see

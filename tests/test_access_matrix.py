@@ -24,12 +24,16 @@ from accounts.models import Membership, Notification
 from core.access import Access
 from studies import synthetic
 from studies.ingest import Source, ingest_stream
+from tests.billing.matrix import ROWS as BILLING_ROWS
+from tests.billing.matrix import billing_objects
 from tests.conftest import enroll_totp
 from tests.factories import MembershipFactory
 from tests.marketplace.matrix_api import ROWS as MARKETPLACE_API_ROWS
 from tests.marketplace.matrix_objects import marketplace_objects
 from tests.marketplace.matrix_pages import ROWS as MARKETPLACE_PAGE_ROWS
 from tests.marketplace.matrix_webhooks import ROWS as MARKETPLACE_WEBHOOK_ROWS
+from tests.reporting.matrix import ROWS as REPORTING_ROWS
+from tests.reporting.matrix import reporting_objects
 from tests.test_route_policy import DECLARED
 
 PRINCIPALS = ["anonymous", "center_admin", "technologist", "center_finance", "center_viewer", "radiologist",
@@ -241,6 +245,8 @@ MATRIX = {
     **MARKETPLACE_PAGE_ROWS,
     **MARKETPLACE_API_ROWS,
     **MARKETPLACE_WEBHOOK_ROWS,
+    **BILLING_ROWS,
+    **REPORTING_ROWS,
 }
 
 
@@ -277,6 +283,8 @@ def objects(cast):
         "study": instance.study,
         "emergency_grant": emergency_grant(instance.study),
         **marketplace_objects(cast.center, cast.technologist),
+        **billing_objects(cast.center, cast.center_admin),
+        **reporting_objects(cast.center, cast.technologist),
     }
 
 
@@ -440,6 +448,8 @@ def test_a_missing_object_and_another_tenants_object_look_the_same(route, cast, 
         "study": foreign_instance.study,
         "emergency_grant": emergency_grant(foreign_instance.study),
         **marketplace_objects(cast.other_center, cast.other_admin),
+        **billing_objects(cast.other_center, cast.other_admin),
+        **reporting_objects(cast.other_center, cast.other_admin),
     }
     missing = {name: type("Missing", (), {"public_id": uuid.uuid4()})() for name in foreign}
     missing["instance"] = SimpleNamespace(

@@ -20,5 +20,5 @@ def test_parse_money(text, cents):
 
 @pytest.mark.parametrize("text", ["-1", "1.005", "abc", "NaN", "Infinity", ""])
 def test_parse_money_refuses(text):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="is not an amount"):
         parse_money(text)

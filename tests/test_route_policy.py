@@ -6,7 +6,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from accounts import policy as accounts_policy
 
-APPS_WITH_ROUTES = ["core", "accounts", "studies", "marketplace", "reporting"]
+APPS_WITH_ROUTES = ["core", "accounts", "studies", "marketplace", "reporting", "billing"]
 DECLARED = {}
 for _app in APPS_WITH_ROUTES:
     DECLARED.update(importlib.import_module(f"{_app}.policy").ROUTES)

@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Organization, RadiologistProfile
+from billing import price_defaults
 from billing.models import ANY_MODALITY, DEFAULT_FEE_BASIS_POINTS, Band, Contract, Price
 
 CURRENCY_BY_COUNTRY = {"US": "USD", "CA": "CAD", "AU": "AUD", "GB": "GBP"}
@@ -40,6 +41,12 @@ class Quote:
     def earning_cents(self) -> int:
         """What the reader earns: the quote minus the platform's fee."""
         return self.cents - self.fee_cents
+
+
+def default_prices() -> list[Price]:
+    """The seeded price list's cells (billing.price_defaults), for a currency without a list of its own
+    (the same figures migration 0003 seeds: a database emptied by a test run still prices as a new one)."""
+    return [Price(modality=m, priority=p, band=b, cents=c) for m, p, b, c in price_defaults.rows()]
 
 
 def currency_of(center: Organization) -> str:
@@ -108,7 +115,7 @@ def quote(*, center: Organization, modalities: list[str], priority: str, kind: s
     sources = []
     if contract is not None and contract.currency == currency:
         sources.append(list(contract.rates.all()))
-    sources.append(list(Price.objects.filter(price_list__currency=currency)))
+    sources.append(list(Price.objects.filter(price_list__currency=currency)) or default_prices())
     mods = modalities or [ANY_MODALITY]
     for prices in sources:
         found = [c for m in mods if (c := _cell(prices, m.upper(), priority, band)) is not None]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django import template
+from django.urls import reverse
 
 from accounts.models import Role
 from billing import policy
@@ -48,3 +51,12 @@ def billing_nav(context) -> dict:
     money_roles = any(set(m.roles) & policy.MONEY_ROLES for m in actor.memberships.values())
     return {"finance": policy.is_platform_finance(actor), "billing": money_roles,
             "earnings": Role.RADIOLOGIST in actor.all_roles}
+
+
+@register.filter
+def read_url(reference: str) -> str:
+    """The read request page of a ledger reference (a read request's public id), or "" for any other."""
+    try:
+        return reverse("read_request_detail", args=[uuid.UUID(str(reference))])
+    except ValueError:
+        return ""

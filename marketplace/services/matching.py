@@ -12,25 +12,44 @@ Rules, each adding a reason a center can read when it fails:
 - price: their minimum rate for the modality and priority is not above the quote.
 Ranked: the center's preferred readers first, then on-time rate, then current load.
 
-Queries are constant in the number of radiologists: the profiles with their annotations, one per
-credential kind the eligibility rule needs, the reading hours and the time off (at most 8).
+Queries are constant in the number of radiologists: the profiles with their annotations (their weekly
+hours among them), their caseload, one per credential kind the eligibility rule needs (not the licenses
+on the hot path: its narrowing already proved them) and the time off — 4 to 7, and the center when the
+caller did not load it.
 
 Two uses: ``match(..., eligible_only=True)`` is the hot path of posting, the clocks and offers — it
 narrows the pool in SQL to those who could be eligible (active, a license covering today, under
-capacity) and reports only the eligible; the default also explains every reader left out, for the
-center's "why not" page.
+capacity), reads every radiologist as plain values (no model instance: its candidates carry ids, and
+``load_profiles`` loads the profiles of those a caller acts on) and reports only the eligible; the
+default also explains every reader left out, with the profiles loaded, for the center's "why not"
+page, the API's candidate table and the claim's re-check. A candidate's ``rank_reasons`` are worked
+out only when read.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
-from django.db.models import Count, Exists, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import (
+    Aggregate,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    TextField,
+    Value,
+)
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
-from accounts.credentials.eligibility import eligibility_bulk, may_be_eligible
+from accounts.credentials.eligibility import EligibilityQuestion, as_text, json_values, licensed_on
 from accounts.credentials.vocab import modality_read_by, parse_jurisdiction
 from accounts.models import License, Membership, Organization, RadiologistProfile
 from marketplace import schedule
@@ -48,13 +67,26 @@ from marketplace.models import (
 # starts at least this long before the deadline.
 READ_ALLOWANCE = {"stat": timedelta(minutes=30), "urgent": timedelta(hours=1), "routine": timedelta(hours=1)}
 UNKNOWN_ON_TIME = 0.9  # the rate a reader without finished reads is ranked with
+NO_CASELOAD = (0, 0, 0)  # active, finished, on time
+# Zones held alive: ``ZoneInfo(key)`` keeps only 8 zones strongly and re-read the tz file of the others on
+# nearly every schedule worked out (a dozen zones per call at 10,000 radiologists).
+_ZONES: dict[str, ZoneInfo] = {}
+
+# The profile columns matching and the eligibility rule read (with every annotation of ``_annotated``; the
+# JSON lists come as text, decoded once per distinct list by ``json_values``).
+ROW_FIELDS = ("id", "display_name", "home_time_zone", "max_concurrent_cases")
 
 
-@dataclass
+@dataclass(eq=False, slots=True)
 class Candidate:
-    """One radiologist as matching sees them for one request."""
+    """One radiologist as matching sees them for one request (by id; the profile when it was loaded)."""
 
-    radiologist: RadiologistProfile
+    radiologist_id: int
+    name: str
+    home_time_zone: str
+    read_request: ReadRequest
+    at: datetime
+    profile: RadiologistProfile | None = None
     group_name: str = ""
     reasons: list[str] = field(default_factory=list)  # why not (empty: may read)
     on_shift: bool = False
@@ -65,7 +97,12 @@ class Candidate:
     on_time: int = 0
     preferred: bool = False  # the center's or the request's preferred reader
     rank: int = 0
-    rank_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def radiologist(self) -> RadiologistProfile:
+        if self.profile is None:
+            raise LookupError("The hot path's candidates carry ids: load their profiles with load_profiles().")
+        return self.profile
 
     @property
     def eligible(self) -> bool:
@@ -76,8 +113,21 @@ class Candidate:
         return self.on_time / self.finished if self.finished else None
 
     @property
-    def name(self) -> str:
-        return self.radiologist.name
+    def rank_reasons(self) -> list[str]:
+        """Why this place in the ranking (the explain view shows them; the hot path never reads them)."""
+        if self.reasons:
+            return []
+        reasons = []
+        if self.preferred:
+            reasons.append(f"preferred by {self.read_request.center.name}")
+        if self.on_shift:
+            reasons.append("on shift now")
+        else:
+            reasons.append(f"on shift from {schedule.local_label(self.available_from, self.home_time_zone, self.at)}")
+        reasons.append(f"on time {round(100 * self.on_time_rate)} % ({self.on_time} of {self.finished})"
+                       if self.finished else "no finished reads yet")
+        reasons.append(f"load {self.load} of {self.capacity}")
+        return reasons
 
 
 @dataclass
@@ -95,14 +145,20 @@ class MatchResult:
         return {reason for c in self.excluded for reason in c.reasons}
 
 
-def _center_settings(read_request: ReadRequest) -> CenterSettings | None:
-    if not ReadRequest.center.is_cached(read_request):  # the center and its settings in one query
-        read_request.center = Organization.objects.select_related("marketplace_settings").get(
-            pk=read_request.center_id)
-    try:
-        return read_request.center.marketplace_settings
-    except CenterSettings.DoesNotExist:
-        return None
+def load_profiles(candidates: list[Candidate]) -> list[Candidate]:
+    """Load the profiles (with their users) of ``candidates`` that have none yet, in one query."""
+    missing = [c for c in candidates if c.profile is None]
+    if missing:
+        profiles = RadiologistProfile.objects.select_related("user").in_bulk([c.radiologist_id for c in missing])
+        for candidate in missing:
+            candidate.profile = profiles[candidate.radiologist_id]
+    return candidates
+
+
+def _load_center(read_request: ReadRequest) -> None:
+    """The center (its name in reasons, its privileges rule), unless the caller loaded it already."""
+    if not ReadRequest.center.is_cached(read_request):
+        read_request.center = Organization.objects.get(pk=read_request.center_id)
 
 
 def _group_memberships(organizations) -> QuerySet[Membership]:
@@ -135,28 +191,34 @@ def _audience_only(pool: QuerySet, read_request: ReadRequest) -> QuerySet:
     return pool.filter(user__in=_group_memberships([read_request.direct_group_id]).values("user"))
 
 
-def _annotated(pool: QuerySet, read_request: ReadRequest, settings: CenterSettings | None) -> QuerySet:
-    """Load, on-time record, group, conflicts, preference and minimum rate: one query with the profiles."""
-    active = (Assignment.objects.filter(radiologist=OuterRef("pk"), status=Assignment.Status.ACTIVE)
-              .values("radiologist").annotate(n=Count("id")).values("n"))
-    finished = (Assignment.objects.filter(radiologist=OuterRef("pk"), on_time__isnull=False)
-                .values("radiologist").annotate(n=Count("id")).values("n"))
-    on_time = (Assignment.objects.filter(radiologist=OuterRef("pk"), on_time=True)
-               .values("radiologist").annotate(n=Count("id")).values("n"))
-    group_name = (Membership.objects.filter(user=OuterRef("user"), is_active=True,
-                                            organization__kind=Organization.Kind.RADIOLOGY_GROUP)
-                  .order_by("organization__name").values("organization__name")[:1])
+def _caseload(radiologist_ids: QuerySet) -> dict[int, tuple[int, int, int]]:
+    """Active, finished and on-time reads of the pool (``radiologist_ids``, a subquery), in one grouped query.
+    As three correlated counts in the profiles' query they cost more, and pushed that query's estimate over
+    PostgreSQL's JIT threshold (``jit_above_cost``), whose compiling alone took 200 ms."""
+    counts = (Assignment.objects.filter(radiologist_id__in=radiologist_ids).order_by().values("radiologist_id")
+              .annotate(load=Count("id", filter=Q(status=Assignment.Status.ACTIVE)),
+                        finished=Count("id", filter=Q(on_time__isnull=False)),
+                        on_time=Count("id", filter=Q(on_time=True))))
+    return {row[0]: row[1:] for row in counts.values_list("radiologist_id", "load", "finished", "on_time")}
+
+
+def _annotated(pool: QuerySet, read_request: ReadRequest, *, explain: bool) -> QuerySet:
+    """Conflicts, preference, minimum rate, weekly hours and (``explain``: shown) the group's name: one query
+    with the profiles."""
     rate = (MinimumRate.objects.filter(radiologist=OuterRef("pk"), modality__in=read_request.modalities,
                                        priority=read_request.priority, currency=read_request.currency)
             .values("radiologist").annotate(top=Max("cents")).values("top"))
-    zero = Value(0, output_field=IntegerField())
     queryset = pool.annotate(
-        load=Coalesce(Subquery(active, output_field=IntegerField()), zero),
-        finished=Coalesce(Subquery(finished, output_field=IntegerField()), zero),
-        on_time_count=Coalesce(Subquery(on_time, output_field=IntegerField()), zero),
-        group_name=Subquery(group_name),
+        full_name=F("user__full_name"), email=F("user__email"), is_active=F("user__is_active"),
+        reads=as_text("modalities"), specialties=as_text("subspecialties"), takes=as_text("priorities"),
+        weekly_hours=_weekly_hours(),
         minimum_rate=Subquery(rate, output_field=IntegerField()),
     )
+    if explain:
+        queryset = queryset.annotate(group_name=Subquery(
+            Membership.objects.filter(user=OuterRef("user"), is_active=True,
+                                      organization__kind=Organization.Kind.RADIOLOGY_GROUP)
+            .order_by("organization__name").values("organization__name")[:1]))
     if read_request.original_reader_id:
         reader_groups = _group_memberships(Organization.objects.all()).filter(
             user__radiologist_profile=read_request.original_reader_id).values("organization")
@@ -172,72 +234,105 @@ def _annotated(pool: QuerySet, read_request: ReadRequest, settings: CenterSettin
             in_named_group=Exists(_group_memberships(
                 ReadRequest.preferred_groups.through.objects.filter(readrequest_id=read_request.pk)
                 .values("organization_id")).filter(user=OuterRef("user"))))
-    if settings is not None:
-        queryset = queryset.annotate(
-            center_preferred=Exists(CenterSettings.preferred_radiologists.through.objects.filter(
-                centersettings_id=settings.pk, radiologistprofile_id=OuterRef("pk"))),
-            blocked=Exists(CenterSettings.blocked_radiologists.through.objects.filter(
-                centersettings_id=settings.pk, radiologistprofile_id=OuterRef("pk"))))
-    return queryset
+    # The center's own lists, through its settings row (none: nobody is on them).
+    return queryset.annotate(
+        center_preferred=Exists(CenterSettings.preferred_radiologists.through.objects.filter(
+            centersettings__center_id=read_request.center_id, radiologistprofile_id=OuterRef("pk"))),
+        blocked=Exists(CenterSettings.blocked_radiologists.through.objects.filter(
+            centersettings__center_id=read_request.center_id, radiologistprofile_id=OuterRef("pk"))))
 
 
-def _hours_and_time_off(pool: QuerySet, at: datetime):
-    """Reading hours and time off of the pool, as plain tuples (two queries, no model instances)."""
-    hours: dict[int, list] = {}
-    for radiologist_id, weekday, starts, ends in ReadingHours.objects.filter(
-            radiologist__in=pool.values("pk")).values_list("radiologist_id", "weekday", "starts", "ends"):
-        hours.setdefault(radiologist_id, []).append((weekday, starts, ends))
+class _Joined(Aggregate):
+    """Text values joined with commas, in no particular order (PostgreSQL's STRING_AGG, SQLite's GROUP_CONCAT)."""
+
+    function = "STRING_AGG"
+    template = "%(function)s(%(expressions)s, ',')"
+    output_field = TextField()
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return super().as_sql(compiler, connection, function="GROUP_CONCAT", **extra_context)
+
+
+def _weekly_hours() -> Subquery:
+    """A radiologist's weekly reading hours as one text (``weekday starts ends`` joined with commas): one
+    column of the profiles' query instead of a query of ten thousand rows, and the few dozen distinct
+    schedules are parsed once (``_parse_hours``)."""
+    window = Concat(Cast("weekday", TextField()), Value(" "), Cast("starts", TextField()), Value(" "),
+                    Cast("ends", TextField()), output_field=TextField())
+    return Subquery(ReadingHours.objects.filter(radiologist=OuterRef("pk")).order_by().values("radiologist")
+                    .annotate(joined=_Joined(window)).values("joined"), output_field=TextField())
+
+
+def _parse_hours(text: str | None) -> tuple[tuple[int, time, time], ...]:
+    """``_weekly_hours``'s text back as (weekday, starts, ends) windows, sorted."""
+    if not text:
+        return ()
+    windows = []
+    for item in text.split(","):
+        weekday, starts, ends = item.split(" ")
+        windows.append((int(weekday), time.fromisoformat(starts), time.fromisoformat(ends)))
+    return tuple(sorted(windows))
+
+
+def _time_off(radiologist_ids: QuerySet, at: datetime) -> dict[int, list]:
+    """Time off of the pool (``radiologist_ids``, a subquery) in the coming days, as plain tuples."""
     off: dict[int, list] = {}
     horizon = at + timedelta(days=schedule.LOOKAHEAD_DAYS)
     for radiologist_id, starts_at, ends_at in TimeOff.objects.filter(
-            radiologist__in=pool.values("pk"), ends_at__gt=at, starts_at__lt=horizon).values_list(
+            radiologist_id__in=radiologist_ids, ends_at__gt=at, starts_at__lt=horizon).order_by().values_list(
             "radiologist_id", "starts_at", "ends_at"):
         off.setdefault(radiologist_id, []).append((starts_at, ends_at))
-    return hours, off
+    return off
 
 
-def _conflict_and_audience_reasons(profile, read_request: ReadRequest) -> list[str]:
+def _conflict_and_audience_reasons(row, read_request: ReadRequest) -> list[str]:
     reasons = []
-    if read_request.original_reader_id and profile.pk == read_request.original_reader_id:
+    if read_request.original_reader_id and row.id == read_request.original_reader_id:
         reasons.append("original reader of this study")
-    elif getattr(profile, "in_original_group", False):
-        reasons.append(f"in the original reader's group ({profile.group_name})")
-    if getattr(profile, "blocked", False):
+    elif getattr(row, "in_original_group", False):
+        group = getattr(row, "group_name", None)  # loaded to be shown: not on the hot path
+        reasons.append(f"in the original reader's group ({group})" if group else "in the original reader's group")
+    if getattr(row, "blocked", False):
         reasons.append(f"blocked by {read_request.center.name}")
     if read_request.audience == Audience.DIRECT:
-        if read_request.direct_radiologist_id and profile.pk != read_request.direct_radiologist_id:
+        if read_request.direct_radiologist_id and row.id != read_request.direct_radiologist_id:
             reasons.append("sent directly to another radiologist")
-        elif read_request.direct_group_id and not getattr(profile, "in_direct_group", False):
+        elif read_request.direct_group_id and not getattr(row, "in_direct_group", False):
             reasons.append("sent directly to another group")
     return reasons
 
 
-def _availability_reason(candidate: Candidate, hours, off, zone: str, read_request: ReadRequest,
-                         at: datetime, seen: dict | None = None) -> str | None:
+def _availability(hours: tuple, off, zone: str, read_request: ReadRequest, at: datetime,
+                  seen: dict) -> tuple[bool, datetime | None, str | None]:
+    """(on shift now, next shift start if they can still finish in time, else the reason)."""
     # Readers without time off who share a weekly schedule and a zone share the answer: ``seen`` keeps it
     # for one call (thousands of readers, a few dozen distinct schedules).
-    key = (zone, tuple(sorted(hours))) if seen is not None and not off else None
-    state = seen.get(key) if key is not None else None
-    if state is None:
-        state = schedule.availability(hours, zone, off, at)
+    key = (zone, hours) if not off else None
+    answer = seen.get(key) if key is not None else None
+    if answer is None:
+        _ZONES.setdefault(zone, ZoneInfo(zone))
+        answer = _availability_of(schedule.availability(list(hours), zone, off, at), zone, read_request, at)
         if key is not None:
-            seen[key] = state
+            seen[key] = answer
+    return answer
+
+
+def _availability_of(state: schedule.Availability, zone: str, read_request: ReadRequest,
+                     at: datetime) -> tuple[bool, datetime | None, str | None]:
     if state.on_shift:
-        candidate.on_shift = True
-        return None
+        return True, None, None
     if not state.has_hours:
-        return "no reading hours entered"
+        return False, None, "no reading hours entered"
     if state.next_start is None:
-        return "no reading hours in the coming week"
+        return False, None, "no reading hours in the coming week"
     allowance = READ_ALLOWANCE.get(read_request.priority, timedelta(hours=1))
     if state.next_start + allowance <= read_request.deadline:
-        candidate.available_from = state.next_start
-        return None
+        return False, state.next_start, None
     label = schedule.local_label(state.next_start, zone, at)
-    return f"on time off until {label}" if state.on_time_off else f"off shift until {label}"
+    return False, None, f"on time off until {label}" if state.on_time_off else f"off shift until {label}"
 
 
-def _rank(candidates: list[Candidate], read_request: ReadRequest, at: datetime) -> None:
+def _rank(candidates: list[Candidate]) -> None:
     def key(c: Candidate):
         rate = c.on_time_rate if c.on_time_rate is not None else UNKNOWN_ON_TIME
         return (not c.preferred, not c.on_shift, -rate, c.load / max(c.capacity, 1), c.name)
@@ -245,60 +340,72 @@ def _rank(candidates: list[Candidate], read_request: ReadRequest, at: datetime) 
     candidates.sort(key=key)
     for position, c in enumerate(candidates, 1):
         c.rank = position
-        reasons = []
-        if c.preferred:
-            reasons.append(f"preferred by {read_request.center.name}")
-        if c.on_shift:
-            reasons.append("on shift now")
-        else:
-            starts = schedule.local_label(c.available_from, c.radiologist.home_time_zone, at)
-            reasons.append(f"on shift from {starts}")
-        reasons.append(f"on time {round(100 * c.on_time_rate)} % ({c.on_time} of {c.finished})"
-                       if c.finished else "no finished reads yet")
-        reasons.append(f"load {c.load} of {c.capacity}")
-        c.rank_reasons = reasons
 
 
 def match(read_request: ReadRequest, *, at: datetime | None = None, radiologist_ids: list[int] | None = None,
           everyone: bool = False, eligible_only: bool = False) -> MatchResult:
     """Every considered radiologist for ``read_request`` at ``at``: the eligible ranked, the rest with reasons.
 
-    ``eligible_only``: the same ranked candidates, but ``excluded`` holds only those who got past the
-    SQL narrowing (active, licensed today, under capacity) — for callers that never show reasons."""
+    ``eligible_only``: the same ranked candidates, by id (no profile loaded), and ``excluded`` holds only
+    those who got past the SQL narrowing (active, licensed today, under capacity) — for callers that never
+    show reasons."""
     at = at or timezone.now()
-    settings = _center_settings(read_request)
-    pool = _pool(read_request, radiologist_ids=radiologist_ids, everyone=everyone)
+    _load_center(read_request)
     if eligible_only:
-        pool = may_be_eligible(_audience_only(pool, read_request), jurisdiction=read_request.jurisdiction, at=at)
-    queryset = _annotated(pool, read_request, settings)
-    if eligible_only:
-        queryset = queryset.filter(load__lt=F("max_concurrent_cases"))
-    answers = eligibility_bulk(queryset, jurisdiction=read_request.jurisdiction, modalities=read_request.modalities,
-                               subspecialty=read_request.subspecialty or None, center=read_request.center, at=at)
-    hours, off = _hours_and_time_off(pool, at)
-    candidates, excluded, seen = [], [], {}
-    for profile_id, answer in answers.items():
-        profile = answer.radiologist
+        # Narrowed in SQL to an active account with a counted license covering the day (what
+        # ``may_be_eligible`` keeps): the narrowing's own subquery also selects the pool's credentials,
+        # caseload and time off — a superset of the pool, cheaper than evaluating the pool again.
+        ids = licensed_on(read_request.jurisdiction, at)
+        pool = RadiologistProfile.objects.filter(pk__in=ids, user__is_active=True)
+        if radiologist_ids is not None:
+            pool = pool.filter(pk__in=radiologist_ids)
+        pool = _audience_only(pool, read_request)
+        if radiologist_ids is not None or read_request.audience == Audience.DIRECT:
+            ids = pool.values("pk")  # a handful: their own ids are the cheaper subquery
+        annotated = _annotated(pool, read_request, explain=False)
+        rows = annotated.values_list(*ROW_FIELDS, *annotated.query.annotations, named=True)
+    else:
+        pool = _pool(read_request, radiologist_ids=radiologist_ids, everyone=everyone)
+        ids = pool.values("pk")
+        rows = _annotated(pool, read_request, explain=True).select_related("user")
+    question = EligibilityQuestion(jurisdiction=read_request.jurisdiction, modalities=read_request.modalities,
+                                   subspecialty=read_request.subspecialty or None, center=read_request.center, at=at)
+    rows = list(rows)
+    credentials = question.credentials(ids, licensed_on_day=eligible_only)
+    caseload = _caseload(ids)
+    off = _time_off(ids, at)
+    candidates, excluded, seen, schedules = [], [], {}, {}
+    priority_label = read_request.get_priority_display()
+    for row in rows:
+        load, finished, on_time = caseload.get(row.id, NO_CASELOAD)
+        if eligible_only and load >= row.max_concurrent_cases:
+            continue  # at capacity: the hot path reports only who is left after the narrowing
         candidate = Candidate(
-            radiologist=profile, group_name=profile.group_name or "", reasons=list(answer.reasons),
-            load=profile.load, capacity=profile.max_concurrent_cases, finished=profile.finished,
-            on_time=profile.on_time_count,
-            preferred=bool(getattr(profile, "center_preferred", False) or getattr(profile, "named_reader", False)
-                           or getattr(profile, "in_named_group", False)))
-        if read_request.priority not in (profile.priorities or []):
-            candidate.reasons.append(f"does not take {read_request.get_priority_display()} reads")
-        candidate.reasons += _conflict_and_audience_reasons(profile, read_request)
-        if profile.load >= profile.max_concurrent_cases:
-            candidate.reasons.append(f"at capacity ({profile.load} of {profile.max_concurrent_cases})")
-        if profile.minimum_rate is not None and profile.minimum_rate > read_request.quoted_cents:
-            candidate.reasons.append(f"minimum rate {profile.minimum_rate} cents above quote "
+            radiologist_id=row.id, name=row.display_name or row.full_name or row.email,  # RadiologistProfile.name
+            home_time_zone=row.home_time_zone, read_request=read_request, at=at,
+            profile=None if eligible_only else row, group_name=getattr(row, "group_name", None) or "",
+            reasons=question.reasons(row.id, is_active=row.is_active, modalities=json_values(row.reads),
+                                     subspecialties=json_values(row.specialties), credentials=credentials),
+            load=load, capacity=row.max_concurrent_cases, finished=finished, on_time=on_time,
+            preferred=bool(getattr(row, "center_preferred", False) or getattr(row, "named_reader", False)
+                           or getattr(row, "in_named_group", False)))
+        if read_request.priority not in json_values(row.takes):
+            candidate.reasons.append(f"does not take {priority_label} reads")
+        candidate.reasons += _conflict_and_audience_reasons(row, read_request)
+        if load >= row.max_concurrent_cases:
+            candidate.reasons.append(f"at capacity ({load} of {row.max_concurrent_cases})")
+        if row.minimum_rate is not None and row.minimum_rate > read_request.quoted_cents:
+            candidate.reasons.append(f"minimum rate {row.minimum_rate} cents above quote "
                                      f"{read_request.quoted_cents}")
-        reason = _availability_reason(candidate, hours.get(profile_id, []), off.get(profile_id, []),
-                                      profile.home_time_zone, read_request, at, seen)
+        hours = schedules.get(row.weekly_hours)
+        if hours is None:
+            hours = schedules[row.weekly_hours] = _parse_hours(row.weekly_hours)
+        candidate.on_shift, candidate.available_from, reason = _availability(
+            hours, off.get(row.id, []), row.home_time_zone, read_request, at, seen)
         if reason:
             candidate.reasons.append(reason)
         (excluded if candidate.reasons else candidates).append(candidate)
-    _rank(candidates, read_request, at)
+    _rank(candidates)
     excluded.sort(key=lambda c: c.name)
     return MatchResult(read_request=read_request, at=at, candidates=candidates, excluded=excluded)
 

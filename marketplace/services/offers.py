@@ -33,8 +33,8 @@ from marketplace.models import (
     ReadRequest,
     Status,
 )
-from marketplace.services import events
-from marketplace.services.matching import Candidate, MatchResult, match
+from marketplace.services import events, money
+from marketplace.services.matching import Candidate, MatchResult, load_profiles, match
 from marketplace.services.requests import read_request_transition
 from studies.models import StudyAccessGrant
 from studies.services import study_access_grant_create, study_access_grant_revoke
@@ -94,12 +94,12 @@ def offers_sync(*, read_request: ReadRequest, at: datetime | None = None,
     result = result or match(read_request, at=at, eligible_only=True)
     offered = dict(Offer.objects.filter(read_request=read_request).values_list("radiologist_id", "status"))
     offerable = _offerable(read_request, result)
-    new = [c for c in offerable if c.radiologist.pk not in offered]
-    created = []
+    new = [c for c in offerable if c.radiologist_id not in offered]
     # An offer withdrawn because another reader took the read (who then released it) opens again.
-    for candidate in offerable:
-        if offered.get(candidate.radiologist.pk) != Offer.Status.WITHDRAWN:
-            continue
+    reopening = [c for c in offerable if offered.get(c.radiologist_id) == Offer.Status.WITHDRAWN]
+    load_profiles(new + reopening)  # matching's hot path carries ids: profiles only for those offered now
+    created = []
+    for candidate in reopening:
         grant = study_access_grant_create(
             actor=None, study=read_request.study, user=candidate.radiologist.user, level="preview",
             reason=f"Offered read request {read_request.public_id}", expires_at=read_request.deadline)
@@ -333,6 +333,7 @@ def read_request_mark_reported(*, read_request: ReadRequest, actor: Actor | None
                                            request=request, fields={"reported_at": at})
     Assignment.objects.filter(read_request=read_request, status=Assignment.Status.ACTIVE).update(
         status=Assignment.Status.COMPLETED, ended_at=at, on_time=at <= read_request.deadline, updated_at=at)
+    money.post_reported(read_request)
     return read_request
 
 

@@ -11,6 +11,7 @@ from django import template
 from django.utils import timezone
 
 from accounts.models import Organization
+from billing.services.ledger import fee_cents
 from marketplace import policy, pricing
 from marketplace.models import ACTIVE_STATES, Status
 from studies.selectors import display_person_name
@@ -24,6 +25,13 @@ AT_RISK_FRACTION = 0.8  # the clock's 80 % mark (marketplace.services.clock)
 def money(read_request) -> str:
     """A request's (or offer's request's) locked quote as ``$35.00``."""
     return pricing.format_money(read_request.quoted_cents, read_request.currency)
+
+
+@register.filter
+def earning(read_request) -> str:
+    """What the reader earns of a request's locked quote: the quote minus the locked platform fee."""
+    fee = fee_cents(read_request.quoted_cents, read_request.fee_basis_points)
+    return pricing.format_money(read_request.quoted_cents - fee, read_request.currency)
 
 
 def _span(seconds: float) -> str:

@@ -16,7 +16,6 @@ from core.errors import NotFound
 from marketplace import policy, selectors
 from marketplace.forms import DeclineForm, ReasonForm
 from marketplace.services import offers as offer_services
-from studies.templatetags.studies_viewer import viewer_url
 
 
 def _radiologist(request):
@@ -83,14 +82,14 @@ def offer_decline(request, public_id):
 @require_POST
 @page_errors
 def assignment_open(request, public_id):
-    """Start reading (assigned → in progress) and go to the study in the viewer."""
+    """Start reading (assigned → in progress) and go to the reading workspace (the viewer beside the report)."""
     actor = actor_of(request)
     assignment = selectors.assignment_get(actor=actor, public_id=public_id)
     with rule_refusals(message_refusal(request)) as call:
         offer_services.assignment_start(actor=actor, assignment=assignment, request=request)
     if not call.ok:
         return redirect("radiologist_worklist")
-    return redirect(viewer_url(assignment.read_request.study.study_instance_uid))
+    return redirect("report_workspace", public_id=assignment.read_request.public_id)  # reporting's page, by name
 
 
 @login_required

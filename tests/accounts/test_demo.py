@@ -13,6 +13,7 @@ from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from accounts import demo_hooks
 from accounts.models import AuditEvent, License, Membership, Organization, RadiologistProfile, Role, User
 from marketplace.models import ReadRequest
 from studies import demo, synthetic
@@ -258,7 +259,10 @@ def test_the_full_demo_set_has_a_150_slice_512_ct_and_the_issues_other_studies()
     assert demo.expected_instances(by_kind["ct"], "full") == 150
 
 
-def test_demo_uids_are_derived_from_a_fixed_seed(db):
+def test_demo_uids_are_derived_from_a_fixed_seed(db, monkeypatch):
+    # Signed reports cannot be deleted (PostgreSQL refuses it), and they hold their reads and studies:
+    # this test of study UIDs leaves the demo reports out.
+    monkeypatch.setitem(demo_hooks._LOADERS, "reporting", lambda *args, **kwargs: None)
     load_demo()
     uids = set(Instance.objects.values_list("sop_instance_uid", flat=True))
     keys = set(Instance.objects.values_list("storage_key", flat=True))

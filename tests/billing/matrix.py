@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from accounts import policy
 from accounts.models import Organization, User
+from billing.models import ManualPayout, StripePayout
 from billing.services import contracts, invoices, ledger
 from tests.marketplace.helpers import make_radiologist
 
@@ -51,11 +52,18 @@ ROWS: dict = {
     "invoice_download": (lambda o: {**INVOICE(o), "fmt": "pdf"}, _expect(MONEY_PEOPLE)),
     "earnings": (None, _expect({"radiologist"})),
     "finance_dashboard": (None, _expect({"platform_finance"})),
+    "payout_list": (None, _expect({"platform_finance"})),
+    "payout_detail": (lambda o: {"public_id": o["stripe_payout"].public_id}, _expect({"platform_finance"})),
+    "manual_payout_detail": (lambda o: {"public_id": o["manual_payout"].public_id}, _expect({"platform_finance"})),
+    "payout_onboarding": (None, _post_only()),
+    # Stripe's webhooks: POST only, for anyone (the signature decides; tests/billing/test_stripe_webhooks.py).
+    "stripe_webhook": (None, {"anonymous": 405, **{p: 405 for p in PRINCIPALS}}),
 }
 
 
 def billing_objects(center: Organization, admin: User) -> dict:
-    """A drafted contract of ``center`` with the cast's group, and a draft invoice with one read on it."""
+    """A drafted contract of ``center`` with the cast's group, a draft invoice with one read on it, and a
+    Stripe payout and a payment by hand (platform-wide objects: only platform finance sees them)."""
     group = Organization.objects.get(kind=Organization.Kind.RADIOLOGY_GROUP,
                                      memberships__user__email="radiologist@example.test")
     contract = contracts.contract_draft(actor=policy.actor_for_user(admin), center=center,
@@ -66,4 +74,10 @@ def billing_objects(center: Organization, admin: User) -> dict:
                             gross_cents=3500, fee_basis_points=1500, currency="USD")
     today = timezone.localdate(timezone=ZoneInfo(center.time_zone))
     invoice = invoices.invoice_generate(center=center, year=today.year, month=today.month)
-    return {"contract": contract, "invoice": invoice}
+    payout = StripePayout.objects.create(stripe_payout_id=f"po_matrix_{center.pk}", stripe_account_id="acct_matrix",
+                                         amount_cents=2975, currency="USD", status="paid",
+                                         stripe_created=timezone.now())
+    finance = User.objects.filter(memberships__organization__kind=Organization.Kind.PLATFORM).first()
+    manual = ManualPayout.objects.create(radiologist=reader, currency="USD", amount_cents=2975,
+                                         reference=f"WIRE-{center.pk}", as_of=timezone.now(), paid_by=finance)
+    return {"contract": contract, "invoice": invoice, "stripe_payout": payout, "manual_payout": manual}

@@ -42,6 +42,7 @@ def test_utc_midnight_is_still_evening_in_texas(cast):
 
 
 def test_the_seeded_price_list_follows_domain_prices():
+    price_defaults.seed(PriceList, Price)  # what migration 0003 ran (a flushed test database has lost it)
     usd = PriceList.objects.get(currency="USD")
     assert Price.objects.get(price_list=usd, modality="CT", priority="routine", band="day").cents == 3500
     assert Price.objects.get(price_list=usd, modality="CT", priority="stat", band="day").cents == 3700
@@ -106,3 +107,11 @@ def test_a_contract_with_a_radiologist(cast):
     quote = pricing.quote(center=cast.center, modalities=["CT"], priority="routine", kind="primary",
                           at=at(2026, 12, 2, 10, 0), radiologist=reader)
     assert quote.contract_id == contract.pk
+
+
+def test_without_a_price_list_the_defaults_price(cast):
+    """A database emptied after the migrations ran (a flushed test database) still quotes the defaults."""
+    PriceList.objects.all().delete()
+    quote = pricing.quote(center=cast.center, modalities=["CT"], priority="stat", kind="primary",
+                          at=at(2026, 12, 2, 10, 0))
+    assert quote.cents == price_defaults.cell_cents("CT", "stat", "day") == 3700

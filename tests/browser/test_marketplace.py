@@ -30,6 +30,7 @@ from tests.browser.viewer_probes import FIRST_IMAGE
 from tests.conftest import require_or_skip
 from tests.factories import TEST_PASSWORD
 from tests.marketplace.helpers import ingest_study, make_radiologist, post
+from tests.reporting.conftest import make_template
 
 pytestmark = pytest.mark.browser
 
@@ -68,6 +69,7 @@ def row_of(page, table: str, text: str):
 def test_center_posts_a_read_a_radiologist_claims_it_and_opens_the_images(
         transactional_db, one_request_at_a_time_on_sqlite, chromium_path, viewer_installed, cast):
     live_server = one_request_at_a_time_on_sqlite
+    make_template(name="CT (browser test)", body_parts=())  # the workspace opens a draft from a template
     study = ct_study(cast.center, slices=6, size=256, seed=11)
     make_radiologist(user=cast.radiologist)
     patient_names = [part for part in re.split(r"[\^ ]+", study.patient_name) if part] + [study.patient_id]
@@ -121,8 +123,8 @@ def test_center_posts_a_read_a_radiologist_claims_it_and_opens_the_images(
         assert "The read is yours" in reader.inner_text("main")
         shoot(reader, "worklist-claimed")
         reader.locator("#my-reads tr:has-text('CT CHEST') button:has-text('Open in viewer')").click()
-        reader.wait_for_url(f"**/viewer/viewer?StudyInstanceUIDs={study.study_instance_uid}*")
-        reader.wait_for_function(FIRST_IMAGE, polling=50, timeout=60_000)
+        reader.wait_for_url(re.compile(r".*/worklist/reads/[0-9a-f-]{36}/$"))  # the reading workspace
+        reader.frame(name="viewer").wait_for_function(FIRST_IMAGE, polling=50, timeout=60_000)
 
         # The technologist's list catches up on its own (htmx polling, no reload).
         assignee = cast.radiologist.full_name or cast.radiologist.email

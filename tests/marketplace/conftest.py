@@ -22,8 +22,10 @@ def reader(cast):
 def flat_prices(db):
     """Every band of the platform's price list at the day price, so that a page's quote does not depend on
     when the test runs (nights, weekends and holidays are dearer: tests/billing/test_pricing.py)."""
-    from billing.models import Price
+    from billing import price_defaults
+    from billing.models import Price, PriceList
 
+    price_defaults.seed(PriceList, Price)  # a transactional test before this one may have emptied the tables
     day = {(p.price_list_id, p.modality, p.priority): p.cents
            for p in Price.objects.filter(price_list__isnull=False, band="day")}
     for price in Price.objects.filter(price_list__isnull=False).exclude(band="day"):

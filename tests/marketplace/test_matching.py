@@ -222,13 +222,13 @@ def test_a_direct_reader_without_a_license_is_still_explained(cast, ct_study):
 
 
 def test_minimum_rate_above_quote(cast, rr):
+    quote = rr.quoted_cents  # whatever the price table quotes: the rule compares with it
     dear, equal = make_radiologist(), make_radiologist()
-    set_rate(dear, "CT", "routine", 4500)
-    set_rate(equal, "CT", "routine", rr.quoted_cents)
+    set_rate(dear, "CT", "routine", quote + 1)
+    set_rate(equal, "CT", "routine", quote)
     set_rate(equal, "CT", "stat", 99900)  # another priority does not count
     result = match(rr, at=AT)
-    assert rr.quoted_cents == 3500
-    assert reasons_of(result, dear) == ["minimum rate 4500 cents above quote 3500"]
+    assert reasons_of(result, dear) == [f"minimum rate {quote + 1} cents above quote {quote}"]
     assert reasons_of(result, equal) == []
 
 

@@ -3,8 +3,6 @@ and operations' reads-at-risk page."""
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -27,7 +25,7 @@ def _canary_study(cast):
     return study
 
 
-def test_offers_show_quote_deadline_and_summary_without_patient_data(cast, reader, login):
+def test_offers_show_quote_deadline_and_summary_without_patient_data(cast, reader, login, flat_prices):
     read_request = post(cast.technologist, _canary_study(cast), priority="stat",
                         clinical_history="Secret history canary")
     response = login(cast.radiologist).get(reverse("radiologist_worklist"))
@@ -35,6 +33,7 @@ def test_offers_show_quote_deadline_and_summary_without_patient_data(cast, reade
     assert response.status_code == 200
     offers = body.split('id="offers"')[1].split('id="my-reads"')[0]
     assert "$37.00" in offers
+    assert "$31.45" in offers  # what the reader earns: the quote less the 15 % fee
     assert "STAT" in offers
     assert "US-TX" in offers
     assert cast.center.name in offers
@@ -95,13 +94,12 @@ def test_decline_with_a_reason(cast, ct_study, reader, login):
     assert offer.decline_reason == "Not my area"
 
 
-def test_open_in_viewer_starts_the_read_and_goes_to_the_viewer(cast, ct_study, reader, login):
+def test_open_in_viewer_starts_the_read_and_goes_to_the_reading_workspace(cast, ct_study, reader, login):
     read_request = post(cast.technologist, ct_study)
     assignment = offer_claim(actor=actor(cast.radiologist), offer=Offer.objects.get(read_request=read_request))
     response = login(cast.radiologist).post(reverse("assignment_open", args=[assignment.public_id]))
     assert response.status_code == 302
-    assert response["Location"] == (reverse("viewer_app_route", args=["viewer"]) + "?StudyInstanceUIDs="
-                                    + quote(ct_study.study_instance_uid))
+    assert response["Location"] == reverse("report_workspace", args=[read_request.public_id])
     read_request.refresh_from_db()
     assert read_request.status == Status.IN_PROGRESS
 

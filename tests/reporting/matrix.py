@@ -1,0 +1,100 @@
+"""Access-matrix rows of the reporting pages and API, and the reporting objects they are probed on.
+
+``report_read`` is a CT at the center, claimed by the cast's radiologist, its report signed with a
+category 1 ``critical`` result; ``report_template`` is the center's own template; ``macro`` is the
+cast radiologist's. The assignee writes; the center's admins, technologists and viewers (not finance)
+read reports and threads; operations read them and watch critical results; template editing is for
+the active organization's admins and, for the platform's own, operations. POST-only routes answer 405
+to a GET (the foreign-object test probes them by POST).
+"""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from accounts import policy
+from accounts.models import Organization, User
+from marketplace.models import Offer
+from marketplace.services.offers import offer_claim
+from reporting.models import Macro, ReportTemplate
+from reporting.services import reports
+from tests.marketplace.helpers import ingest_study, post
+from tests.reporting.conftest import CT_SECTIONS
+
+PRINCIPALS = ["center_admin", "technologist", "center_finance", "center_viewer", "radiologist", "other_admin",
+              "platform_operations", "platform_finance", "patient"]
+CENTER_READERS = {"center_admin", "technologist", "center_viewer"}
+REPORT_READERS = CENTER_READERS | {"radiologist", "platform_operations"}
+TEMPLATE_EDITORS = {"center_admin", "other_admin", "platform_operations"}
+
+
+def _expect(ok: set[str], *, anonymous: int = 302) -> dict:
+    return {"anonymous": anonymous, **{p: 200 if p in ok else 404 for p in PRINCIPALS}}
+
+
+def _post_only() -> dict:
+    return {"anonymous": 302, **{p: 405 for p in PRINCIPALS}}
+
+
+def READ(o):  # noqa: N802 - URL kwargs builders
+    return {"public_id": o["report_read"].public_id}
+
+
+def CRITICAL(o):  # noqa: N802
+    return {"public_id": o["critical"].public_id}
+
+
+def TEMPLATE(o):  # noqa: N802
+    return {"public_id": o["report_template"].public_id}
+
+
+def MACRO(o):  # noqa: N802
+    return {"public_id": o["macro"].public_id}
+
+
+ROWS: dict = {
+    "report_workspace": (READ, _expect({"radiologist"})),
+    "report_autosave": (READ, _post_only()),
+    "report_template_switch": (READ, _post_only()),
+    "report_release_preliminary": (READ, _post_only()),
+    "report_sign": (READ, _post_only()),
+    "report_addendum": (READ, _post_only()),
+    "read_request_report": (READ, _expect(REPORT_READERS)),
+    "read_request_report_download": (lambda o: {**READ(o), "form": "pdf"}, _expect(REPORT_READERS)),
+    "critical_result_list": (None, _expect(CENTER_READERS | {"other_admin"})),
+    "critical_result_acknowledge": (CRITICAL, _post_only()),
+    "ops_critical_results": (None, _expect({"platform_operations"})),
+    "read_request_messages": (READ, _expect(REPORT_READERS)),
+    "report_template_list": (None, _expect(TEMPLATE_EDITORS)),
+    "report_template_create": (None, _expect(TEMPLATE_EDITORS)),
+    "report_template_edit": (TEMPLATE, _expect({"center_admin"})),
+    "report_template_set_active": (TEMPLATE, _post_only()),
+    "macro_list": (None, _expect({"radiologist"})),
+    "macro_edit": (MACRO, _expect({"radiologist"})),
+    "macro_delete": (MACRO, _post_only()),
+    "api_read_request_report": (READ, _expect(REPORT_READERS, anonymous=401)),
+}
+
+
+def reporting_objects(center: Organization, poster: User) -> dict:
+    """Call after ``marketplace_objects`` (which makes the cast's radiologist eligible at ``center``)."""
+    reader = User.objects.get(email="radiologist@example.test")
+    template = ReportTemplate.objects.create(name=f"{center.name} CT", owner=center, modalities=["CT"],
+                                             body_parts=[], sections=CT_SECTIONS, fields=[])
+    read_request = post(poster, ingest_study(center, modality="CT", patient=23))
+    offer = Offer.objects.get(read_request=read_request, radiologist__user=reader)
+    actor = policy.actor_for_user(reader)
+    offer_claim(actor=actor, offer=offer)
+    read_request.refresh_from_db()
+    report = reports.report_open(actor=actor, read_request=read_request)
+    report = reports.report_save(actor=actor, report=report, version=report.version,
+                                 sections={**report.sections, "impression": "Acute subdural hematoma."},
+                                 fields=report.fields)
+    critical = reports.CriticalInput(category=1, finding="Acute subdural hematoma", contacted_name="Dr Rivera",
+                                     contacted_at=timezone.now(), method="phone", read_back=True)
+    report = reports.report_sign(actor=actor, report=report, version=report.version, second_factor_age=0,
+                                 critical=critical)
+    macro, _ = Macro.objects.get_or_create(radiologist=report.radiologist, name="nml",
+                                           defaults={"text": "No acute abnormality."})
+    return {"report_read": read_request, "critical": report.critical_result, "report_template": template,
+            "macro": macro}
