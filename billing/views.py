@@ -41,6 +41,20 @@ def _csv_response(filename: str, header: list[str], rows) -> HttpResponse:
     return response
 
 
+def _act(request, actor, obj, actions: dict, action: str, *, noun: str, page: str):
+    """Run one of a page's state actions (a reason or reference from the form), refusals as messages."""
+    if action not in actions:
+        raise NotFound()
+    form = ReasonForm(request.POST)
+    form.is_valid()
+    with rule_refusals(message_refusal(request)) as call:
+        actions[action](actor, obj, form, request)
+    if call.ok:
+        obj.refresh_from_db()
+        messages.success(request, f"{noun} {obj.get_status_display().lower()}.")
+    return redirect(page, public_id=obj.public_id)
+
+
 # --- contracts ------------------------------------------------------------------------------------
 
 @login_required
@@ -110,16 +124,7 @@ CONTRACT_ACTIONS = {
 def contract_action(request, public_id, action):
     actor = actor_of(request)
     contract = selectors.contract_get(actor=actor, public_id=public_id)
-    if action not in CONTRACT_ACTIONS:
-        raise NotFound()
-    form = ReasonForm(request.POST)
-    form.is_valid()
-    with rule_refusals(message_refusal(request)) as call:
-        CONTRACT_ACTIONS[action](actor, contract, form, request)
-    if call.ok:
-        contract.refresh_from_db()
-        messages.success(request, f"Contract {contract.get_status_display().lower()}.")
-    return redirect("contract_detail", public_id=contract.public_id)
+    return _act(request, actor, contract, CONTRACT_ACTIONS, action, noun="Contract", page="contract_detail")
 
 
 # --- invoices -------------------------------------------------------------------------------------
@@ -172,16 +177,7 @@ INVOICE_ACTIONS = {
 def invoice_action(request, public_id, action):
     actor = actor_of(request)
     invoice = selectors.invoice_get(actor=actor, public_id=public_id)
-    if action not in INVOICE_ACTIONS:
-        raise NotFound()
-    form = ReasonForm(request.POST)
-    form.is_valid()
-    with rule_refusals(message_refusal(request)) as call:
-        INVOICE_ACTIONS[action](actor, invoice, form, request)
-    if call.ok:
-        invoice.refresh_from_db()
-        messages.success(request, f"Invoice {invoice.get_status_display().lower()}.")
-    return redirect("invoice_detail", public_id=invoice.public_id)
+    return _act(request, actor, invoice, INVOICE_ACTIONS, action, noun="Invoice", page="invoice_detail")
 
 
 @login_required

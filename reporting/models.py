@@ -90,6 +90,10 @@ class Report(TimeStampedModel):
     signer_name = models.CharField(max_length=200, blank=True)
     signer_credentials = models.CharField(max_length=200, blank=True)
     content_hash = models.CharField(max_length=64, blank=True)
+    template_snapshot = models.JSONField(
+        null=True, blank=True,
+        help_text="The template's name, sections and fields as signed: delivery prints these titles and labels "
+                  "even if the template is edited later.")
 
     class Meta:
         ordering = ["-created_at", "id"]

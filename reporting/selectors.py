@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from accounts.models import Organization
 from accounts.policy import Actor
@@ -31,6 +31,16 @@ def assigned_request(*, actor: Actor, public_id) -> ReadRequest:
             or read_request.status not in (*WRITABLE_REQUEST_STATES, Status.REPORTED, Status.CLOSED)):
         raise NotFound("Read request not found.")
     return read_request
+
+
+def draft_of_assigned_request(*, actor: Actor, public_id) -> Report | None:
+    """The report of a read request assigned to the actor, with what a save reads, in one query (autosave);
+    None when there is none yet (the workspace opens it)."""
+    if actor.user is None:
+        return None
+    return (Report.objects.select_related("read_request", "template", "radiologist")
+            .filter(read_request__public_id=public_id, radiologist__user=actor.user,
+                    read_request__assignee=F("radiologist")).first())
 
 
 def report_for_author(*, actor: Actor, public_id) -> Report:

@@ -19,6 +19,7 @@ from accounts.models import Membership, Organization, RadiologistProfile
 from accounts.policy import Actor
 from billing import policy
 from billing.models import CONTRACT_TRANSITIONS, DEFAULT_FEE_BASIS_POINTS, Band, Contract, Price, ServiceLevel
+from billing.services import states
 from billing.services.pricing import currency_of
 from core.errors import ApplicationError, NotFound, PermissionDenied
 
@@ -115,24 +116,11 @@ def contract_draft(*, actor: Actor, center: Organization, terms: ContractTerms,
     return contract
 
 
-@transaction.atomic
 def contract_transition(*, contract: Contract, to: str, actor: Actor | None, reason: str = "",
                         fields: dict | None = None, request: HttpRequest | None = None) -> Contract:
-    """The one way a contract changes state; a refused move is a 409 naming the current state."""
-    locked = Contract.objects.select_for_update().get(pk=contract.pk)
-    if to not in CONTRACT_TRANSITIONS[locked.status]:
-        raise ApplicationError(f"This contract is {locked.get_status_display().lower()}: it cannot become {to}.",
-                               code="invalid_transition", status_code=409,
-                               fields={"status": [f"{locked.status} → {to} is not allowed"]})
-    from_status, locked.status = locked.status, to
-    for name, value in (fields or {}).items():
-        setattr(locked, name, value)
-    locked.save()
-    audit_record(action=f"contract.{to}", actor=actor.user if actor else None, request=request,
-                 organization_id=locked.center_id, object_type="billing.contract",
-                 object_id=str(locked.public_id), reason=reason[:500], extra={"from": from_status, "to": to})
-    contract.__dict__.update({k: v for k, v in locked.__dict__.items() if not k.startswith("_")})
-    return locked
+    """The one way a contract changes state (``CONTRACT_TRANSITIONS``)."""
+    return states.move(contract, to=to, table=CONTRACT_TRANSITIONS, noun="contract", actor=actor, reason=reason,
+                       fields=fields, request=request)
 
 
 def contract_propose(*, actor: Actor, contract: Contract, request: HttpRequest | None = None) -> Contract:

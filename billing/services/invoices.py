@@ -21,7 +21,7 @@ from accounts.models import Organization
 from accounts.policy import Actor
 from billing import policy
 from billing.models import INVOICE_TRANSITIONS, Invoice, InvoiceLine, JournalTransaction, LedgerAccount, Posting
-from billing.services import ledger
+from billing.services import ledger, states
 from billing.services.pricing import currency_of
 from core.errors import ApplicationError, NotFound, PermissionDenied
 
@@ -89,24 +89,11 @@ def invoice_generate(*, center: Organization, year: int, month: int, actor: Acto
     return invoice
 
 
-@transaction.atomic
 def invoice_transition(*, invoice: Invoice, to: str, actor: Actor | None, reason: str = "",
                        fields: dict | None = None, request: HttpRequest | None = None) -> Invoice:
-    """The one way an invoice changes state; a refused move is a 409 naming the current state."""
-    locked = Invoice.objects.select_for_update().get(pk=invoice.pk)
-    if to not in INVOICE_TRANSITIONS[locked.status]:
-        raise ApplicationError(f"This invoice is {locked.get_status_display().lower()}: it cannot become {to}.",
-                               code="invalid_transition", status_code=409,
-                               fields={"status": [f"{locked.status} → {to} is not allowed"]})
-    from_status, locked.status = locked.status, to
-    for name, value in (fields or {}).items():
-        setattr(locked, name, value)
-    locked.save()
-    audit_record(action=f"invoice.{to}", actor=actor.user if actor else None, request=request,
-                 organization_id=locked.center_id, object_type="billing.invoice", object_id=str(locked.public_id),
-                 reason=reason[:500], extra={"from": from_status, "to": to, "total_cents": locked.total_cents})
-    invoice.__dict__.update({k: v for k, v in locked.__dict__.items() if not k.startswith("_")})
-    return locked
+    """The one way an invoice changes state (``INVOICE_TRANSITIONS``)."""
+    return states.move(invoice, to=to, table=INVOICE_TRANSITIONS, noun="invoice", actor=actor, reason=reason,
+                       fields=fields, request=request, extra={"total_cents": invoice.total_cents})
 
 
 def _finance_only(actor: Actor, invoice: Invoice) -> None:

@@ -17,8 +17,6 @@ from __future__ import annotations
 import io
 import re
 from datetime import datetime
-from functools import cache
-from pathlib import Path
 from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
@@ -26,35 +24,17 @@ from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import LETTER
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from core.pdf import CJK_FONTS, fonts
 from core.timefmt import zone_abbreviation, zone_of
 from reporting.delivery import AMENDED, PRELIMINARY, check_document, display_name
 from reporting.document import Person, ReportDocument
 
-DEJAVU = Path("/usr/share/fonts/truetype/dejavu")
-CJK_FONTS = {"han": "STSong-Light", "kana": "HeiseiMin-W3", "hangul": "HYSMyeongJo-Medium"}
 CRITICAL_CATEGORY = {1: "immediate", 2: "urgent", 3: "non-urgent"}
 CHUNK = 3000  # characters per Paragraph: keeps reportlab's line breaking fast on very long lines
 MARGIN = 18 * mm
-
-
-@cache
-def fonts() -> tuple[str, str]:
-    """(regular, bold) font names, registering DejaVu Sans and the CJK fallbacks once per process."""
-    for name in CJK_FONTS.values():
-        pdfmetrics.registerFont(UnicodeCIDFont(name))
-    regular, bold = DEJAVU / "DejaVuSans.ttf", DEJAVU / "DejaVuSans-Bold.ttf"
-    if not (regular.exists() and bold.exists()):
-        return "Helvetica", "Helvetica-Bold"
-    pdfmetrics.registerFont(TTFont("DejaVuSans", str(regular)))
-    pdfmetrics.registerFont(TTFont("DejaVuSans-Bold", str(bold)))
-    pdfmetrics.registerFontFamily("DejaVuSans", normal="DejaVuSans", bold="DejaVuSans-Bold")
-    return "DejaVuSans", "DejaVuSans-Bold"
 
 
 def render_pdf(doc: ReportDocument) -> bytes:

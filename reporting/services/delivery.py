@@ -66,8 +66,11 @@ def report_document(report: Report, addenda_count: int = 0, *, addenda_rows: lis
     read_request, study, profile = report.read_request, report.read_request.study, report.radiologist
     sections_text = (report.preliminary_sections if preliminary else report.sections) or {}
     field_values = (report.preliminary_fields if preliminary else report.fields) or {}
+    # A signed report prints the template as it was signed; a preliminary, the template as it is.
+    template = report.template_snapshot or {"name": report.template.name, "sections": report.template.sections,
+                                            "fields": report.template.fields}
     sections = tuple(rd.Section(code=s["code"], title=s["title"], text=sections_text.get(s["code"], ""))
-                     for s in report.template.sections if sections_text.get(s["code"], "").strip())
+                     for s in template["sections"] if sections_text.get(s["code"], "").strip())
     has_history_section = any(s.code == "clinical_information" for s in sections)
     return rd.ReportDocument(
         report_id=str(report.public_id),
@@ -82,9 +85,9 @@ def report_document(report: Report, addenda_count: int = 0, *, addenda_rows: lis
                        study_date=study.study_date,
                        modality="/".join(imaging_modalities(study) or read_request.modalities),
                        description=study.study_description),
-        template_name=report.template.name,
+        template_name=template["name"],
         sections=sections,
-        fields=_fields(report.template.fields, field_values),
+        fields=_fields(template["fields"], field_values),
         # The clinical-information section starts from the request's history; print it once.
         clinical_history="" if has_history_section else read_request.clinical_history.strip(),
         ordering_physician=display_name(study.referring_physician_name),

@@ -53,8 +53,7 @@ def _conflict(message: str, code: str, **fields) -> ApplicationError:
 # --- checks ---------------------------------------------------------------------------------------
 
 def _author(actor: Actor, report: Report) -> None:
-    profile = profile_of(actor)
-    if profile is None or report.radiologist_id != profile.pk:
+    if actor.user is None or report.radiologist.user_id != actor.user.pk:
         raise NotFound("Report not found.")
 
 
@@ -318,9 +317,11 @@ def report_sign(*, actor: Actor, report: Report, version: int, second_factor_age
     report.status, report.signed_at, report.signed_by = Report.Status.FINAL, now, actor.user
     report.signer_name, report.signer_credentials = profile.name, profile.credentials_line
     report.content_hash = content_hash(report, critical)
+    report.template_snapshot = {"name": report.template.name, "sections": report.template.sections,
+                                "fields": report.template.fields}
     report.version += 1
     report.save(update_fields=["status", "signed_at", "signed_by", "signer_name", "signer_credentials",
-                               "content_hash", "version", "updated_at"])
+                               "content_hash", "template_snapshot", "version", "updated_at"])
     if critical is not None:
         CriticalResult.objects.create(report=report, read_request=read_request, center_id=read_request.center_id,
                                       category=critical.category, finding=critical.finding.strip(),

@@ -152,9 +152,11 @@ def report_autosave(request, public_id):
     (``{version, saved_at}``, or ``{error, code, fields}`` with 400, 404, 409 or 413)."""
     try:
         actor = actor_of(request)
-        read_request = selectors.assigned_request(actor=actor, public_id=public_id)  # 404 before reading the body
+        report = selectors.draft_of_assigned_request(actor=actor, public_id=public_id)  # one query, the hot path
+        if report is None:
+            read_request = selectors.assigned_request(actor=actor, public_id=public_id)  # 404 before the body
+            report = reports.report_open(actor=actor, read_request=read_request, request=request)
         version, sections, fields = _autosave_input(request)
-        report = reports.report_open(actor=actor, read_request=read_request, request=request)
         report = reports.report_save(actor=actor, report=report, version=version, sections=sections, fields=fields)
     except ApplicationError as exc:
         return _json_error(exc)

@@ -10,15 +10,9 @@ from accounts.models import AuditEvent
 from billing.models import Contract
 from billing.services import contracts
 from core.errors import ApplicationError, NotFound, PermissionDenied
-from tests.factories import MembershipFactory
 from tests.marketplace.helpers import actor, make_radiologist
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def group_admin(cast):
-    return MembershipFactory(user__email="group-admin@example.test", organization=cast.group, roles=["admin"]).user
 
 
 def terms(cast, **changes):

@@ -15,17 +15,11 @@ from billing.invoice_documents import invoice_csv, invoice_pdf
 from billing.models import Invoice, JournalTransaction, LedgerAccount
 from billing.services import invoices, ledger
 from core.errors import ApplicationError, NotFound, PermissionDenied
-from tests.factories import MembershipFactory
 from tests.marketplace.helpers import actor, make_radiologist
 
 Purpose = LedgerAccount.Purpose
 pytestmark = pytest.mark.django_db
 CHICAGO = ZoneInfo("America/Chicago")
-
-
-@pytest.fixture
-def finance(cast):
-    return MembershipFactory(user__email="pf@example.test", organization=cast.platform, roles=["finance"]).user
 
 
 @pytest.fixture

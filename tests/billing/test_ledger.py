@@ -12,7 +12,6 @@ from accounts.models import AuditEvent
 from billing.models import JournalTransaction, LedgerAccount, Posting
 from billing.services import ledger
 from core.errors import ApplicationError
-from tests.factories import MembershipFactory
 from tests.marketplace.helpers import make_radiologist
 
 Purpose = LedgerAccount.Purpose
@@ -23,11 +22,6 @@ pytestmark = pytest.mark.django_db
 def reader(cast):
     return make_radiologist(user=cast.radiologist)
 
-
-@pytest.fixture
-def finance(cast):
-    """A platform finance person."""
-    return MembershipFactory(user__email="pf@example.test", organization=cast.platform, roles=["finance"]).user
 
 
 def _read(cast, reader, reference="rr-1", gross=3700, fee_bp=1500, group=None):

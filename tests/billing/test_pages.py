@@ -15,26 +15,11 @@ from django.utils import timezone
 from accounts.models import AuditEvent
 from billing.models import Contract, Invoice
 from billing.services import ledger
-from tests.conftest import enroll_totp
-from tests.factories import MembershipFactory
 from tests.marketplace.helpers import make_radiologist
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def finance(cast):
-    """A platform finance person (platform people enroll in two-factor authentication)."""
-    user = MembershipFactory(user__email="pf@example.test", organization=cast.platform, roles=["finance"]).user
-    enroll_totp(user)
-    return user
-
-
-@pytest.fixture
-def group_admin(cast):
-    user = MembershipFactory(user__email="ga@example.test", organization=cast.group, roles=["admin"]).user
-    enroll_totp(user)
-    return user
 
 
 @pytest.fixture

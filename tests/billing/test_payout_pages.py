@@ -16,17 +16,9 @@ from billing.models import ManualPayout, StripePayout, Transfer
 from billing.services import connect, transfers
 from billing.services.webhooks import payout_refresh
 from tests.billing.fake_stripe import earning
-from tests.conftest import enroll_totp
-from tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture
-def finance(cast):
-    user = MembershipFactory(user__email="pf@example.test", organization=cast.platform, roles=["finance"]).user
-    enroll_totp(user)
-    return user
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ import pypdf
 import pytest
 
 from core.errors import ApplicationError
-from reporting.delivery.pdf import DEJAVU, fonts, render_pdf
+from core.pdf import DEJAVU, fonts
+from reporting.delivery.pdf import render_pdf
 from tests.conftest import require_or_skip
 from tests.reporting import documents
 

@@ -287,3 +287,27 @@ def test_a_deleted_study_is_not_brought_back_by_its_report(cast, django_capture_
     assert sorted(delivery.deliver(report.pk, 0)) == ["fhir", "hl7", "pdf", "sr"]
     assert Study.objects.get(pk=study.pk).deleted_at is not None
     assert not Instance.objects.filter(study=study, received_via="report").exists()
+
+
+def test_a_signed_report_prints_its_template_as_signed(cast, django_capture_on_commit_callbacks):
+    """Editing the template after signing changes no delivered title or label (the snapshot is signed content)."""
+    from reporting.services import reports
+    from reporting.services.delivery import report_document
+    from tests.marketplace.helpers import actor
+    from tests.reporting.conftest import assigned_read, make_template
+
+    template = make_template(name="Snapshot CT")
+    read_request = assigned_read(cast)
+    report = reports.report_open(actor=actor(cast.radiologist), read_request=read_request)
+    report = reports.report_save(actor=actor(cast.radiologist), report=report, version=report.version,
+                                 sections={**report.sections, "impression": "Normal."}, fields={})
+    with django_capture_on_commit_callbacks(execute=False):
+        signed = reports.report_sign(actor=actor(cast.radiologist), report=report, version=report.version,
+                                     second_factor_age=0)
+    template.name = "Renamed"
+    template.sections = [{**s, "title": s["title"].upper()} for s in template.sections]
+    template.save()
+    signed.refresh_from_db()
+    document = report_document(signed)
+    assert document.template_name == "Snapshot CT"
+    assert [s.title for s in document.sections] == ["Technique", "Findings", "Impression"]

@@ -112,6 +112,14 @@ def test_autosave_writes_the_draft_and_answers_the_new_version(cast, draft, logi
     assert draft.sections["findings"] == "Small left frontal contusion."
 
 
+def test_an_autosave_reads_the_draft_in_one_query(cast, draft, login, django_assert_max_num_queries):
+    """The hot path: session and user, the draft with its request, template and reader, the update."""
+    client = login(cast.radiologist)
+    autosave(client, draft.read_request, version=1, sections=draft.sections)  # the session is warm
+    with django_assert_max_num_queries(8):
+        assert autosave(client, draft.read_request, version=2, sections=draft.sections).status_code == 200
+
+
 def test_a_stale_version_is_refused_with_409_and_nothing_is_overwritten(cast, draft, login):
     client = login(cast.radiologist)
     assert autosave(client, draft.read_request, version=1, sections={"findings": "From tab one."}).status_code == 200
