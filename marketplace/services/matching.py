@@ -10,7 +10,8 @@ Rules, each adding a reason a center can read when it fails:
 - conflicts: never the original reader of an overread / second opinion nor anyone of that reader's
   group; never a reader the center blocked; a direct request goes to its one radiologist or group;
 - price: their minimum rate for the modality and priority is not above the quote.
-Ranked: the center's preferred readers first, then on-time rate, then current load.
+Ranked: the center's preferred readers (its list, the request's, its contracts') first, then on-time rate,
+then current load.
 
 Queries are constant in the number of radiologists: the profiles with their annotations (their weekly
 hours among them), their caseload, one per credential kind the eligibility rule needs (not the licenses
@@ -52,6 +53,7 @@ from django.utils import timezone
 from accounts.credentials.eligibility import EligibilityQuestion, as_text, json_values, licensed_on
 from accounts.credentials.vocab import modality_read_by, parse_jurisdiction
 from accounts.models import License, Membership, Organization, RadiologistProfile
+from billing.models import Contract
 from marketplace import schedule
 from marketplace.models import (
     Assignment,
@@ -119,7 +121,7 @@ class Candidate:
             return []
         reasons = []
         if self.preferred:
-            reasons.append(f"preferred by {self.read_request.center.name}")
+            reasons.append(f"preferred by {self.read_request.center.name}")  # its list, the request's or a contract's
         if self.on_shift:
             reasons.append("on shift now")
         else:
@@ -234,10 +236,16 @@ def _annotated(pool: QuerySet, read_request: ReadRequest, *, explain: bool) -> Q
             in_named_group=Exists(_group_memberships(
                 ReadRequest.preferred_groups.through.objects.filter(readrequest_id=read_request.pk)
                 .values("organization_id")).filter(user=OuterRef("user"))))
-    # The center's own lists, through its settings row (none: nobody is on them).
+    # The center's own lists, through its settings row (none: nobody is on them), and the preferred readers of
+    # its contracts in force today (billing).
+    today = timezone.localdate()
     return queryset.annotate(
         center_preferred=Exists(CenterSettings.preferred_radiologists.through.objects.filter(
             centersettings__center_id=read_request.center_id, radiologistprofile_id=OuterRef("pk"))),
+        contract_preferred=Exists(Contract.preferred_readers.through.objects.filter(
+            contract__center_id=read_request.center_id, contract__status=Contract.Status.ACTIVE,
+            contract__starts_on__lte=today, radiologistprofile_id=OuterRef("pk")).filter(
+            Q(contract__ends_on__isnull=True) | Q(contract__ends_on__gte=today))),
         blocked=Exists(CenterSettings.blocked_radiologists.through.objects.filter(
             centersettings__center_id=read_request.center_id, radiologistprofile_id=OuterRef("pk"))))
 
@@ -388,7 +396,7 @@ def match(read_request: ReadRequest, *, at: datetime | None = None, radiologist_
                                      subspecialties=json_values(row.specialties), credentials=credentials),
             load=load, capacity=row.max_concurrent_cases, finished=finished, on_time=on_time,
             preferred=bool(getattr(row, "center_preferred", False) or getattr(row, "named_reader", False)
-                           or getattr(row, "in_named_group", False)))
+                           or getattr(row, "in_named_group", False) or getattr(row, "contract_preferred", False)))
         if read_request.priority not in json_values(row.takes):
             candidate.reasons.append(f"does not take {priority_label} reads")
         candidate.reasons += _conflict_and_audience_reasons(row, read_request)

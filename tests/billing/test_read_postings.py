@@ -89,3 +89,23 @@ def test_cancelling_a_claimed_read_owes_the_contracts_cancellation_fee(cast, rea
     unclaimed = post(cast.center_admin, ingest_study(cast.center), audience="direct", direct_group=cast.group)
     read_request_cancel(actor=actor(cast.center_admin), read_request=unclaimed, reason="Duplicate")
     assert not JournalTransaction.objects.filter(reference=str(unclaimed.public_id)).exists()
+
+
+def test_a_contracts_preferred_readers_are_offered_the_read_first(cast, reader):
+    """A center's contract in force names preferred readers: matching ranks them first and the first tier of a
+    marketplace read goes to them alone (the others wait for the widening)."""
+    from marketplace.services.matching import match
+
+    other = make_radiologist(name="Other Reader")
+    contract = _contract(cast)
+    contract.preferred_readers.set([reader])
+    read_request = post(cast.center_admin, ingest_study(cast.center))
+    ranked = match(read_request).candidates
+    assert [c.radiologist_id for c in ranked][:1] == [reader.pk]
+    assert ranked[0].preferred
+    assert not next(c for c in ranked if c.radiologist_id == other.pk).preferred
+    offered = set(Offer.objects.filter(read_request=read_request).values_list("radiologist_id", flat=True))
+    assert offered == {reader.pk}
+    contract.status = Contract.Status.ENDED
+    contract.save()
+    assert not match(read_request).candidates[0].preferred
