@@ -77,6 +77,8 @@ class EarningsRow:
     gross: int
     fee: int
     net: int  # what the reader earns (positive) or is paid out (negative)
+    transfer: str = ""  # the Stripe transfer, or the transfer's state (held, pending, paid by hand)
+    payout: str = ""  # the Stripe payout or the payment by hand that carried it
 
 
 def payable_accounts(*, actor: Actor, organization: Organization | None = None) -> QuerySet[LedgerAccount]:
@@ -95,17 +97,36 @@ def earnings(*, accounts: QuerySet[LedgerAccount], start: datetime, end: datetim
     """Every posting on those accounts in [start, end), oldest first (one query)."""
     postings = (Posting.objects.filter(account__in=accounts, transaction__created_at__gte=start,
                                        transaction__created_at__lt=end)
-                .select_related("transaction").order_by("transaction__created_at", "id"))
+                .select_related("transaction__payout_transfer__stripe_payout",
+                                "transaction__payout_transfer__manual_payout")
+                .order_by("transaction__created_at", "id"))
     rows = []
     for posting in postings:
-        about = posting.transaction.details or {}
+        entry = posting.transaction
+        about = entry.details or {}
         net = -posting.amount  # a credit to a payable is money earned
-        gross = about.get("gross", net) if posting.transaction.kind == JournalTransaction.Kind.READ_SIGNED else net
-        rows.append(EarningsRow(posted_at=posting.transaction.created_at, kind=posting.transaction.kind,
+        gross = about.get("gross", net) if entry.kind == JournalTransaction.Kind.READ_SIGNED else net
+        transfer = getattr(entry, "payout_transfer", None)
+        rows.append(EarningsRow(posted_at=entry.created_at, kind=entry.kind,
                                 accession=about.get("accession", ""), modality=about.get("modality", ""),
                                 priority=about.get("priority", ""), study=about.get("study", ""),
-                                gross=gross, fee=gross - net if gross >= net else 0, net=net))
+                                gross=gross, fee=gross - net if gross >= net else 0, net=net,
+                                transfer=_transfer_label(transfer), payout=_payout_label(transfer)))
     return rows
+
+
+def _transfer_label(transfer) -> str:
+    if transfer is None:
+        return ""
+    return transfer.stripe_transfer_id or transfer.get_status_display().lower()
+
+
+def _payout_label(transfer) -> str:
+    if transfer is None:
+        return ""
+    if transfer.stripe_payout_id:
+        return transfer.stripe_payout.stripe_payout_id
+    return f"by hand: {transfer.manual_payout.reference}" if transfer.manual_payout_id else ""
 
 
 def owed(accounts: QuerySet[LedgerAccount]) -> int:

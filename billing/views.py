@@ -226,9 +226,9 @@ def earnings(request):
     if request.GET.get("format") == "csv":
         return _csv_response(f"earnings-{year}-{month:02d}.csv",
                              ["posted_at_utc", "kind", "accession", "modality", "priority", "study", "gross", "fee",
-                              "net", "currency"],
+                              "net", "currency", "transfer", "payout"],
                              [[r.posted_at.isoformat(), r.kind, r.accession, r.modality, r.priority, r.study, r.gross,
-                               r.fee, r.net, currency] for r in rows])
+                               r.fee, r.net, currency, r.transfer, r.payout] for r in rows])
     payee = (connect.Payee(organization=group) if group is not None else
              connect.Payee(radiologist=actor.user.radiologist_profile))
     return render(request, "billing/earnings.html", {

@@ -52,6 +52,12 @@ def test_finance_pays_by_hand_from_the_owed_list_and_traces_the_payment(cast, lo
     assert sorted(int(r["amount_cents"]) for r in traced) == [3_400, 8_500]
     assert {r["read_request"] for r in traced} == {read.reference for read in reads}
     assert login(cast.center_finance).get(reverse("payout_list")).status_code == 404
+    # The reader's statement shows which payment carried each read.
+    statement = list(csv.DictReader(io.StringIO(login(cast.radiologist).get(
+        reverse("earnings"), {"format": "csv"}).content.decode())))
+    reads_rows = [r for r in statement if r["kind"] == "read_signed"]
+    assert {r["payout"] for r in reads_rows} == {"by hand: BANK-2026-12-05"}
+    assert {r["transfer"] for r in reads_rows} == {"paid by hand"}
 
 
 def test_a_stripe_payout_is_traced_to_its_reads_with_each_difference(cast, login, finance, reader, fake_stripe):
@@ -78,6 +84,11 @@ def test_a_stripe_payout_is_traced_to_its_reads_with_each_difference(cast, login
     listing = client.get(reverse("payout_list")).content.decode()
     assert "1 difference" in listing
     assert StripePayout.objects.get().reconciled_at is not None
+    statement = {r["accession"]: r for r in csv.DictReader(io.StringIO(login(cast.radiologist).get(
+        reverse("earnings"), {"format": "csv"}).content.decode())) if r["kind"] == "read_signed"}
+    first = statement[reads[0].details["accession"]]
+    assert first["transfer"].startswith("tr_")
+    assert first["payout"] == remote["id"]
 
 
 def test_a_radiologist_goes_to_stripe_to_set_up_payouts(cast, login, reader, fake_stripe):
