@@ -4,7 +4,8 @@ Through the real services: two active contracts (Lakeside with Night Hawk Radiol
 service level and its credit; Bayview with Atlantic Teleradiology Partners), and one proposed by
 Summit that awaits Night Hawk's acceptance. The signed demo reads were posted to the ledger when
 their reports were signed; this month's invoices are drafted for every center with something owed,
-and of those the first (by name) is issued and the second issued and recorded as paid.
+and of those the first (by name) is issued and the second issued and recorded as paid. Stripe is off in the
+demo (the embedded default): the first reader owed is paid by hand, the others stay owed.
 
 Idempotent: contracts are found by (center, name); invoices by center and month (an issued or paid
 one is left as it is).
@@ -20,9 +21,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import policy
-from accounts.models import Organization, Role, User
-from billing.models import Contract, Invoice, LedgerAccount
-from billing.services import contracts, invoices
+from accounts.models import Organization, RadiologistProfile, Role, User
+from billing.models import Contract, Invoice, LedgerAccount, ManualPayout
+from billing.services import connect, contracts, invoices, payouts
 
 # (center, group, name, fee basis points, cancellation fee, rates, service levels, state)
 CONTRACTS = [
@@ -102,9 +103,31 @@ def _invoices(orgs: dict[str, Organization], report: BillingDemoReport) -> None:
                             f"({invoice.get_status_display().lower()}, {invoice.lines.count()} line(s))")
 
 
+def _payout(report: BillingDemoReport) -> None:
+    """With Stripe off (the embedded default) finance pays by bank transfer: the first payee owed (by name) is
+    paid by hand, the others stay owed, so the Payouts page shows both."""
+    finance = _member_with(Organization.objects.filter(kind=Organization.Kind.PLATFORM).first(), Role.FINANCE)
+    if finance is None or ManualPayout.objects.filter(reference="DEMO-PAYOUT-0001").exists():
+        return
+    actor = policy.actor_for_user(finance)
+    as_of = timezone.now()
+    owed = sorted(payouts.payouts_owed(actor=actor, as_of=as_of), key=lambda row: row.payee)
+    if not owed:
+        return
+    first = owed[0]
+    payee = (connect.Payee(radiologist=RadiologistProfile.objects.get(public_id=first.payee_id))
+             if first.payee_type == "radiologist" else
+             connect.Payee(organization=Organization.objects.get(public_id=first.payee_id)))
+    payouts.payout_mark_paid(actor=actor, payee=payee, currency=first.currency, amount_cents=first.amount_cents,
+                             reference="DEMO-PAYOUT-0001", as_of=as_of)
+    report.created += 1
+    report.lines.append(f"{first.payee}: paid {first.amount_cents} {first.currency} by hand (DEMO-PAYOUT-0001)")
+
+
 def load_demo_billing(orgs: dict[str, Organization], *, profile: str = "full") -> BillingDemoReport:
     report = BillingDemoReport()
     for spec in CONTRACTS:
         _contract(spec, orgs, report)
     _invoices(orgs, report)
+    _payout(report)
     return report

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.db.models import Sum
 
-from billing.models import Contract, Invoice, JournalTransaction, Posting
+from billing.models import Contract, Invoice, JournalTransaction, ManualPayout, Posting, Transfer
 from marketplace.models import ReadRequest, Status
 
 
@@ -41,6 +41,10 @@ def test_contracts_invoices_and_the_ledger_of_the_demo(demo):
     assert set(Invoice.objects.values_list("center__slug", flat=True)) == centers_with_reads
     assert Invoice.objects.filter(status="issued").count() == 1
     assert Invoice.objects.filter(status="paid").count() == 1
+    paid = ManualPayout.objects.get(reference="DEMO-PAYOUT-0001")
+    assert paid.amount_cents > 0
+    assert Transfer.objects.filter(manual_payout=paid).exists()
+    assert Transfer.objects.exclude(manual_payout=paid).filter(status__in=("pending", "held")).exists()  # still owed
     before = (Contract.objects.count(), Invoice.objects.count(), JournalTransaction.objects.count())
     load_demo()
     assert (Contract.objects.count(), Invoice.objects.count(), JournalTransaction.objects.count()) == before
