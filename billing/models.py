@@ -167,8 +167,15 @@ class LedgerAccount(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["purpose", "organization", "radiologist", "currency"],
-                                    name="ledger_account_once", nulls_distinct=False),
+            # Once per owner (an organization, a radiologist, or none: the platform's own), as partial unique
+            # constraints rather than NULLS NOT DISTINCT, which SQLite (the embedded default) lacks.
+            models.UniqueConstraint(fields=["purpose", "organization", "currency"],
+                                    condition=Q(organization__isnull=False), name="ledger_account_once_per_org"),
+            models.UniqueConstraint(fields=["purpose", "radiologist", "currency"],
+                                    condition=Q(radiologist__isnull=False), name="ledger_account_once_per_reader"),
+            models.UniqueConstraint(fields=["purpose", "currency"],
+                                    condition=Q(organization__isnull=True, radiologist__isnull=True),
+                                    name="ledger_account_once_for_platform"),
             models.CheckConstraint(condition=Q(organization__isnull=True) | Q(radiologist__isnull=True),
                                    name="ledger_account_one_owner"),
         ]

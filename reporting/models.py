@@ -42,8 +42,12 @@ class ReportTemplate(TimeStampedModel):
 
     class Meta:
         ordering = ["name", "id"]
-        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="report_template_name_per_owner",
-                                               nulls_distinct=False)]
+        constraints = [  # partial constraints, not NULLS NOT DISTINCT: SQLite (the embedded default) lacks it
+            models.UniqueConstraint(fields=["owner", "name"], condition=Q(owner__isnull=False),
+                                    name="report_template_name_per_owner"),
+            models.UniqueConstraint(fields=["name"], condition=Q(owner__isnull=True),
+                                    name="report_template_name_of_platform"),
+        ]
 
     def __str__(self) -> str:
         return self.name
