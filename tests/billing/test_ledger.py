@@ -181,3 +181,85 @@ def test_postgresql_accepts_a_balanced_transaction_and_then_freezes_it(postgres_
                 "DELETE FROM billing_journaltransaction WHERE id = %s"):
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql, [entry.pk])
+
+
+# --- what mutation testing found untested (bin/dev mutate billing/services/ledger.py) -------------------------
+
+def test_the_fee_refuses_what_it_cannot_be_and_rounds_at_exactly_half():
+    assert ledger.fee_cents(0, 1500) == 0  # nothing read, no fee: not an error
+    assert ledger.fee_cents(4999, 1) == 0  # 0.4999 of a cent rounds down
+    assert ledger.fee_cents(5000, 1) == 1  # 0.5 rounds up
+    for gross, bp in ((-1, 1500), (100, 10_001), (100, -1)):
+        with pytest.raises(ApplicationError) as refused:
+            ledger.fee_cents(gross, bp)
+        assert refused.value.fields["fee_basis_points"] == [
+            "The fee is between 0 and 100 % of a non-negative amount."]
+
+
+def test_a_read_is_posted_for_a_positive_amount_and_says_its_figures(cast, reader):
+    with pytest.raises(ApplicationError, match="positive amount") as refused:
+        _read(cast, reader, reference="free-read", gross=0)
+    assert "gross_cents" in refused.value.fields
+    entry = _read(cast, reader, reference="figures", gross=3700)
+    assert (entry.details["gross"], entry.details["fee"]) == (3700, 555)
+
+
+def test_a_posting_keeps_what_it_was_given_within_its_limits(cast, finance):
+    cash, revenue = ledger.account(Purpose.CASH, "USD"), ledger.account(Purpose.PLATFORM_REVENUE, "USD")
+    plain = ledger.post(kind="adjustment", natural_key="plain", currency="USD",
+                        legs=[ledger.Leg(cash, 1), ledger.Leg(revenue, -1)])
+    assert (plain.reference, plain.memo, plain.reason, plain.details, plain.created_by) == ("", "", "", {}, None)
+    long = ledger.post(kind="adjustment", natural_key="long", currency="USD", memo="m" * 400, reason="r" * 600,
+                       legs=[ledger.Leg(cash, 1), ledger.Leg(revenue, -1)], actor_user=finance)
+    assert (len(long.memo), len(long.reason), long.created_by) == (300, 500, finance)
+    with pytest.raises(ApplicationError) as zero:
+        ledger.post(kind="adjustment", natural_key="zero", currency="USD",
+                    legs=[ledger.Leg(cash, 0), ledger.Leg(revenue, 0)])
+    assert zero.value.fields["postings[0].amount"] == ["A posting of zero says nothing; leave it out."]
+    with pytest.raises(ApplicationError) as refused:
+        ledger.account(Purpose.CASH, "usd")
+    assert "currency" in refused.value.fields
+
+
+def test_a_one_cent_cancellation_fee_is_owed_and_a_credit_keeps_its_details(cast, reader):
+    fee = ledger.post_cancellation_fee(reference="c1", center=cast.center, radiologist=reader, group=None,
+                                       fee_cents_due=1, currency="USD", details={"accession": "A1"})
+    assert fee.postings.get(account__purpose=Purpose.READER_PAYABLE).amount == -1
+    assert fee.details == {"accession": "A1"}
+    credit = ledger.post_sla_credit(reference="c1", center=cast.center, credit_cents=250, currency="USD",
+                                    details={"accession": "A1"})
+    assert (credit.details, credit.reference) == ({"accession": "A1"}, "c1")
+    assert credit.memo == "Service-level credit on read c1"
+
+
+def test_an_adjustment_records_who_what_and_why(cast, finance):
+    receivable = ledger.account(Purpose.CENTER_RECEIVABLE, "USD", organization=cast.center)
+    revenue = ledger.account(Purpose.PLATFORM_REVENUE, "USD")
+    with pytest.raises(ApplicationError) as refused:
+        ledger.post_adjustment(actor_user=finance, natural_key="why", currency="USD", reason="",
+                               legs=[ledger.Leg(receivable, -5), ledger.Leg(revenue, 5)])
+    assert refused.value.fields["reason"] == ["Say why this adjustment is made."]
+    reason = "Goodwill for a late read " + "x" * 600
+    entry = ledger.post_adjustment(actor_user=finance, natural_key="g2", currency="USD", reason=reason,
+                                   reference="rr-7", legs=[ledger.Leg(receivable, -5), ledger.Leg(revenue, 5)])
+    assert (entry.reference, entry.created_by, entry.kind) == ("rr-7", finance, "adjustment")
+    assert entry.reason == reason[:500]
+    event = AuditEvent.objects.get(action="ledger.adjustment", object_id=str(entry.pk))
+    assert (event.actor, event.object_type, len(event.reason)) == (finance, "billing.journaltransaction", 500)
+    assert event.extra["legs"] == [[receivable.pk, -5], [revenue.pk, 5]]
+    assert event.extra["natural_key"] == "adjustment:g2"
+
+
+def test_a_reversal_says_why_and_who_and_is_audited(cast, reader, finance):
+    entry = _read(cast, reader, reference="to-reverse")
+    with pytest.raises(ApplicationError) as refused:
+        ledger.reverse(entry=entry, reason=" ", actor_user=finance)
+    assert "reason" in refused.value.fields
+    mirror = ledger.reverse(entry=entry, reason="posted against the wrong reader", actor_user=finance)
+    assert (mirror.reason, mirror.created_by, mirror.reference) == ("posted against the wrong reader", finance,
+                                                                     "to-reverse")
+    assert mirror.memo == f"Reverses {entry.natural_key}"
+    event = AuditEvent.objects.get(action="ledger.reversal", object_id=str(mirror.pk))
+    assert (event.actor, event.object_type, event.reason) == (finance, "billing.journaltransaction",
+                                                              "posted against the wrong reader")
+    assert event.extra == {"reverses": entry.natural_key}
