@@ -86,6 +86,7 @@ class Organization(TimeStampedModel):
         IMAGING_CENTER = "imaging_center", "Imaging center"
         RADIOLOGY_GROUP = "radiology_group", "Radiology group"
         PLATFORM = "platform", "Platform"
+        PATIENT = "patient", "Personal space"  # a patient's own images: no members, only its owner
 
     name = models.CharField(max_length=200)
     legal_name = models.CharField(max_length=300)
@@ -296,3 +297,26 @@ __all__ = [
     "MqsaQualification", "Notification", "Organization", "OrganizationApiKey", "PersonalApiToken",
     "RadiologistProfile", "Role", "User", "VerificationMethod", "VerificationStatus",
 ]
+
+
+class PatientProfile(TimeStampedModel):
+    """What a patient tells us before ordering, and their private space for images.
+
+    The residence (country and state/province), not the imaging center's, decides which licenses a
+    reader of their second opinion needs (telemedicine). ``space`` is an organization of kind
+    ``patient`` that owns the patient's uploads; the patient is not a member of it: the Actor carries
+    its id, so no professional route ever opens to a patient by membership.
+    """
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="patient_profile")
+    date_of_birth = models.DateField()
+    country = models.CharField(max_length=2)
+    region = models.CharField(max_length=3, blank=True)
+    space = models.OneToOneField(Organization, on_delete=models.PROTECT, related_name="patient_profile")
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.jurisdiction})"
+
+    @property
+    def jurisdiction(self) -> str:
+        return f"{self.country}-{self.region}" if self.region else self.country

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from django.http import HttpRequest
 
-from accounts.models import PHI_ROLES, Membership, Organization, OrganizationApiKey, Role, User
+from accounts.models import PHI_ROLES, Membership, Organization, OrganizationApiKey, PatientProfile, Role, User
 from core.access import Access
 
 ACTIVE_ORG_SESSION_KEY = "readroom_active_org"
@@ -24,6 +24,7 @@ class Actor:
     memberships: dict[int, Membership] = field(default_factory=dict)
     active_organization: Organization | None = None
     api_key: OrganizationApiKey | None = None
+    personal_space_id: int | None = None  # a patient's own images (PatientProfile.space)
 
     @property
     def is_authenticated(self) -> bool:
@@ -91,7 +92,11 @@ def actor_for_user(user: User | None, *, active_org_id: int | None = None) -> Ac
     active = memberships.get(active_org_id) if active_org_id else None
     if active is None and memberships:
         active = sorted(memberships.values(), key=lambda m: m.organization.name)[0]
-    return Actor(user=user, memberships=memberships, active_organization=active.organization if active else None)
+    space_id = None
+    if user.kind == User.Kind.PATIENT and not memberships:
+        space_id = PatientProfile.objects.filter(user=user).values_list("space_id", flat=True).first()
+    return Actor(user=user, memberships=memberships, active_organization=active.organization if active else None,
+                 personal_space_id=space_id)
 
 
 def actor_for_api_key(key: OrganizationApiKey) -> Actor:
@@ -172,6 +177,7 @@ ROUTES: dict[str, Access] = {
     "token_list": Access.AUTHENTICATED,
     "token_create": Access.AUTHENTICATED,
     "token_revoke": Access.AUTHENTICATED,
+    "patient_details": Access.AUTHENTICATED,  # patients only (anyone else: 404)
     "notification_list": Access.AUTHENTICATED,  # each person's own notifications only
     "notification_mark_read": Access.AUTHENTICATED,
     "notification_mark_all_read": Access.AUTHENTICATED,

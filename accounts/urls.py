@@ -5,6 +5,7 @@ from django.urls import path
 from accounts import views
 from accounts.views import credentials as credential_views
 from accounts.views import notifications as notification_views
+from accounts.views import patient as patient_views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -24,6 +25,8 @@ urlpatterns = [
     path("settings/tokens/", views.token_list, name="token_list"),
     path("settings/tokens/new/", views.token_create, name="token_create"),
     path("settings/tokens/<uuid:public_id>/revoke/", views.token_revoke, name="token_revoke"),
+    # a patient's details (their personal space opens with the first save)
+    path("my/details/", patient_views.patient_details, name="patient_details"),
     # the person's own in-app notifications
     path("notifications/", notification_views.notification_list, name="notification_list"),
     path("notifications/<uuid:public_id>/read/", notification_views.notification_mark_read,

@@ -197,6 +197,8 @@ class JournalTransaction(models.Model):
         INVOICE_PAID = "invoice_paid", "Invoice paid"
         PAYOUT = "payout", "Earning paid out"  # Stripe transfer or manual payout (billing.services.transfers)
         PAYOUT_REVERSED = "payout_reversed", "Payout reversed"
+        PAYMENT_RECEIVED = "payment_received", "Card payment received"  # billing.services.checkout
+        PAYMENT_REFUNDED = "payment_refunded", "Card payment refunded"
 
     natural_key = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -452,3 +454,72 @@ class StripeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id}"
+
+
+# --- card payments through Stripe Checkout (patients' orders, centers' invoices) ---------------------
+# Written by billing.services.checkout; migration 0007.
+
+class Payment(TimeStampedModel):
+    """One charge for one thing (``reference``: ``order:<uuid>``, ``invoice:<uuid>``), paid up front by card.
+
+    ``open → paid → refunded`` (or ``paid → refund_pending → refunded`` while Stripe works), ``open →
+    expired`` (``PAYMENT_TRANSITIONS``, moved only by ``billing.services.checkout``). Among payments that did
+    not expire a reference appears once, so a thing is never charged twice. ``provider`` "none" marks a test
+    payment confirmed on an installation with Stripe off (no money moved).
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Waiting for payment"
+        PAID = "paid", "Paid"
+        REFUND_PENDING = "refund_pending", "Refund under way"
+        REFUNDED = "refunded", "Refunded"
+        EXPIRED = "expired", "Expired unpaid"
+
+    class Provider(models.TextChoices):
+        STRIPE = "stripe", "Stripe Checkout"
+        NONE = "none", "Test payment (no card taken)"
+
+    payer = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="payments")
+    reference = models.CharField(max_length=100, help_text="What is paid for, e.g. order:<uuid>.")
+    description = models.CharField(max_length=300)
+    amount_cents = models.PositiveBigIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    provider = models.CharField(max_length=10, choices=Provider.choices)
+    customer_email = models.EmailField(blank=True)
+    success_url = models.CharField(max_length=2000, help_text="Where the payer goes once paid (the caller's page).")
+    cancel_url = models.CharField(max_length=2000)
+    checkout_url = models.CharField(max_length=2000, help_text="Stripe's hosted page, or ReadRoom's test-payment page.")
+    stripe_checkout_session_id = models.CharField(max_length=100, unique=True, null=True, blank=True)
+    stripe_payment_intent_id = models.CharField(max_length=100, blank=True, db_index=True)
+    stripe_refund_id = models.CharField(max_length=100, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    expired_at = models.DateTimeField(null=True, blank=True)
+    refund_reason = models.CharField(max_length=500, blank=True)
+    refund_requested_at = models.DateTimeField(null=True, blank=True)
+    refunded_at = models.DateTimeField(null=True, blank=True)
+    refund_attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["reference"], condition=~Q(status="expired"),
+                                    name="payment_once_per_reference"),
+            models.CheckConstraint(condition=Q(amount_cents__gt=0), name="payment_amount_positive"),
+        ]
+        indexes = [models.Index(fields=["reference", "status"]), models.Index(fields=["payer", "status"]),
+                   models.Index(fields=["status", "refund_requested_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.reference}: {self.amount_cents} {self.currency} ({self.status})"
+
+
+PAYMENT_TRANSITIONS: dict[str, frozenset[str]] = {
+    Payment.Status.OPEN: frozenset({Payment.Status.PAID, Payment.Status.EXPIRED}),
+    Payment.Status.PAID: frozenset({Payment.Status.REFUND_PENDING, Payment.Status.REFUNDED}),
+    # Back to paid when Stripe refuses the refund (finance decides what follows).
+    Payment.Status.REFUND_PENDING: frozenset({Payment.Status.REFUNDED, Payment.Status.PAID}),
+    Payment.Status.REFUNDED: frozenset(),
+    Payment.Status.EXPIRED: frozenset(),
+}

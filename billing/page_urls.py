@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from billing import payout_views, views
+from billing import payment_views, payout_views, views
 
 urlpatterns = [
     path("billing/contracts/", views.contract_list, name="contract_list"),
@@ -19,4 +19,7 @@ urlpatterns = [
     path("billing/payouts/<uuid:public_id>/", payout_views.payout_detail, name="payout_detail"),
     path("billing/payouts/by-hand/<uuid:public_id>/", payout_views.manual_payout_detail, name="manual_payout_detail"),
     path("billing/earnings/payouts/", payout_views.payout_onboarding, name="payout_onboarding"),
+    path("billing/payments/<uuid:public_id>/return/", payment_views.payment_return, name="payment_return"),
+    path("billing/payments/<uuid:public_id>/test-payment/", payment_views.payment_test_pay, name="payment_test_pay"),
+    path("billing/payments/invoice/<uuid:public_id>/", payment_views.invoice_pay_card, name="invoice_pay_card"),
 ]

@@ -67,6 +67,10 @@ PAGE_ROUTES: dict[str, Access] = {
     "payout_detail": Access.PLATFORM_OVERSIGHT,
     "manual_payout_detail": Access.PLATFORM_OVERSIGHT,
     "payout_onboarding": Access.AUTHENTICATED,  # a radiologist for themselves, a group's money people for it
+    # Card payments: the payer alone (the patient of the paying personal space, the paying center's money people).
+    "payment_return": Access.AUTHENTICATED,
+    "payment_test_pay": Access.AUTHENTICATED,
+    "invoice_pay_card": Access.AUTHENTICATED,  # a center's admins and finance, for its issued invoices
 }
 
 ROUTES: dict[str, Access] = {

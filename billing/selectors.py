@@ -18,7 +18,7 @@ from django.db.models.functions import TruncWeek
 from accounts.models import Organization
 from accounts.policy import Actor
 from billing import policy
-from billing.models import Contract, Invoice, JournalTransaction, LedgerAccount, Posting
+from billing.models import Contract, Invoice, JournalTransaction, LedgerAccount, Payment, Posting
 from core.errors import NotFound
 
 Purpose = LedgerAccount.Purpose
@@ -188,3 +188,18 @@ def earnings_by_reader(*, actor: Actor, start: datetime, end: datetime) -> list[
             .annotate(total=Sum("amount")).order_by("total"))
     return [(r["account__organization__name"] or r["account__radiologist__display_name"]
              or r["account__radiologist__user__full_name"] or "—", -r["total"]) for r in rows]
+
+
+def payment_get(*, actor: Actor, public_id) -> Payment:
+    """A payment its payer may act on (the patient of the paying personal space, the payer's money people)."""
+    from billing.services.checkout import can_pay
+
+    payment = Payment.objects.select_related("payer").filter(public_id=public_id).first()
+    if payment is None or not can_pay(actor, payment):
+        raise NotFound("Payment not found.")
+    return payment
+
+
+def payment_for_reference(*, payer: Organization, reference: str) -> Payment | None:
+    """The payer's payment for a thing that did not expire (paid, open or refunded), if any."""
+    return Payment.objects.filter(payer=payer, reference=reference).exclude(status=Payment.Status.EXPIRED).first()

@@ -23,7 +23,7 @@ from accounts.views.common import actor_of, message_refusal, page_errors, rule_r
 from billing import policy, selectors, stripe_client
 from billing.forms import ContractForm, GenerateInvoicesForm, ReasonForm, parse_month
 from billing.invoice_documents import invoice_csv, invoice_pdf
-from billing.services import connect
+from billing.services import connect, invoice_cards
 from billing.services import contracts as contract_services
 from billing.services import invoices as invoice_services
 from core.charts import bar_chart
@@ -158,7 +158,8 @@ def invoice_detail(request, public_id):
     invoice = selectors.invoice_get(actor=actor, public_id=public_id)
     return render(request, "billing/invoice_detail.html", {
         "invoice": invoice, "lines": selectors.invoice_lines(invoice),
-        "is_finance": policy.is_platform_finance(actor)})
+        "is_finance": policy.is_platform_finance(actor), "card_payment": invoice_cards.payment_of(invoice),
+        "can_pay_card": actor.has_role(invoice.center_id, *policy.MONEY_ROLES)})
 
 
 INVOICE_ACTIONS = {

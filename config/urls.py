@@ -24,6 +24,7 @@ urlpatterns = [
          name="api_docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api_schema"), name="api_redoc"),
     path("studies/", include("studies.urls")),
+    path("my/", include("studies.patient_urls")),  # a patient's own images
     path("", include("marketplace.urls")),
     path("", include("reporting.urls")),
     path("", include("billing.urls")),

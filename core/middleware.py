@@ -1,17 +1,29 @@
 """Response headers that hold for every page."""
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.urls import Resolver404, get_resolver
 from django.views.defaults import page_not_found, permission_denied
 
-# htmx and our own scripts are served from /static; nothing inline, nothing third-party.
+# htmx and our own scripts are served from /static; nothing inline, nothing third-party. Forms post to
+# ourselves, and a "Pay" form's answer may redirect to Stripe Checkout's hosted page (Chromium holds a
+# form's redirects to form-action): Stripe's, or the Stripe-protocol server STRIPE_API_BASE names.
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; worker-src 'self' blob:; font-src 'self' data:; object-src 'none'; "
-    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    "base-uri 'self'; form-action 'self' https://checkout.stripe.com{checkout}; frame-ancestors 'none'"
 )
+
+
+def _policy() -> str:
+    configured = getattr(settings, "CONTENT_SECURITY_POLICY", None)
+    if configured:
+        return configured
+    base = urlsplit(getattr(settings, "STRIPE_API_BASE", "") or "")
+    return _CSP.format(checkout=f" {base.scheme}://{base.netloc}" if base.scheme and base.netloc else "")
 
 
 class ContentSecurityPolicyMiddleware:
@@ -21,7 +33,7 @@ class ContentSecurityPolicyMiddleware:
     def __call__(self, request):
         response = self.get_response(request)
         if not request.path.startswith(("/api/docs", "/admin/")):
-            response.headers.setdefault("Content-Security-Policy", getattr(settings, "CONTENT_SECURITY_POLICY", _CSP))
+            response.headers.setdefault("Content-Security-Policy", _policy())
         return response
 
 

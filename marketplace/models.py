@@ -363,3 +363,5 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} → {self.endpoint_id} ({self.status})"
+
+from marketplace.order_models import SecondOpinionOrder  # noqa: E402,F401 - a patient's order (issue 17)

@@ -59,6 +59,13 @@ def can_manage_webhooks(actor: Actor, center: Organization) -> bool:
 
 
 ROUTES: dict[str, Access] = {
+    # a patient's second opinions: their own orders only (anyone else: 404)
+    "opinion_order_list": Access.AUTHENTICATED,
+    "opinion_order_create": Access.AUTHENTICATED,
+    "opinion_order_detail": Access.AUTHENTICATED,
+    "opinion_order_pay": Access.AUTHENTICATED,
+    "opinion_order_cancel": Access.AUTHENTICATED,
+    "opinion_order_receipt": Access.AUTHENTICATED,
     # pages
     "read_request_list": Access.ORG_MEMBER,  # the active center's requests (view roles)
     "read_request_rows": Access.ORG_MEMBER,  # the same, the rows alone (htmx polling)

@@ -2,9 +2,16 @@
 
 from django.urls import path
 
-from marketplace.views import center, hours, ops, settings, webhooks, worklist
+from marketplace.views import center, hours, ops, patient, settings, webhooks, worklist
 
 urlpatterns = [
+    # a patient's second opinions (issue 17)
+    path("my/opinions/", patient.opinion_order_list, name="opinion_order_list"),
+    path("my/opinions/new/<uuid:study_id>/", patient.opinion_order_create, name="opinion_order_create"),
+    path("my/opinions/<uuid:public_id>/", patient.opinion_order_detail, name="opinion_order_detail"),
+    path("my/opinions/<uuid:public_id>/pay/", patient.opinion_order_pay, name="opinion_order_pay"),
+    path("my/opinions/<uuid:public_id>/cancel/", patient.opinion_order_cancel, name="opinion_order_cancel"),
+    path("my/opinions/<uuid:public_id>/receipt/", patient.opinion_order_receipt, name="opinion_order_receipt"),
     # the center's read requests
     path("reads/", center.read_request_list, name="read_request_list"),
     path("reads/rows/", center.read_request_rows, name="read_request_rows"),

@@ -149,6 +149,9 @@ def load_demo_reporting(organizations: dict[str, Organization], *, report, profi
             return
         for story in DEMO_REPORTS:
             _bring_about(story, organizations, readers, report, profile=profile)
+        from reporting.demo_patients import load_demo_patients
+
+        load_demo_patients(report, profile=profile)  # the patients' own images and second opinions (issue 17)
 
 
 def _count(report, outcome: str) -> None:

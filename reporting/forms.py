@@ -52,6 +52,8 @@ class SignForm(ServiceErrorsMixin, VersionForm):
                                        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"])
     method = forms.ChoiceField(choices=[("", "—"), *CriticalResult.Method.choices], required=False, label="How")
     read_back = forms.BooleanField(required=False, label="The finding was read back to me")
+    # A second opinion: the draft version whose plain-language summary the reader reviewed before signing.
+    summary_reviewed = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
 
     def __init__(self, *args, zone: str, **kwargs):
         super().__init__(*args, **kwargs)

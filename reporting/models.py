@@ -15,8 +15,10 @@ from accounts.models import Organization, RadiologistProfile
 from core.models import TimeStampedModel
 from marketplace.models import ReadRequest
 
-# The IHE MRRT / RSNA sections every template draws from, in the order they are shown.
-SECTION_CODES = ("clinical_information", "comparison", "technique", "findings", "impression")
+# The IHE MRRT / RSNA sections every template draws from, in the order they are shown, and the patient's
+# plain-language summary that marks a second-opinion template (issue 17).
+PATIENT_SUMMARY = "patient_summary"
+SECTION_CODES = ("clinical_information", "comparison", "technique", "findings", "impression", PATIENT_SUMMARY)
 FIELD_KINDS = ("choice", "number", "yesno", "text")
 MAX_SECTION_CHARS = 20_000  # one section; a whole report stays well under the 1 MB request limit
 MAX_BODY_CHARS = 100_000
@@ -221,3 +223,35 @@ class Message(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"message on {self.read_request_id}"
+
+
+MAX_PATIENT_QUESTION_CHARS = 1000
+MAX_PATIENT_ANSWER_CHARS = 4000
+
+
+class PatientQuestion(TimeStampedModel):
+    """The one follow-up question the patient of a signed second opinion may ask its reader (within 7 days
+    of signing), and the reader's one answer. The only way a reader and a patient talk (issue 17)."""
+
+    report = models.OneToOneField(Report, on_delete=models.PROTECT, related_name="patient_question")
+    asked_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    question = models.TextField(max_length=MAX_PATIENT_QUESTION_CHARS)
+    answer = models.TextField(blank=True, max_length=MAX_PATIENT_ANSWER_CHARS)
+    answered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(answered_at__isnull=True) & Q(answer="") & Q(answered_by__isnull=True))
+                | (Q(answered_at__isnull=False) & ~Q(answer="") & Q(answered_by__isnull=False)),
+                name="patient_question_answered_whole"),
+        ]
+        indexes = [models.Index(fields=["answered_at"])]
+
+    def __str__(self) -> str:
+        return f"patient question on {self.report_id}"
+
+
+from reporting.share_models import DoctorShare  # noqa: E402,F401 - a patient's link for their doctor (issue 17)

@@ -7,6 +7,10 @@
   (reports are clinical).
 - Platform operations read every report and every critical result (escalation), never write one.
 - A center's or group's admins edit their own templates; platform operations edit the platform's.
+- A patient reads their own signed second opinion and asks its reader one follow-up question; the
+  reader answers it once (``reporting.patient``).
+- The patient shares a signed second opinion with their doctor by an expiring link and a code; whoever
+  holds both reads it, without an account, until it expires or is revoked (``reporting.shares``).
 """
 
 from __future__ import annotations
@@ -75,8 +79,26 @@ TEMPLATE_ROUTES: dict[str, Access] = {
     "macro_edit": Access.AUTHENTICATED,
     "macro_delete": Access.AUTHENTICATED,
 }
+PATIENT_ROUTES: dict[str, Access] = {
+    # the ordering patient only (reporting.patient.opinion_order_get); anyone else 404
+    "patient_report": Access.AUTHENTICATED,
+    "patient_report_pdf": Access.AUTHENTICATED,
+    "patient_question_ask": Access.AUTHENTICATED,
+    # the reader of that second opinion only (reporting.selectors.assigned_request); anyone else 404
+    "patient_question_answer": Access.AUTHENTICATED,
+    "patient_questions_waiting": Access.AUTHENTICATED,  # a radiologist's own; anyone else 404
+}
+SHARE_ROUTES: dict[str, Access] = {
+    # the ordering patient only (marketplace.order_selectors.order_get); anyone else 404
+    "doctor_share_list": Access.AUTHENTICATED,
+    "doctor_share_revoke": Access.AUTHENTICATED,
+    # the patient's doctor, without an account: the link's token, then its code (reporting.share_access)
+    "shared_report": Access.TOKEN,
+    "shared_image": Access.TOKEN,
+}
 API_ROUTES: dict[str, Access] = {
     "api_read_request_report": Access.AUTHENTICATED,  # the center by role, operations, the reader (404 otherwise)
 }
 
-ROUTES: dict[str, Access] = {**WORKSPACE_ROUTES, **CENTER_ROUTES, **CRITICAL_ROUTES, **TEMPLATE_ROUTES, **API_ROUTES}
+ROUTES: dict[str, Access] = {**WORKSPACE_ROUTES, **CENTER_ROUTES, **CRITICAL_ROUTES, **TEMPLATE_ROUTES,
+                             **PATIENT_ROUTES, **SHARE_ROUTES, **API_ROUTES}

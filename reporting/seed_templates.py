@@ -4,7 +4,9 @@ Plain data only (no model imports), so that the data migration can read it. Each
 ``reporting.templates.check_definition`` accepts, plus ``name``, ``modalities`` and ``body_parts``, the
 keys ``reporting.templates.choose`` ranks by: a modality must match, then the longest body-part keyword
 found in the study's body part or description wins. "General radiology" lists no modality: it fits any
-study and is chosen only when no template for the study's modality exists.
+study and is chosen only when no template for the study's modality exists. "Second opinion" (issue 17)
+has the patient's plain-language summary section: ``reporting.templates.choose`` gives it to every read of
+kind ``second_opinion``, whatever the modality, and to no other read.
 """
 
 from __future__ import annotations
@@ -52,6 +54,32 @@ MAMMOGRAPHY_FIELDS = [
     _choice("breast_density", "Breast density (BI-RADS)", BREAST_DENSITY, section="findings", required=True),
     _choice("birads", "BI-RADS assessment category", BIRADS_CATEGORIES, section="impression", required=True),
 ]
+
+# A second opinion states whether it agrees with the report the patient already has (issue 17).
+AGREEMENT = "agreement"
+AGREEMENT_CHOICES = [
+    ("agrees", "Agrees with the original report"),
+    ("partly_agrees", "Partly agrees with the original report"),
+    ("disagrees", "Disagrees with the original report"),
+    ("no_original", "No original report was given"),
+]
+
+SECOND_OPINION = {
+    "name": "Second opinion",
+    "modalities": [],
+    "body_parts": [],
+    "sections": [
+        _section("clinical_information", "Clinical question"),
+        _section("findings", "Findings"),
+        _section("impression", "Impression"),
+        # No normal text: the reader writes it for this patient (the editor shows how, as a placeholder).
+        _section("patient_summary", "Plain-language summary for the patient"),
+    ],
+    "fields": [
+        _choice(AGREEMENT, "Agreement with the original report", AGREEMENT_CHOICES, section="impression",
+                required=True),
+    ],
+}
 
 TEMPLATES: list[dict] = [
     {
@@ -225,4 +253,5 @@ TEMPLATES: list[dict] = [
         ],
         "fields": [],
     },
+    SECOND_OPINION,
 ]

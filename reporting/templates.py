@@ -1,5 +1,7 @@
 """Report templates as data: the shape a definition must have, the values its fields accept, and which
 template a read gets by default (modality and body part; a center's or group's own before the platform's).
+A template with the patient's plain-language summary section is a second-opinion template: it is for
+reads of kind ``second_opinion`` only, and they get only such templates.
 """
 
 from __future__ import annotations
@@ -9,9 +11,21 @@ from decimal import Decimal, InvalidOperation
 from django.db.models import Q
 
 from core.errors import ApplicationError
-from reporting.models import FIELD_KINDS, SECTION_CODES, ReportTemplate
+from reporting.models import FIELD_KINDS, PATIENT_SUMMARY, SECTION_CODES, ReportTemplate
+from reporting.seed_templates import AGREEMENT
 
 YES_NO = ("yes", "no")
+SECOND_OPINION_KIND = "second_opinion"  # marketplace.models.Kind.SECOND_OPINION
+
+
+def for_second_opinion(template: ReportTemplate) -> bool:
+    """Whether the template is written for a patient's second opinion (it has the plain-language summary)."""
+    return any(section.get("code") == PATIENT_SUMMARY for section in template.sections)
+
+
+def fits_kind(template: ReportTemplate, kind: str) -> bool:
+    """A second opinion is written on a second-opinion template, any other read on any other template."""
+    return for_second_opinion(template) == (kind == SECOND_OPINION_KIND)
 
 
 def _bad(field: str, message: str) -> ApplicationError:
@@ -47,6 +61,23 @@ def check_definition(sections: list, fields: list) -> None:
             raise _bad(f"fields[{i}].choices", "A pick list needs its choices.")
         if spec.get("section", "findings") not in seen:
             raise _bad(f"fields[{i}].section", "A field belongs to one of the template's sections.")
+
+
+def check_second_opinion(report) -> None:
+    """A patient's second opinion is signed on a second-opinion template, with its plain-language summary
+    and its statement of agreement with the original report (issue 17); other reads pass."""
+    if report.read_request.kind != SECOND_OPINION_KIND:
+        return
+    if not for_second_opinion(report.template):
+        raise ApplicationError.for_field("template", "A second opinion is written on a second-opinion template "
+                                                     "(with the patient's plain-language summary): switch to one.",
+                                         code="required")
+    if not report.sections.get(PATIENT_SUMMARY, "").strip():
+        raise ApplicationError.for_field(f"sections.{PATIENT_SUMMARY}", "Write the plain-language summary for the "
+                                                                        "patient before signing.", code="required")
+    if not str(report.fields.get(AGREEMENT, "")).strip():
+        raise ApplicationError.for_field(f"fields.{AGREEMENT}", "State whether you agree with the original report "
+                                                                "before signing.", code="required")
 
 
 def field_error(spec: dict, value: str) -> str:
@@ -85,14 +116,17 @@ def usable_templates(*, center_id: int, group_ids: list[int]):
 
 
 def choose(templates, *, modalities: list[str], body_part: str, description: str,
-           center_id: int) -> ReportTemplate | None:
-    """The best template for a read: modality must match (a template for no modality fits any); then
+           center_id: int, kind: str = "primary") -> ReportTemplate | None:
+    """The best template for a read: it must fit the read's kind (``fits_kind``); modality must match (a
+    template for no modality fits any); then
     a body-part keyword found in the study's body part or description; then the center's own, a
     group's, the platform's; then name (stable)."""
     text = f"{body_part} {description}".upper()
     wanted = {m.upper() for m in modalities}
 
     def score(template: ReportTemplate):
+        if not fits_kind(template, kind):
+            return None
         listed = {m.upper() for m in template.modalities}
         if listed and not listed & wanted:
             return None

@@ -13,8 +13,8 @@ import re
 from django import forms
 from django.contrib import admin
 
+from accounts.credentials.vocab import REGION_REQUIRED
 from studies.models import DicomAeTitle, DicomPeer, Instance, Series, Study, StudyAccessGrant
-from studies.services import REGION_REQUIRED
 
 # PS3.5 AE VR: at most 16 characters of the default repertoire, no backslash, no control characters;
 # leading and trailing spaces are not significant.

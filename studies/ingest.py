@@ -40,6 +40,7 @@ from studies.models import Instance, Series, Study
 
 logger = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
+_META_HEAD = 64 * 1024  # holds the file meta of any real sender; below dicom.META_SEARCH_LIMIT
 
 
 class Source:
@@ -105,7 +106,11 @@ def _spool(stream: BinaryIO, limit: int) -> tuple[str, int, str, str]:
                     raise DicomRejected(f"the file is larger than the limit of {limit // (1024 * 1024)} MB",
                                         code="too_large")
                 digest.update(chunk)
-                content.update(chunk)
+                # The fingerprint keeps what it is given until it has found the end of the file meta: give it
+                # the head of the chunk first, so that it hashes the rest (the data set) without copying it.
+                view = memoryview(chunk)
+                content.update(view[:_META_HEAD])
+                content.update(view[_META_HEAD:])
                 out.write(chunk)
     except BaseException:
         os.unlink(path)

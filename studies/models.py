@@ -209,3 +209,81 @@ class DicomPeer(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.calling_ae_title}@{self.host} → {self.called}"
+
+
+class OriginalReport(TimeStampedModel):
+    """The report the patient was given with their images (a PDF or a photo), kept beside a study of their
+    personal space so that a second reader can compare. Stored under the space's prefix in default storage."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="original_reports")
+    file = models.FileField(max_length=400)  # the key in default_storage, built by the server
+    content_type = models.CharField(max_length=40)
+    original_name = models.CharField(max_length=200, blank=True)  # as the patient's device named it: a label only
+    size = models.BigIntegerField()
+    uploaded_at = models.DateTimeField(default=timezone.now)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-uploaded_at"]
+
+    def __str__(self) -> str:
+        return f"original report of {self.study_id}"
+
+
+class StudyShareRequest(TimeStampedModel):
+    """A patient asks an imaging center on ReadRoom to share one of their studies with them. The center's
+    admins approve (choosing the study: a full grant for the patient) or decline; an approved share can be
+    revoked by either side. One transition table (``TRANSITIONS``) and one service (studies.shares)."""
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Requested"
+        APPROVED = "approved", "Shared"
+        DECLINED = "declined", "Declined"
+        REVOKED = "revoked", "Revoked"
+
+    TRANSITIONS: dict[str, frozenset[str]] = {
+        Status.REQUESTED: frozenset({Status.APPROVED, Status.DECLINED}),
+        Status.APPROVED: frozenset({Status.REVOKED}),
+    }
+
+    patient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="share_requests")
+    center = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="share_requests")
+    accession_number = models.CharField(max_length=16, blank=True)
+    study_date = models.DateField(null=True, blank=True)
+    note = models.CharField(max_length=300, blank=True)  # the patient's words to the center
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.REQUESTED)
+    study = models.ForeignKey(Study, null=True, blank=True, on_delete=models.SET_NULL, related_name="share_requests")
+    grant = models.OneToOneField(StudyAccessGrant, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="share_request")
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["center", "status"]), models.Index(fields=["patient", "status"])]
+        constraints = [
+            models.CheckConstraint(condition=~Q(accession_number="") | Q(study_date__isnull=False),
+                                   name="share_request_names_the_study"),
+        ]
+
+    def __str__(self) -> str:
+        return f"share request {self.public_id} ({self.status})"
+
+    def can_move_to(self, status: str) -> bool:
+        return status in self.TRANSITIONS.get(self.status, frozenset())
+
+
+class StudyShareStatusChange(models.Model):
+    """One move of a share request: who, when, from, to, why (append-only)."""
+
+    share_request = models.ForeignKey(StudyShareRequest, on_delete=models.CASCADE, related_name="status_changes")
+    from_status = models.CharField(max_length=10, blank=True)
+    to_status = models.CharField(max_length=10)
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    changed_at = models.DateTimeField(default=timezone.now)
+    reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["changed_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or '∅'} → {self.to_status}"

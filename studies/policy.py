@@ -6,6 +6,8 @@
   ``preview`` (de-identified metadata and thumbnails) or ``full``.
 - Sending studies (upload, STOW-RS, C-STORE) is for admins and technologists of the center, and
   for its API keys with the technologist role.
+- A patient owns their personal space (``Actor.personal_space_id``): they see, upload and delete
+  their own images there, as a center's admin would in the center.
 - Everyone else: the study does not exist (404).
 """
 
@@ -21,21 +23,31 @@ STUDY_VIEW_ROLES = frozenset({Role.ADMIN, Role.TECHNOLOGIST, Role.RADIOLOGIST, R
 STUDY_SEND_ROLES = frozenset({Role.ADMIN, Role.TECHNOLOGIST})
 
 
+def owns_space(actor: Actor, organization: Organization | int | None) -> bool:
+    """The patient whose personal space this is."""
+    org_id = organization.pk if isinstance(organization, Organization) else organization
+    return actor.personal_space_id is not None and org_id == actor.personal_space_id
+
+
 def can_view_own_organization_studies(actor: Actor, organization: Organization | int) -> bool:
-    return actor.has_role(organization, *STUDY_VIEW_ROLES)
+    return actor.has_role(organization, *STUDY_VIEW_ROLES) or owns_space(actor, organization)
 
 
 def can_send_studies(actor: Actor, organization: Organization) -> bool:
+    if owns_space(actor, organization):
+        return True
     return organization.kind == Organization.Kind.IMAGING_CENTER and actor.has_role(organization, *STUDY_SEND_ROLES)
 
 
 def can_manage_studies(actor: Actor, organization: Organization | int) -> bool:
-    """Edit jurisdiction, delete studies, grant access, see a study's audit trail: center admins."""
-    return actor.user is not None and actor.has_role(organization, Role.ADMIN)
+    """Edit jurisdiction, delete studies, grant access, see a study's audit trail: center admins (and a
+    patient in their own space)."""
+    return actor.user is not None and (actor.has_role(organization, Role.ADMIN) or owns_space(actor, organization))
 
 
 def organizations_with_study_view(actor: Actor) -> list[int]:
-    return [org_id for org_id, m in actor.memberships.items() if set(m.roles) & STUDY_VIEW_ROLES]
+    own = [org_id for org_id, m in actor.memberships.items() if set(m.roles) & STUDY_VIEW_ROLES]
+    return own + [actor.personal_space_id] if actor.personal_space_id is not None else own
 
 
 ROUTES: dict[str, Access] = {}
@@ -74,6 +86,18 @@ ROUTES.update({
     "viewer_app_route": Access.AUTHENTICATED,
     "viewer_app_config": Access.PUBLIC,
 })
+
+
+# A patient's own images (studies/patient_views.py, under /my/): patients only, anyone else 404; a study's
+# pages answer only for a study the patient sees (their space's, or one a center shared with them).
+ROUTES.update({name: Access.AUTHENTICATED for name in (
+    "patient_images", "patient_upload", "patient_upload_file", "patient_study", "patient_study_delete",
+    "patient_original_report_upload", "patient_share_request", "patient_share_revoke",
+    "original_report_file",  # whoever sees the study in full: its patient (and its second reader)
+)})
+# Patients' share requests, answered by the admins of the imaging center asked (studies/shares.py).
+ROUTES.update({name: Access.ORG_ADMIN for name in (
+    "share_request_list", "share_request_approve", "share_request_decline", "share_request_revoke")})
 
 
 def can_browse_studies(actor: Actor) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -14,11 +14,12 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.audit import audit_record
+from accounts.credentials.vocab import clean_jurisdiction
 from accounts.models import User
 from accounts.policy import Actor
 from core.errors import ApplicationError, NotFound, PermissionDenied
 from studies import policy
-from studies.models import Instance, Study, StudyAccessGrant
+from studies.models import Instance, OriginalReport, Study, StudyAccessGrant
 
 logger = logging.getLogger(__name__)
 
@@ -88,11 +89,6 @@ def viewer_session_record(*, actor: Actor, accesses: list, route: str, request: 
 
 # --- study pages: jurisdiction, soft delete / restore / purge, list access ---------------------
 
-_COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
-_REGION_RE = re.compile(r"^[A-Z0-9]{1,3}$")
-# Countries whose licenses are issued per state / province: a region is required there.
-REGION_REQUIRED = frozenset({"US", "CA", "AU"})
-
 
 def _check_manage(actor: Actor, study: Study, what: str) -> None:
     if not policy.can_view_own_organization_studies(actor, study.organization_id) \
@@ -111,16 +107,7 @@ def study_update_jurisdiction(*, actor: Actor, study: Study, country: str, regio
     where licenses are issued per state or province.
     """
     _check_manage(actor, study, "change a study's jurisdiction")
-    country = (country or "").strip().upper()
-    region = (region or "").strip().upper()
-    if not _COUNTRY_RE.match(country):
-        raise ApplicationError.for_field("country", "Enter the two-letter country code, e.g. US.")
-    if region and not _REGION_RE.match(region):
-        raise ApplicationError.for_field("region", "Enter the state or province code, e.g. TX (1–3 letters or "
-                                                   "digits).")
-    if not region and country in REGION_REQUIRED:
-        raise ApplicationError.for_field("region", f"Licenses in {country} are issued per state or province: "
-                                                   "enter its code, e.g. TX.")
+    country, region = clean_jurisdiction(country, region)
     study = Study.objects.select_for_update().get(pk=study.pk)
     before = study.jurisdiction
     if (study.jurisdiction_country, study.jurisdiction_region) == (country, region):
@@ -140,6 +127,26 @@ def study_purge_after(study: Study) -> datetime | None:
     return study.deleted_at + timedelta(days=settings.STUDY_RETENTION_DAYS)
 
 
+# Higher layers (the marketplace's second-opinion orders) refuse a deletion while something open depends on the
+# study; studies cannot import them, so they register a guard at start-up: guard(study) → a refusal or None.
+_DELETE_GUARDS: list[Callable[[Study], str | None]] = []
+
+
+def register_delete_guard(guard: Callable[[Study], str | None]) -> None:
+    """Register ``guard(study) -> str | None``: a message refuses the study's deletion with that message."""
+    if guard not in _DELETE_GUARDS:
+        _DELETE_GUARDS.append(guard)
+
+
+def study_delete_refusal(study: Study) -> str | None:
+    """The first registered guard's reason to keep this study, or None when it may be deleted."""
+    for guard in _DELETE_GUARDS:
+        message = guard(study)
+        if message:
+            return message
+    return None
+
+
 @transaction.atomic
 def study_soft_delete(*, actor: Actor, study: Study, reason: str, request: HttpRequest | None = None) -> Study:
     """A center admin deletes a study: it disappears from every list, search and DICOMweb answer at once,
@@ -151,6 +158,9 @@ def study_soft_delete(*, actor: Actor, study: Study, reason: str, request: HttpR
     study = Study.objects.select_for_update().get(pk=study.pk)
     if study.deleted_at is not None:
         raise ApplicationError("This study is already deleted.", code="already_deleted")
+    refusal = study_delete_refusal(study)
+    if refusal:
+        raise ApplicationError(refusal, code="delete_guarded")
     study.deleted_at = timezone.now()
     study.deleted_by = actor.user
     study.save(update_fields=["deleted_at", "deleted_by", "updated_at"])
@@ -216,7 +226,8 @@ def _purge_one(study_id: int, cutoff: datetime, result: PurgeResult) -> None:
     if study is None:
         return  # restored (or already purged) meanwhile
     instances = list(Instance.objects.filter(study=study).values_list("storage_key", "size"))
-    for key, size in instances:
+    reports = list(OriginalReport.objects.filter(study=study).values_list("file", "size"))  # a patient's upload
+    for key, size in instances + reports:
         if default_storage.exists(key):
             default_storage.delete(key)
             result.files += 1

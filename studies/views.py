@@ -175,12 +175,12 @@ class _CsrfCheck(CsrfViewMiddleware):
         return reason
 
 
-def _upload_refusal(request: HttpRequest) -> tuple[int, str, str] | None:
+def _upload_refusal(request: HttpRequest, organization) -> tuple[int, str, str] | None:
     """Check an upload request in the order that keeps a large body from being read for nothing:
     the sender's right, the declared size (before Django parses the multipart body), the body's
     shape, then CSRF (which needs the parsed form)."""
     actor = actor_of(request)
-    if actor.active_organization is None or not policy.can_send_studies(actor, actor.active_organization):
+    if organization is None or not policy.can_send_studies(actor, organization):
         return 404, "not_found", "Not found."
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -202,10 +202,10 @@ def _upload_refusal(request: HttpRequest) -> tuple[int, str, str] | None:
     return None
 
 
-def _study_urls(actor, results: list[UploadResult]) -> dict[str, str]:
+def _study_urls(actor, organization, results: list[UploadResult], url_name: str) -> dict[str, str]:
     uids = set().union(*(r.study_uids for r in results)) if results else set()
-    ids = selectors.study_public_ids(actor=actor, organization=actor.active_organization, uids=uids)
-    return {uid: reverse("study_detail", kwargs={"public_id": public_id}) for uid, public_id in ids.items()}
+    ids = selectors.study_public_ids(actor=actor, organization=organization, uids=uids)
+    return {uid: reverse(url_name, kwargs={"public_id": public_id}) for uid, public_id in ids.items()}
 
 
 def _upload_body(result: UploadResult, urls: dict[str, str]) -> dict:
@@ -214,6 +214,31 @@ def _upload_body(result: UploadResult, urls: dict[str, str]) -> dict:
     for entry in body.get("entries", ()):
         entry["study_url"] = urls.get(entry["study_instance_uid"], "")
     return body
+
+
+def upload_file_response(request: HttpRequest, organization, *, study_url_name: str = "study_detail") -> JsonResponse:
+    """Ingest the one file of an upload request into ``organization`` (a center, or a patient's own space)
+    and answer the uploader's JSON; each study touched is linked through ``study_url_name``."""
+    refusal = _upload_refusal(request, organization)
+    if refusal is not None:
+        status, code, message = refusal
+        return JsonResponse(error_body(code, message), status=status)
+    form = UploadFilesForm(request.POST, request.FILES)
+    if len(request.FILES.getlist("file")) != 1 or not form.is_valid():
+        return JsonResponse(error_body("one_file", "Send exactly one file, in the form field “file”."), status=400)
+    upload = form.cleaned_data["file"]
+    actor = actor_of(request)
+    try:
+        result = upload_ingest(actor=actor, organization=organization, fileobj=upload,
+                               filename=form.cleaned_data.get("path") or upload.name, size=upload.size,
+                               skip_non_dicom=form.cleaned_data["in_folder"], request=request)
+    except NotFound:
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    finally:
+        upload.close()
+    response = JsonResponse(_upload_body(result, _study_urls(actor, organization, [result], study_url_name)))
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @csrf_exempt  # checked in _upload_refusal, after the size check (Django's check would parse the body first)
@@ -225,26 +250,37 @@ def study_upload_file(request):
 
     Sending the same file again (an interrupted upload retried) answers ``duplicate`` and writes nothing.
     """
-    refusal = _upload_refusal(request)
+    return upload_file_response(request, actor_of(request).active_organization)
+
+
+def upload_form_post(request: HttpRequest, organization, context: dict, *,
+                     study_url_name: str = "study_detail") -> int:
+    """The upload page's form posted without JavaScript: every chosen file ingested into ``organization``;
+    the results (or the refusal) go into ``context``. Returns the page's status."""
+    refusal = _upload_refusal(request, organization)
     if refusal is not None:
-        status, code, message = refusal
-        return JsonResponse(error_body(code, message), status=status)
-    form = UploadFilesForm(request.POST, request.FILES)
-    if len(request.FILES.getlist("file")) != 1 or not form.is_valid():
-        return JsonResponse(error_body("one_file", "Send exactly one file, in the form field “file”."), status=400)
-    upload = form.cleaned_data["file"]
+        status, _code, message = refusal
+        if status == 404:
+            raise NotFound()
+        context["error"] = message
+        return status
     actor = actor_of(request)
-    try:
-        result = upload_ingest(actor=actor, organization=actor.active_organization, fileobj=upload,
-                               filename=form.cleaned_data.get("path") or upload.name, size=upload.size,
-                               skip_non_dicom=form.cleaned_data["in_folder"], request=request)
-    except NotFound:
-        return JsonResponse(error_body("not_found", "Not found."), status=404)
-    finally:
-        upload.close()
-    response = JsonResponse(_upload_body(result, _study_urls(actor, [result])))
-    response["Cache-Control"] = "no-store"
-    return response
+    status = 200
+    files = request.FILES.getlist("file")[:NO_JS_MAX_FILES]
+    if not files:
+        context["error"] = "Choose at least one file."
+        status = 400
+    results = []
+    for upload in files:
+        try:
+            results.append(upload_ingest(actor=actor, organization=organization, fileobj=upload,
+                                         filename=upload.name, size=upload.size, request=request))
+        finally:
+            upload.close()
+    urls = _study_urls(actor, organization, results, study_url_name)
+    context["results"] = [_upload_body(r, urls) for r in results]
+    context["counts"] = _count_statuses(results)
+    return status
 
 
 @csrf_exempt  # the page's no-JavaScript form posts here; checked in _upload_refusal like the endpoint
@@ -261,32 +297,12 @@ def study_upload(request):
         "organization": actor.active_organization,
         "max_upload_bytes": settings.DICOM_MAX_UPLOAD_BYTES,
         "endpoint": reverse("study_upload_file"),
+        "form_action": reverse("study_upload"),
         "results": None,
     }
     status = 200
     if request.method == "POST":
-        refusal = _upload_refusal(request)
-        if refusal is not None:
-            status, _code, message = refusal
-            if status == 404:
-                raise NotFound()
-            context["error"] = message
-        else:
-            files = request.FILES.getlist("file")[:NO_JS_MAX_FILES]
-            if not files:
-                context["error"] = "Choose at least one file."
-                status = 400
-            results = []
-            for upload in files:
-                try:
-                    results.append(upload_ingest(actor=actor, organization=actor.active_organization,
-                                                 fileobj=upload, filename=upload.name, size=upload.size,
-                                                 request=request))
-                finally:
-                    upload.close()
-            urls = _study_urls(actor, results)
-            context["results"] = [_upload_body(r, urls) for r in results]
-            context["counts"] = _count_statuses(results)
+        status = upload_form_post(request, actor.active_organization, context)
     return render(request, "studies/upload.html", context, status=status)
 
 

@@ -27,13 +27,18 @@ from studies.ingest import Source, ingest_stream
 from tests.billing.matrix import ROWS as BILLING_ROWS
 from tests.billing.matrix import billing_objects
 from tests.conftest import enroll_totp
-from tests.factories import MembershipFactory
+from tests.factories import MembershipFactory, UserFactory
 from tests.marketplace.matrix_api import ROWS as MARKETPLACE_API_ROWS
 from tests.marketplace.matrix_objects import marketplace_objects
+from tests.marketplace.matrix_orders import ROWS as ORDER_ROWS
+from tests.marketplace.matrix_orders import order_objects
 from tests.marketplace.matrix_pages import ROWS as MARKETPLACE_PAGE_ROWS
 from tests.marketplace.matrix_webhooks import ROWS as MARKETPLACE_WEBHOOK_ROWS
+from tests.patients.matrix import ROWS as PATIENT_ROWS
+from tests.patients.matrix import patient_objects
 from tests.reporting.matrix import ROWS as REPORTING_ROWS
 from tests.reporting.matrix import reporting_objects
+from tests.reporting.share_matrix import SHARE_ROWS, share_objects
 from tests.test_route_policy import DECLARED
 
 PRINCIPALS = ["anonymous", "center_admin", "technologist", "center_finance", "center_viewer", "radiologist",
@@ -243,10 +248,13 @@ MATRIX = {
     **{name: row for name, row in _credential_rows().items()},
     # marketplace (objects from tests/marketplace/matrix_objects.py)
     **MARKETPLACE_PAGE_ROWS,
+    **ORDER_ROWS,
     **MARKETPLACE_API_ROWS,
     **MARKETPLACE_WEBHOOK_ROWS,
     **BILLING_ROWS,
     **REPORTING_ROWS,
+    **PATIENT_ROWS,
+    **SHARE_ROWS,
 }
 
 
@@ -283,8 +291,11 @@ def objects(cast):
         "study": instance.study,
         "emergency_grant": emergency_grant(instance.study),
         **marketplace_objects(cast.center, cast.technologist),
+        **order_objects(cast.patient),
         **billing_objects(cast.center, cast.center_admin),
         **reporting_objects(cast.center, cast.technologist),
+        **patient_objects(cast.patient, cast.center),
+        **share_objects(cast),
     }
 
 
@@ -450,6 +461,10 @@ def test_a_missing_object_and_another_tenants_object_look_the_same(route, cast, 
         **marketplace_objects(cast.other_center, cast.other_admin),
         **billing_objects(cast.other_center, cast.other_admin),
         **reporting_objects(cast.other_center, cast.other_admin),
+        **patient_objects(another_patient := UserFactory(email="another_patient@example.test", kind="patient"),
+                          cast.other_center),
+        **order_objects(another_patient),
+        **share_objects(cast, another_patient),
     }
     missing = {name: type("Missing", (), {"public_id": uuid.uuid4()})() for name in foreign}
     missing["instance"] = SimpleNamespace(

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from django.db import models
+
+from core.errors import ApplicationError
 
 
 class Subspecialty(models.TextChoices):
@@ -73,6 +77,30 @@ COMMON_LANGUAGES = [
     ("pt", "Portuguese"), ("zh", "Chinese"), ("ja", "Japanese"), ("ko", "Korean"), ("hi", "Hindi"),
     ("ar", "Arabic"), ("pl", "Polish"), ("ru", "Russian"), ("yo", "Yoruba"), ("ig", "Igbo"), ("tw", "Twi"),
 ]
+
+
+# Countries that license physicians per state or province: a jurisdiction there needs the region.
+REGION_REQUIRED = frozenset({"US", "CA", "AU"})
+
+
+_COUNTRY_RE = re.compile(r"^[A-Z]{2}$")
+_REGION_RE = re.compile(r"^[A-Z0-9]{1,3}$")
+
+
+def clean_jurisdiction(country: str, region: str) -> tuple[str, str]:
+    """Country (ISO 3166-1 alpha-2) and state/province code, upper-cased; the region is required where
+    licenses are issued per state or province. Errors name the field."""
+    country = (country or "").strip().upper()
+    region = (region or "").strip().upper()
+    if not _COUNTRY_RE.match(country):
+        raise ApplicationError.for_field("country", "Enter the two-letter country code, e.g. US.")
+    if region and not _REGION_RE.match(region):
+        raise ApplicationError.for_field("region", "Enter the state or province code, e.g. TX (1–3 letters or "
+                                                   "digits).")
+    if not region and country in REGION_REQUIRED:
+        raise ApplicationError.for_field("region", f"Licenses in {country} are issued per state or province: "
+                                                   "enter its code, e.g. TX.")
+    return country, region
 
 
 def parse_jurisdiction(value: str) -> tuple[str, str]:

@@ -26,6 +26,9 @@ from billing.services.pricing import currency_of
 from core.errors import ApplicationError, NotFound, PermissionDenied
 
 PAYMENT_TERMS_DAYS = 30
+# Money received (and card payments refunded) settles an invoice; it is never a line of the next one.
+PAYMENT_KINDS = (JournalTransaction.Kind.INVOICE_PAID, JournalTransaction.Kind.PAYMENT_RECEIVED,
+                 JournalTransaction.Kind.PAYMENT_REFUNDED)
 KIND_LABELS = {"read_signed": "Read", "cancellation_fee": "Cancellation fee", "sla_credit": "Service-level credit",
                "adjustment": "Adjustment", "reversal": "Reversal"}
 
@@ -74,7 +77,7 @@ def invoice_generate(*, center: Organization, year: int, month: int, actor: Acto
     receivable = LedgerAccount.objects.filter(purpose=LedgerAccount.Purpose.CENTER_RECEIVABLE, organization=center,
                                               currency=currency).first()
     postings = (Posting.objects.filter(account=receivable, transaction__created_at__lt=end)
-                .exclude(transaction__kind=JournalTransaction.Kind.INVOICE_PAID)
+                .exclude(transaction__kind__in=PAYMENT_KINDS)
                 .exclude(transaction__invoice_lines__current=True)
                 .select_related("transaction").order_by("transaction__created_at", "id")) if receivable else []
     lines = [_line(p) for p in postings]

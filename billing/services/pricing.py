@@ -22,6 +22,7 @@ NIGHT_STARTS, NIGHT_ENDS = 19, 7  # local hours: 19:00–07:00 is night
 # A second opinion a patient orders is priced as a product (domain.md: ~250 CT/MR/MG, ~150 X-ray/US).
 SECOND_OPINION_CENTS = {"CT": 25000, "MR": 25000, "MG": 25000, "PT": 25000, "NM": 25000}
 SECOND_OPINION_DEFAULT_CENTS = 15000
+SECOND_OPINION_EXPEDITED_PERCENT = 150
 FALLBACK_CENTS = 3000  # a modality the price list does not name and no ``*`` row covers
 
 
@@ -109,6 +110,8 @@ def quote(*, center: Organization, modalities: list[str], priority: str, kind: s
     if kind == "second_opinion":
         cents = max((SECOND_OPINION_CENTS.get(m, SECOND_OPINION_DEFAULT_CENTS) for m in modalities),
                     default=SECOND_OPINION_DEFAULT_CENTS)
+        if priority != "routine":  # expedited (24 h instead of 48 h): half as much again
+            cents = cents * SECOND_OPINION_EXPEDITED_PERCENT // 100
         return Quote(cents, currency, band=band)
     contract = applicable_contract(center=center, group=group, radiologist=radiologist,
                                    on=at.astimezone(ZoneInfo(center.time_zone)).date())

@@ -26,8 +26,10 @@ def move(row: models.Model, *, to: str, table: dict[str, frozenset[str]], noun: 
         setattr(locked, name, value)
     locked.save()
     label = type(row)._meta.model_name
+    # Contracts and invoices belong to a center; a payment to its payer.
+    owner_id = getattr(locked, "center_id", None) or getattr(locked, "payer_id", None)
     audit_record(action=f"{label}.{to}", actor=actor.user if actor else None, request=request,
-                 organization_id=locked.center_id, object_type=f"billing.{label}", object_id=str(locked.public_id),
+                 organization_id=owner_id, object_type=f"billing.{label}", object_id=str(locked.public_id),
                  reason=reason[:500], extra={"from": from_status, "to": to, **(extra or {})})
     row.__dict__.update({k: v for k, v in locked.__dict__.items() if not k.startswith("_")})
     return locked

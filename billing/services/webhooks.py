@@ -17,12 +17,12 @@ from django.utils import timezone
 
 from billing import stripe_client
 from billing.models import ConnectedAccount, StripeEvent, StripePayout
-from billing.services import connect, transfers
+from billing.services import checkout, connect, transfers
+from core.errors import ApplicationError
 
 NO_EFFECT_YET = {
-    "payment_intent.succeeded": "Stored: card payments of invoices are not taken through Stripe yet.",
-    "payment_intent.payment_failed": "Stored: card payments of invoices are not taken through Stripe yet.",
-    "charge.refunded": "Stored: refunds are not recorded from Stripe yet.",
+    "payment_intent.succeeded": "Stored: card payments settle by checkout.session.completed.",
+    "payment_intent.payment_failed": "Stored: a failed attempt leaves its checkout session open to try again.",
     "invoice.paid": "Stored: invoices are not issued through Stripe yet (finance marks them paid).",
 }
 
@@ -85,7 +85,32 @@ def _payout(event: StripeEvent) -> str:
     return f"Payout {payout.stripe_payout_id} paid and reconciled: {len(report.issues)} difference(s)."
 
 
+def _checkout_session(event: StripeEvent) -> str:
+    """``checkout.session.completed``/``expired``: re-read the session and apply it (settle once, or expire)."""
+    try:
+        payment = checkout.checkout_settle(event.object_id)
+    except ApplicationError as refusal:  # not ours, or not what we asked for: recorded, never retried
+        return f"Refused: {refusal.message}"
+    return f"Payment {payment.reference} is {payment.status}."
+
+
+def _charge_refunded(event: StripeEvent) -> str:
+    try:
+        payment = checkout.payment_refund_confirm(charge_id=event.object_id)
+    except stripe.InvalidRequestError as error:
+        if error.code != "resource_missing":
+            raise
+        return f"Not a charge Stripe knows: {event.object_id}."
+    if payment is None:
+        return f"Not a charge of ours: {event.object_id}."
+    return f"Payment {payment.reference} is {payment.status}."
+
+
 HANDLERS: dict[str, Callable[[StripeEvent], str]] = {
+    "checkout.session.completed": _checkout_session,
+    "checkout.session.async_payment_succeeded": _checkout_session,
+    "checkout.session.expired": _checkout_session,
+    "charge.refunded": _charge_refunded,
     "account.updated": _account_updated,
     "transfer.created": _transfer,
     "transfer.reversed": _transfer,

@@ -4,7 +4,8 @@ a conditional update of its own timestamp, so a second run (or two beats at once
 For every open request: new readers who came on shift are offered it; the preferred tier widens
 on time; at 50 % of the time to deadline without a claim it widens and the center is told; at
 80 % operations see it at risk and the center's admins are alerted; past the deadline it expires.
-An assigned request past its deadline stays assigned and is marked late.
+An assigned request past its deadline stays assigned and is marked late. A patient's paid second
+opinion still unclaimed at half its time is cancelled and refunded instead of widened (issue 17).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from django.utils import timezone
 
 from core.errors import ApplicationError
 from marketplace.models import ASSIGNED_STATES, Assignment, Audience, Offer, ReadRequest, Status
-from marketplace.services import events
+from marketplace.services import events, orders
 from marketplace.services.offers import end_access, offers_sync, read_request_widen, widen_due
 from marketplace.services.requests import read_request_transition
 
@@ -34,6 +35,7 @@ class TickResult:
     at_risk: int = 0
     expired: int = 0
     late: int = 0
+    refunded: int = 0
     ids: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -62,6 +64,10 @@ def _tick_open(read_request: ReadRequest, at: datetime, result: TickResult) -> N
     if read_request.deadline <= at:
         read_request_expire(read_request)
         result.expired += 1
+        return
+    if orders.unclaimed_refund_due(read_request, at):
+        orders.order_refund_unclaimed(read_request)
+        result.refunded += 1
         return
     fraction = read_request.fraction_elapsed(at)
     if widen_due(read_request, at) and read_request_widen(read_request=read_request, at=at,

@@ -107,6 +107,10 @@ def read_request_transition(*, read_request: ReadRequest, to: str, actor: Actor 
                  object_type="marketplace.readrequest", object_id=str(locked.public_id), reason=(reason or "")[:500],
                  extra={"from": from_status, "to": to})
     events.webhook_enqueue(locked, f"read_request.{to}", from_status=from_status, reason=reason)
+    if locked.kind == Kind.SECOND_OPINION:
+        from marketplace.services.orders import on_request_moved
+
+        on_request_moved(locked, to)  # the patient hears of it in plain words
     # The caller's object follows the row.
     read_request.__dict__.update({k: v for k, v in locked.__dict__.items() if not k.startswith("_")})
     return locked
@@ -135,20 +139,24 @@ class PostData:
     original_request: ReadRequest | None = None
     deadline: datetime | None = None  # else now + the center's TAT for the priority
     publish: bool = True  # False keeps it a draft
+    jurisdiction: str = ""  # else the study's; a patient's second opinion: where the patient lives
 
 
 def body_hash(data: dict) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _validate(actor: Actor, center: Organization, data: PostData, now: datetime) -> dict:
-    study = data.study
+def _check_may_post(actor: Actor, center: Organization, study: Study) -> None:
     if study.organization_id != center.pk or study.deleted_at is not None:
         raise NotFound("Study not found.")
     if not policy.can_post(actor, center):
         if center.pk not in actor.memberships:
             raise NotFound("Study not found.")  # another tenant's study looks like a missing one
         raise PermissionDenied("Only admins and technologists of the center post read requests.")
+
+
+def _validate(center: Organization, data: PostData, now: datetime) -> dict:
+    study = data.study
     if data.kind not in Kind.values:
         raise _err("kind", f"Choose one of: {', '.join(Kind.values)}.")
     if data.priority not in Priority.values:
@@ -160,7 +168,7 @@ def _validate(actor: Actor, center: Organization, data: PostData, now: datetime)
     modalities = imaging_modalities(study)
     if not modalities:
         raise _err("study", "This study has no imaging modality in its index: it cannot be matched to readers.")
-    if not study.jurisdiction_country:
+    if not (data.jurisdiction or study.jurisdiction_country):
         raise _err("study", "This study has no jurisdiction (where the patient was imaged): set it on the study "
                             "page first.")
     if data.deadline is not None:
@@ -172,7 +180,7 @@ def _validate(actor: Actor, center: Organization, data: PostData, now: datetime)
     original_reader = None
     if data.kind in (Kind.OVERREAD, Kind.SECOND_OPINION) and data.original_request is not None:
         original = data.original_request
-        if original.center_id != center.pk or original.study_id != study.pk:
+        if original.study_id != study.pk or (original.center_id != center.pk and data.kind == Kind.OVERREAD):
             raise NotFound("The original read request was not found for this study.")
         if original.status not in (Status.REPORTED, Status.CLOSED):
             raise _err("original_request", f"The original read is {original.get_status_display().lower()}: only "
@@ -187,7 +195,8 @@ def _validate(actor: Actor, center: Organization, data: PostData, now: datetime)
     if data.audience == Audience.PREFERRED and not (data.preferred_radiologists or data.preferred_groups):
         raise _err("preferred_radiologists", "Name at least one preferred radiologist or group.", code="required")
     for other in data.comparison_studies:
-        if other.organization_id != center.pk or other.pk == study.pk or other.patient_id != study.patient_id:
+        if (other.organization_id != study.organization_id or other.pk == study.pk
+                or other.patient_id != study.patient_id):
             raise _err("comparison_studies", "Comparison studies are the same patient's earlier studies at this "
                                              "center.")
     return {"modalities": modalities, "deadline": deadline, "original_reader": original_reader}
@@ -202,6 +211,17 @@ def read_request_post(*, actor: Actor, center: Organization, data: PostData, ide
     Returns ``(request, created)``; with an ``idempotency_key`` already used by this center, the first
     request comes back (``created`` False), or 422 when the body differs.
     """
+    _check_may_post(actor, center, data.study)
+    return read_request_create(actor=actor, center=center, data=data, idempotency_key=idempotency_key,
+                               idempotency_body=idempotency_body, request=request, now=now)
+
+
+@transaction.atomic
+def read_request_create(*, actor: Actor, center: Organization, data: PostData, idempotency_key: str | None = None,
+                        idempotency_body: dict | None = None, request: HttpRequest | None = None,
+                        now: datetime | None = None) -> tuple[ReadRequest, bool]:
+    """Post a read request whose asker the caller has already checked (``read_request_post`` for a
+    center's people; a paid second-opinion order for its patient, ``actor`` then being the patient)."""
     now = now or timezone.now()
     digest = body_hash(idempotency_body or {}) if idempotency_key else ""
     if idempotency_key:
@@ -211,7 +231,9 @@ def read_request_post(*, actor: Actor, center: Organization, data: PostData, ide
                 raise ApplicationError("This Idempotency-Key was used with a different request body.",
                                        code="idempotency_key_reused", status_code=422)
             return earlier, False
-    checked = _validate(actor, center, data, now)
+    if data.study.organization_id != center.pk and data.kind != Kind.SECOND_OPINION:
+        raise NotFound("Study not found.")
+    checked = _validate(center, data, now)
     quote = pricing.quote_for(center=center, modalities=checked["modalities"], priority=data.priority, kind=data.kind,
                               at=now, group=data.direct_group, radiologist=data.direct_radiologist)
     body_part = next((s.body_part_examined for s in data.study.series.all() if s.body_part_examined), "")
@@ -220,7 +242,8 @@ def read_request_post(*, actor: Actor, center: Organization, data: PostData, ide
             read_request = ReadRequest.objects.create(
                 center=center, study=data.study, kind=data.kind, priority=data.priority, deadline=checked["deadline"],
                 subspecialty=data.subspecialty, modalities=checked["modalities"], body_part=body_part,
-                jurisdiction=data.study.jurisdiction, clinical_history=data.clinical_history.strip(),
+                jurisdiction=data.jurisdiction or data.study.jurisdiction,
+                clinical_history=data.clinical_history.strip(),
                 reason_for_exam=data.reason_for_exam.strip()[:500],
                 special_instructions=data.special_instructions.strip(), posted_by=actor.user,
                 audience=data.audience, widen_after_minutes=data.widen_after_minutes,
@@ -261,6 +284,14 @@ def read_request_cancel(*, actor: Actor, read_request: ReadRequest, reason: str,
         if policy.can_view_center_requests(actor, read_request.center_id):
             raise PermissionDenied("Only admins and technologists of the center cancel read requests.")
         raise NotFound()
+    return read_request_withdraw(actor=actor, read_request=read_request, reason=reason, request=request)
+
+
+@transaction.atomic
+def read_request_withdraw(*, actor: Actor, read_request: ReadRequest, reason: str,
+                          request: HttpRequest | None = None) -> ReadRequest:
+    """Cancel a request for whoever the caller has checked may (``read_request_cancel``: the center; a
+    second-opinion order: its patient, or the clock that refunds it)."""
     reason = (reason or "").strip()
     if not reason:
         raise _err("reason", "Say why the read is no longer needed.", code="required")

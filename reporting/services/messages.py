@@ -2,7 +2,9 @@
 
 Two sides (``reporting.selectors.thread_side``): the center's admins, technologists and viewers, and the
 request's assignee while assigned or after reporting. Operations read the thread (disputes) but do not
-write in it. Every message is audited and tells the other side.
+write in it. Every message is audited and tells the other side. A patient's second opinion has no
+thread: its "center" is the patient's own space, and the patient and the reader talk only through the one
+follow-up question (``reporting.patient``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from django.http import HttpRequest
 from accounts.audit import audit_record
 from accounts.policy import Actor
 from core.errors import ApplicationError, NotFound, PermissionDenied
-from marketplace.models import ReadRequest
+from marketplace.models import Kind, ReadRequest
 from marketplace.services import events
 from reporting import policy, selectors
 from reporting.models import Message
@@ -37,6 +39,11 @@ def clean_body(body) -> str:
     return body
 
 
+def closed_thread(read_request: ReadRequest) -> bool:
+    """A patient's second opinion: nobody writes in its thread (the patient is reached another way)."""
+    return read_request.kind == Kind.SECOND_OPINION
+
+
 @transaction.atomic
 def message_post(*, actor: Actor, read_request: ReadRequest, body: str,
                  request: HttpRequest | None = None) -> Message:
@@ -47,6 +54,10 @@ def message_post(*, actor: Actor, read_request: ReadRequest, body: str,
         if side is not None or policy.is_operations(actor):
             raise PermissionDenied("Only the center's people and the request's radiologist write in this thread.")
         raise NotFound("Read request not found.")
+    if closed_thread(read_request):
+        raise ApplicationError("A patient's second opinion has no message thread: the patient may ask you one "
+                               "follow-up question after signing, which you answer in the reading workspace.",
+                               code="thread_closed", status_code=409)
     body = clean_body(body)
     message = Message.objects.create(read_request=read_request, author=actor.user, from_center=side == "center",
                                      body=body)

@@ -22,7 +22,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.policy import Actor
 from core.errors import ApplicationError, NotFound, PermissionDenied
-from marketplace.models import Priority, ReadRequest, Status
+from marketplace.models import Kind, Priority, ReadRequest, Status
 from marketplace.services import events
 from marketplace.services.offers import assignment_start, profile_of, read_request_mark_reported
 from marketplace.services.requests import imaging_modalities
@@ -111,7 +111,9 @@ def clean_content(template: ReportTemplate, sections: dict, fields: dict) -> tup
     return clean_sections, clean_fields
 
 
-def _check_signable(report: Report) -> None:
+def check_signable(report: Report) -> None:
+    """What signing needs of the content: a second opinion's summary and agreement, required fields, an impression."""
+    templates.check_second_opinion(report)
     missing = [f for f in report.template.fields if f.get("required") and not report.fields.get(f["code"])]
     if missing:
         raise ApplicationError("Fill in the required fields before signing: "
@@ -146,7 +148,7 @@ def default_template(read_request: ReadRequest, radiologist) -> ReportTemplate:
     study = read_request.study
     chosen = templates.choose(usable, modalities=imaging_modalities(study) or read_request.modalities,
                               body_part=read_request.body_part, description=study.study_description,
-                              center_id=read_request.center_id)
+                              center_id=read_request.center_id, kind=read_request.kind)
     if chosen is None:
         raise ApplicationError("No report template is available for this study.", code="no_template")
     return chosen
@@ -213,6 +215,10 @@ def report_switch_template(*, actor: Actor, report: Report, version: int, templa
     if not templates.usable_templates(center_id=report.read_request.center_id, group_ids=group_ids).filter(
             pk=template.pk).exists():
         raise _err("template", "That template is not available for this read.")
+    if not templates.fits_kind(template, report.read_request.kind):
+        raise _err("template", "A second opinion is written on a second-opinion template (with the patient's "
+                               "plain-language summary)." if report.read_request.kind == Kind.SECOND_OPINION
+                   else "A second-opinion template is for a patient's second opinion only.")
     sections = {s["code"]: (report.sections.get(s["code"], "").strip() and report.sections[s["code"]])
                 or s.get("normal", "") for s in template.sections}
     fields = {f["code"]: report.fields.get(f["code"], "") for f in template.fields}
@@ -276,7 +282,7 @@ def report_release_preliminary(*, actor: Actor, report: Report, version: int, se
                         priority=report.read_request.priority)
     _move(report, Report.Status.PRELIMINARY)
     _second_factor(second_factor_age)
-    _check_signable(report)
+    check_signable(report)
     first = report.status == Report.Status.DRAFT
     report = _save_if_current(report, version, status=Report.Status.PRELIMINARY, preliminary_at=timezone.now(),
                               preliminary_sections=report.sections, preliminary_fields=report.fields)
@@ -306,7 +312,7 @@ def report_sign(*, actor: Actor, report: Report, version: int, second_factor_age
                         version=report.version)
     _move(report, Report.Status.FINAL)
     _second_factor(second_factor_age)
-    _check_signable(report)
+    check_signable(report)
     now = timezone.now()
     if critical is not None:
         _check_critical(critical, now)
@@ -381,5 +387,6 @@ def _deliver_after_commit(report: Report, addenda_count: int) -> None:
     transaction.on_commit(lambda: tasks.deliver_report.delay(report_id, addenda_count))
 
 
-__all__ = ["SECTION_CODES", "CriticalInput", "addendum_sign", "clean_content", "content_hash", "default_template",
-           "report_open", "report_release_preliminary", "report_save", "report_sign", "report_switch_template"]
+__all__ = ["SECTION_CODES", "CriticalInput", "addendum_sign", "check_signable", "clean_content", "content_hash",
+           "default_template", "report_open", "report_release_preliminary", "report_save", "report_sign",
+           "report_switch_template"]

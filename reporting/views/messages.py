@@ -16,12 +16,13 @@ from django.views.decorators.http import require_http_methods
 from accounts.audit import audit_record
 from accounts.views.common import actor_of, page_errors, rule_refusals
 from reporting import selectors
-from reporting.services.messages import MAX_MESSAGE_CHARS, message_post
+from reporting.services.messages import MAX_MESSAGE_CHARS, closed_thread, message_post
 
 
 def _render(request, actor, read_request, *, body: str = "", errors: list[str] | None = None, status: int = 200):
     context = {"rr": read_request, "thread": list(selectors.messages_of(read_request)), "body": body,
-               "errors": errors or [], "can_post": selectors.thread_side(actor, read_request) is not None,
+               "errors": errors or [], "can_post": selectors.thread_side(actor, read_request) is not None
+               and not closed_thread(read_request),
                "max_chars": MAX_MESSAGE_CHARS}
     if request.htmx:
         # htmx swaps only 2xx answers: a refused message comes back as the fragment with its error shown.

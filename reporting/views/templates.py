@@ -16,14 +16,15 @@ from accounts.views.common import actor_of, page_errors, rule_refusals
 from core.errors import NotFound
 from marketplace.services.offers import profile_of
 from reporting import selectors
-from reporting.models import FIELD_KINDS, SECTION_CODES, ReportTemplate
+from reporting.models import FIELD_KINDS, PATIENT_SUMMARY, SECTION_CODES, ReportTemplate
 from reporting.services import macros as macro_services
 from reporting.services import templates as services
 
 BLANK_FIELD_ROWS = 2
 MAX_FIELD_ROWS = services.MAX_FIELDS + BLANK_FIELD_ROWS
 SECTION_TITLES = {"clinical_information": "Clinical information", "comparison": "Comparison",
-                  "technique": "Technique", "findings": "Findings", "impression": "Impression"}
+                  "technique": "Technique", "findings": "Findings", "impression": "Impression",
+                  PATIENT_SUMMARY: "Plain-language summary for the patient"}
 
 
 # --- the template form: plain rows, read by hand (five fixed sections, a variable list of fields) ---------
@@ -45,7 +46,8 @@ class TemplateForm:
     @classmethod
     def from_template(cls, template: ReportTemplate | None) -> TemplateForm:
         by_code = {s["code"]: s for s in (template.sections if template else [])}
-        sections = [{"code": code, "on": template is None or code in by_code,
+        # A new template starts with the radiology sections; the patient's summary makes it a second-opinion one.
+        sections = [{"code": code, "on": (template is None and code != PATIENT_SUMMARY) or code in by_code,
                      "title": by_code.get(code, {}).get("title", SECTION_TITLES[code]),
                      "normal": by_code.get(code, {}).get("normal", "")} for code in SECTION_CODES]
         fields = [{"code": f["code"], "label": f.get("label", ""), "kind": f.get("kind", ""),

@@ -24,9 +24,10 @@ from accounts.mfa import fresh_mfa_url, has_fresh_mfa, seconds_since_mfa
 from accounts.views.common import actor_of, page_errors
 from core.errors import ApplicationError, NotFound
 from core.errors import PermissionDenied as AppPermissionDenied
-from reporting import selectors, templates
+from marketplace.models import Kind
+from reporting import patient, selectors, templates
 from reporting.forms import AddendumForm, SignForm, TemplateSwitchForm, VersionForm
-from reporting.models import Report
+from reporting.models import MAX_PATIENT_ANSWER_CHARS, Report
 from reporting.services import reports
 from studies.templatetags.studies_viewer import viewer_url
 
@@ -59,14 +60,20 @@ def _section_rows(report: Report, problems: dict) -> list[dict]:
     return rows
 
 
-def _usable_templates(actor, read_request):
+def _usable_templates(actor, read_request) -> list:
+    """The templates the reader may switch to: usable at this center and fit for the read's kind."""
     group_ids = list(actor.user.memberships.filter(is_active=True).values_list("organization_id", flat=True))
-    return templates.usable_templates(center_id=read_request.center_id, group_ids=group_ids).order_by("name")
+    return [t for t in templates.usable_templates(center_id=read_request.center_id, group_ids=group_ids)
+            .order_by("name") if templates.fits_kind(t, read_request.kind)]
 
 
 def _render(request, actor, read_request, report, *, sign_form=None, addendum_form=None, problems=None,
-            status=200) -> HttpResponse:
+            status=200, summary_review: bool = False) -> HttpResponse:
     pending = request.session.pop(PENDING_KEY.format(read_request.public_id), None) or {}
+    second_opinion = read_request.kind == Kind.SECOND_OPINION
+    # Back from confirming a code: the summary reviewed at this version is shown again with its sign button.
+    summary_review = second_opinion and not report.is_final and (
+        summary_review or str(pending.get("sign", {}).get("summary_reviewed", "")) == str(report.version))
     zone = request.user.time_zone
     sign_form = sign_form or SignForm(initial={"version": report.version, **pending.get("sign", {})}, zone=zone)
     addendum_form = addendum_form or AddendumForm(initial=pending.get("addendum", {}))
@@ -84,6 +91,10 @@ def _render(request, actor, read_request, report, *, sign_form=None, addendum_fo
         "critical": getattr(report, "critical_result", None) if report.is_final else None,
         "sign_form": sign_form, "addendum_form": addendum_form, "version_form": VersionForm(),
         "is_stat": read_request.priority == "stat", "fresh_mfa": has_fresh_mfa(request),
+        "second_opinion": second_opinion, "summary_review": summary_review,
+        "review": patient.summary_review(report) if summary_review else None,
+        "patient_question": patient.question_for_reader(actor=actor, read_request=read_request)
+        if second_opinion and report.is_final else None, "max_answer_chars": MAX_PATIENT_ANSWER_CHARS,
         "zone": zone,
     }
     return render(request, "reporting/workspace.html", context, status=status)
@@ -171,7 +182,8 @@ def report_template_switch(request, public_id):
     form = TemplateSwitchForm(request.POST)
     chosen = None
     if form.is_valid():
-        chosen = _usable_templates(actor, read_request).filter(public_id=form.cleaned_data["template"]).first()
+        chosen = next((t for t in _usable_templates(actor, read_request)
+                       if t.public_id == form.cleaned_data["template"]), None)
     if chosen is None:
         messages.error(request, "Template: choose one of the listed templates.")
         return redirect(_workspace_url(read_request))
@@ -227,6 +239,9 @@ def report_sign(request, public_id):
             f"{form.fields[name].label if name in form.fields else name}: {' '.join(errors)}"
             for name, errors in form.errors.items()))
         return _render(request, actor, read_request, report, sign_form=form, status=400)
+    reviewed = form.cleaned_data["summary_reviewed"] == form.cleaned_data["version"]
+    if read_request.kind == Kind.SECOND_OPINION and not reviewed:
+        return _review_summary(request, actor, read_request, report, form)
     if not has_fresh_mfa(request, max_age=settings.FRESH_MFA_SECONDS):
         kept = {k: v for k, v in request.POST.items() if k in form.fields and k != "version"}
         return _needs_second_factor(request, read_request, {"sign": kept})
@@ -247,6 +262,23 @@ def report_sign(request, public_id):
                        status=exc.status_code)
     messages.success(request, "Signed: the report is final and on its way to the center.")
     return redirect(_workspace_url(read_request))
+
+
+def _review_summary(request, actor, read_request, report, form) -> HttpResponse:
+    """A second opinion's sign step: the patient's summary and the agreement as the patient will read them,
+    to confirm (the summary, the agreement and the rest are checked first, naming what is missing)."""
+    report.refresh_from_db()
+    try:
+        if report.version != form.cleaned_data["version"]:
+            raise ApplicationError("This draft was saved elsewhere: reload and check the text before signing.",
+                                   code="stale_version", status_code=409)
+        reports.check_signable(report)
+    except ApplicationError as exc:
+        _refused(request, exc)
+        form.add_application_error(exc)
+        return _render(request, actor, read_request, report, sign_form=form, problems=exc.fields,
+                       status=exc.status_code)
+    return _render(request, actor, read_request, report, sign_form=form, summary_review=True)
 
 
 @login_required

@@ -83,7 +83,9 @@ def transcode_file(data: bytes, target: str) -> bytes:
             stored = str(ds.file_meta.TransferSyntaxUID)
             has_pixels = any(tag in ds for tag in _PIXEL_TAGS)
             if has_pixels and not _native(stored):
-                ds.decompress()  # to explicit VR little endian, photometric interpretation adjusted
+                # to explicit VR little endian, photometric interpretation adjusted; the same instance, so the
+                # same SOP Instance UID (pydicom makes a new one unless told not to)
+                ds.decompress(generate_instance_uid=False)
             if target in NATIVE_TARGETS or not has_pixels:
                 ds.file_meta.TransferSyntaxUID = target if target in NATIVE_TARGETS else ExplicitVRLittleEndian
                 out = io.BytesIO()
@@ -91,7 +93,7 @@ def transcode_file(data: bytes, target: str) -> bytes:
                            implicit_vr=ds.file_meta.TransferSyntaxUID == ImplicitVRLittleEndian,
                            little_endian=True)
                 return out.getvalue()
-            ds.compress(target, encoding_plugin="")
+            ds.compress(target, encoding_plugin="", generate_instance_uid=False)  # lossless: the same instance
             out = io.BytesIO()
             ds.save_as(out, enforce_file_format=True)
             return out.getvalue()

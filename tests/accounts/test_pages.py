@@ -213,7 +213,8 @@ def test_platform_dashboard_counts_and_recent_events_and_the_look_is_audited(cas
     audit_record(action="test.marker", actor=cast.center_admin, organization=cast.center)
     response = login(cast.platform_staff).get("/")
     overview = response.context["overview"]
-    assert dict(overview.organizations_by_kind) == {"Imaging center": 2, "Radiology group": 1, "Platform": 1}
+    assert dict(overview.organizations_by_kind) == {"Imaging center": 2, "Radiology group": 1, "Platform": 1,
+                                                    "Personal space": 0}
     assert overview.user_total == User.objects.count()
     assert overview.phi_members_without_mfa == 0
     assert b"test.marker" in response.content

@@ -3,6 +3,7 @@ money people of the cast (platform finance, the group's admin), enrolled in TOTP
 
 import pytest
 
+from tests.billing.checkout_helpers import order_hooks, space  # noqa: F401
 from tests.billing.fake_stripe import fake_stripe, fake_stripe_server, stripe_off  # noqa: F401
 from tests.conftest import enroll_totp
 from tests.factories import MembershipFactory

@@ -1,5 +1,6 @@
 """A small Stripe that keeps state, on a loopback port, for what ReadRoom calls (issue 15, "Stripe without
-the internet"): Connect accounts, account links, transfers, payouts and balance transactions.
+the internet"): Connect accounts, account links, transfers, payouts and balance transactions; Checkout
+sessions, their hosted "Pay" page, payment intents, charges and refunds (tests/billing/fake_stripe_checkout.py).
 
 It speaks what the official SDK sends (form-encoded bodies with ``a[b]=c`` nesting, ``Authorization:
 Bearer``, ``Stripe-Account``, ``Idempotency-Key``) and answers Stripe's documented object shapes. An
@@ -26,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+
+from tests.billing.fake_stripe_checkout import CheckoutFake
 
 API_KEY = "sk_test_readroom_fake"
 WEBHOOK_SECRET = "whsec_readroom_fake"  # noqa: S105 - a test fixture's secret
@@ -82,7 +85,7 @@ class Fault:
     after_processing: bool = False  # do the work, then fail or stall (the response is lost)
 
 
-class FakeStripe:
+class FakeStripe(CheckoutFake):
     """The server's state; every change goes through ``self.lock``."""
 
     def __init__(self) -> None:
@@ -101,10 +104,14 @@ class FakeStripe:
                 pass
 
             def do_GET(self):  # noqa: N802 - http.server's naming
-                fake._handle(self, "get")
+                if self.path.startswith("/pay/"):  # the hosted checkout page: a browser, no API key
+                    return fake.hosted_page(self, "get")
+                return fake._handle(self, "get")
 
             def do_POST(self):  # noqa: N802
-                fake._handle(self, "post")
+                if self.path.startswith("/pay/"):
+                    return fake.hosted_page(self, "post")
+                return fake._handle(self, "post")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -131,7 +138,8 @@ class FakeStripe:
             self.requests: list[tuple[str, str, str | None]] = []  # method, path, idempotency key
             self.faults: list[Fault] = []
             self.events: list[dict] = []
-            
+            self.reset_checkout()
+
     # --- HTTP ------------------------------------------------------------------------------------------
     def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         split = urlsplit(handler.path)
@@ -211,6 +219,9 @@ class FakeStripe:
                 return payout
             case "get", ["v1", "balance_transactions"]:
                 return self._list_balance(params, account)
+        found = self.route_checkout(method, parts, params)
+        if found is not None:
+            return found
         raise StripeFailure(404, "invalid_request_error", f"Unrecognized request URL ({method.upper()}: {path}).")
 
     @staticmethod

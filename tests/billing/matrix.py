@@ -1,5 +1,5 @@
-"""Access-matrix rows of the finance pages (route → (kwargs builder, expected status per principal)), and
-the billing objects they are probed on, built through the real services.
+"""Access-matrix rows of the finance and card-payment pages (route → (kwargs builder, expected status per
+principal)), and the billing objects they are probed on, built through the real services.
 
 Contracts: either side's admins and finance (the cast's group has no admin or finance) and platform
 finance; invoices: the center's admins and finance and platform finance; earnings: the radiologist's
@@ -16,7 +16,7 @@ from django.utils import timezone
 from accounts import policy
 from accounts.models import Organization, User
 from billing.models import ManualPayout, StripePayout
-from billing.services import contracts, invoices, ledger
+from billing.services import checkout, contracts, invoices, ledger
 from tests.marketplace.helpers import make_radiologist
 
 PRINCIPALS = ["center_admin", "technologist", "center_finance", "center_viewer", "radiologist", "other_admin",
@@ -56,6 +56,13 @@ ROWS: dict = {
     "payout_detail": (lambda o: {"public_id": o["stripe_payout"].public_id}, _expect({"platform_finance"})),
     "manual_payout_detail": (lambda o: {"public_id": o["manual_payout"].public_id}, _expect({"platform_finance"})),
     "payout_onboarding": (None, _post_only()),
+    # Card payments: the payer's people (the probed payment is the center's; tests/billing/test_checkout*.py
+    # covers a patient's). The return settles and goes on to the caller's page (302).
+    "payment_return": (lambda o: {"public_id": o["payment"].public_id},
+                       {"anonymous": 302, **{p: 302 if p in {"center_admin", "center_finance"} else 404
+                                             for p in PRINCIPALS}}),
+    "payment_test_pay": (lambda o: {"public_id": o["payment"].public_id}, _expect({"center_admin", "center_finance"})),
+    "invoice_pay_card": (INVOICE, _post_only()),
     # Stripe's webhooks: POST only, for anyone (the signature decides; tests/billing/test_stripe_webhooks.py).
     "stripe_webhook": (None, {"anonymous": 405, **{p: 405 for p in PRINCIPALS}}),
 }
@@ -80,4 +87,8 @@ def billing_objects(center: Organization, admin: User) -> dict:
     finance = User.objects.filter(memberships__organization__kind=Organization.Kind.PLATFORM).first()
     manual = ManualPayout.objects.create(radiologist=reader, currency="USD", amount_cents=2975,
                                          reference=f"WIRE-{center.pk}", as_of=timezone.now(), paid_by=finance)
-    return {"contract": contract, "invoice": invoice, "stripe_payout": payout, "manual_payout": manual}
+    payment = checkout.checkout_start(payer=center, reference=f"matrix:{center.pk}", description="Matrix probe",
+                                      amount_cents=1500, currency="USD", success_url="https://readroom.test/done/",
+                                      cancel_url="https://readroom.test/back/")
+    return {"contract": contract, "invoice": invoice, "stripe_payout": payout, "manual_payout": manual,
+            "payment": payment}

@@ -56,7 +56,7 @@ def test_an_earning_is_transferred_once_with_its_read_as_transfer_group_and_a_ke
     assert _payable(reader) == 0
     # A second run finds nothing to do and asks Stripe for nothing.
     calls = len(fake_stripe.requests)
-    assert run_transfers.delay().get() == {"discovered": 0, "events_finished": 0}
+    assert run_transfers.delay().get() == {"discovered": 0, "events_finished": 0, "refunds_done": 0}
     assert len(fake_stripe.requests) == calls
     assert len(fake_stripe.transfers) == 1
 
@@ -164,6 +164,6 @@ def test_a_reversed_read_is_not_paid_out(cast, reader, onboarded, fake_stripe):
 
 def test_with_stripe_off_nothing_is_sent_and_the_earning_stays_owed(cast, reader, stripe_off):
     entry = earning(cast.center, reader)
-    assert run_transfers.delay().get() == {"discovered": 1, "events_finished": 0}
+    assert run_transfers.delay().get() == {"discovered": 1, "events_finished": 0, "refunds_done": 0}
     assert Transfer.objects.get(earning=entry).status == Transfer.Status.PENDING
     assert _payable(reader) == -8_500

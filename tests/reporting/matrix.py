@@ -2,10 +2,12 @@
 
 ``report_read`` is a CT at the center, claimed by the cast's radiologist, its report signed with a
 category 1 ``critical`` result; ``report_template`` is the center's own template; ``macro`` is the
-cast radiologist's. The assignee writes; the center's admins, technologists and viewers (not finance)
-read reports and threads; operations read them and watch critical results; template editing is for
-the active organization's admins and, for the platform's own, operations. POST-only routes answer 405
-to a GET (the foreign-object test probes them by POST).
+cast radiologist's; ``signed_opinion`` is a patient's second opinion signed by that radiologist (the
+cast's patient's beside the cast's center's objects), ``signed_opinion_read`` its read request. The
+assignee writes; the center's admins, technologists and viewers (not finance) read reports and threads;
+operations read them and watch critical results; template editing is for the active organization's
+admins and, for the platform's own, operations; only the ordering patient reads their second opinion.
+POST-only routes answer 405 to a GET (the foreign-object test probes them by POST).
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ from marketplace.models import Offer
 from marketplace.services.offers import offer_claim
 from reporting.models import Macro, ReportTemplate
 from reporting.services import reports
+from tests.factories import UserFactory
 from tests.marketplace.helpers import ingest_study, post
 from tests.reporting.conftest import CT_SECTIONS
+from tests.reporting.patient_helpers import opened_by, paid_order, written_by
+from tests.reporting.templates_helpers import seed_platform_templates
 
 PRINCIPALS = ["center_admin", "technologist", "center_finance", "center_viewer", "radiologist", "other_admin",
               "platform_operations", "platform_finance", "patient"]
@@ -42,6 +47,14 @@ def READ(o):  # noqa: N802 - URL kwargs builders
 
 def CRITICAL(o):  # noqa: N802
     return {"public_id": o["critical"].public_id}
+
+
+def OPINION(o):  # noqa: N802
+    return {"public_id": o["signed_opinion"].public_id}
+
+
+def OPINION_READ(o):  # noqa: N802
+    return {"public_id": o["signed_opinion_read"].public_id}
 
 
 def TEMPLATE(o):  # noqa: N802
@@ -73,6 +86,12 @@ ROWS: dict = {
     "macro_edit": (MACRO, _expect({"radiologist"})),
     "macro_delete": (MACRO, _post_only()),
     "api_read_request_report": (READ, _expect(REPORT_READERS, anonymous=401)),
+    # a patient's signed second opinion: the ordering patient reads it and asks; its reader answers (POST)
+    "patient_report": (OPINION, _expect({"patient"})),
+    "patient_report_pdf": (OPINION, _expect({"patient"})),
+    "patient_question_ask": (OPINION, _post_only()),
+    "patient_question_answer": (OPINION_READ, _post_only()),
+    "patient_questions_waiting": (None, _expect({"radiologist"})),
 }
 
 
@@ -96,5 +115,20 @@ def reporting_objects(center: Organization, poster: User) -> dict:
                                  critical=critical)
     macro, _ = Macro.objects.get_or_create(radiologist=report.radiologist, name="nml",
                                            defaults={"text": "No acute abnormality."})
+    # The cast's patient owns the second opinion of the cast's center's objects; another patient the other's.
+    patient = User.objects.get(email="patient@example.test") if center.slug == "lakeside" else \
+        UserFactory(email=f"patient-of-{center.slug}@example.test", kind=User.Kind.PATIENT)
     return {"report_read": read_request, "critical": report.critical_result, "report_template": template,
-            "macro": macro}
+            "macro": macro, "signed_opinion": (opinion := _signed_opinion(reader, patient)),
+            "signed_opinion_read": opinion.read_request}
+
+
+def _signed_opinion(reader: User, patient: User):
+    seed_platform_templates()
+    order = paid_order(patient)
+    actor = policy.actor_for_user(reader)
+    offer_claim(actor=actor, offer=Offer.objects.get(read_request=order.read_request, radiologist__user=reader))
+    order.read_request.refresh_from_db()
+    report = written_by(reader, opened_by(reader, order))
+    reports.report_sign(actor=actor, report=report, version=report.version, second_factor_age=0)
+    return order

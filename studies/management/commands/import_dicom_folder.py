@@ -25,10 +25,10 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from accounts import selectors as account_selectors
+from accounts.credentials.vocab import REGION_REQUIRED
 from core.errors import NotFound
 from studies.archive import HEAD_BYTES, SKIPPED, ingest_archive, is_dicomdir, is_part10, is_zip
 from studies.ingest import IngestOutcome, Source, Status, audit_ingest, ingest_stream
-from studies.services import REGION_REQUIRED
 
 _JURISDICTION_RE = re.compile(r"^(?P<country>[A-Z]{2})(?:-(?P<region>[A-Z0-9]{1,3}))?$")
 _WORDS = {Status.STORED: "stored", Status.DUPLICATE: "already present", Status.CONFLICT: "conflicts",
