@@ -161,14 +161,26 @@ def report_open(*, actor: Actor, read_request: ReadRequest, request: HttpRequest
     if profile is None or read_request.assignee_id != profile.pk:
         raise NotFound("Read request not found.")
     report = Report.objects.select_related("template", "read_request").filter(read_request=read_request).first()
-    if report is not None:
+    if report is not None and report.radiologist_id == profile.pk:
         return report
     if read_request.status not in (Status.ASSIGNED, Status.IN_PROGRESS):
+        if report is not None:
+            return report
         raise _conflict("This read is not open for reporting.", "not_assigned", status=read_request.status)
     if read_request.status == Status.ASSIGNED:
         assignment = read_request.assignments.filter(status="active").first()
         if assignment is not None:
             assignment_start(actor=actor, assignment=assignment, request=request)
+    if report is not None:
+        # The read was released by the reader who started this draft and claimed by this one: the draft
+        # (never signed) is handed over, its version moved on so the first reader's open tab cannot save.
+        Report.objects.filter(pk=report.pk).exclude(status=Report.Status.FINAL).update(
+            radiologist=profile, version=report.version + 1, updated_at=timezone.now())
+        audit_record(action="report.handed_over", actor=actor.user, request=request,
+                     organization_id=read_request.center_id, object_type="reporting.report",
+                     object_id=str(report.public_id), extra={"from_radiologist": report.radiologist_id})
+        report.refresh_from_db()
+        return report
     template = default_template(read_request, profile)
     report = Report.objects.create(read_request=read_request, radiologist=profile, template=template,
                                    sections=_initial_sections(template, read_request),

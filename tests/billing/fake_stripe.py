@@ -99,6 +99,7 @@ class FakeStripe(CheckoutFake):
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body in one segment: no 40 ms delayed-ACK stall a page
 
             def log_message(self, *args):  # quiet
                 pass

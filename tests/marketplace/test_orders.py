@@ -19,7 +19,7 @@ from marketplace.order_models import OrderStatus, Question, Turnaround
 from marketplace.services import clock, orders
 from marketplace.services.offers import offer_claim
 from tests.factories import UserFactory
-from tests.marketplace.helpers import actor, ingest_study, make_radiologist
+from tests.marketplace.helpers import actor, ingest_study, make_radiologist, signed_read
 
 pytestmark = pytest.mark.django_db
 
@@ -196,3 +196,38 @@ def test_the_subspecialty_is_suggested_from_the_images():
     user = patient()
     assert orders.suggested_subspecialty(own_study(user, description="CT HEAD")) == "neuro"
     assert orders.suggested_subspecialty(own_study(user, modality="MG", description="MAMMO")) == "breast"
+
+
+def test_a_shared_studys_original_reader_and_their_group_are_never_offered_the_second_opinion():
+    from accounts.models import Organization as Org
+    from studies.services import study_access_grant_create
+    from tests.factories import MembershipFactory, OrganizationFactory
+
+    center = OrganizationFactory(kind=Org.Kind.IMAGING_CENTER, region="CA", slug="coast")
+    poster = MembershipFactory(organization=center, roles=["admin"]).user
+    group = OrganizationFactory(kind=Org.Kind.RADIOLOGY_GROUP, slug="first-readers")
+    first_reader = make_radiologist(regions=("CA",), subspecialties=("neuro",), group=group)
+    colleague = make_radiologist(regions=("CA",), subspecialties=("neuro",), group=group)
+    outsider = make_radiologist(regions=("CA",), subspecialties=("neuro",))
+    study = ingest_study(center, description="CT HEAD")
+    signed_read(poster, study, first_reader.user)
+    user = patient()
+    study_access_grant_create(actor=None, study=study, user=user, level="full", reason="shared with the patient",
+                              expires_at=timezone.now() + timedelta(days=3650))
+    order = pay(user, order_for(user, orders.orderable_study(actor=me(user), public_id=study.public_id)))
+    assert order.read_request.original_reader == first_reader
+    offered = set(Offer.objects.filter(read_request=order.read_request).values_list("radiologist", flat=True))
+    assert offered == {outsider.pk}
+    assert colleague.pk not in offered
+
+
+def test_images_a_second_opinion_is_reading_cannot_be_deleted_until_it_is_reported():
+    from studies.services import study_soft_delete
+
+    make_radiologist(regions=("CA",), subspecialties=("neuro",))
+    user = patient()
+    study = own_study(user)
+    pay(user, order_for(user, study))
+    with pytest.raises(ApplicationError) as refused:
+        study_soft_delete(actor=me(user), study=study, reason="not needed")
+    assert "second opinion" in refused.value.message
