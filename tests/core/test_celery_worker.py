@@ -52,7 +52,10 @@ def redis_available() -> bool:
 def test_ping_runs_in_process_when_tasks_are_eager(settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True
 
-    assert ping.delay("eager").get(timeout=1) == "pong:eager"
+    # An eager task run by an earlier test in this process can leave Celery's task stack non-empty (the
+    # full suite did, session 10: tests/billing/test_checkout_live.py then this test reproduces it); the check
+    # against result.get() inside a task is not what is tested here.
+    assert ping.delay("eager").get(timeout=1, disable_sync_subtasks=False) == "pong:eager"
 
 
 @pytest.mark.redis
