@@ -16,6 +16,7 @@ from accounts.models import Organization, RadiologistProfile
 from core.models import TimeStampedModel
 
 DEFAULT_FEE_BASIS_POINTS = 1500  # domain.md: a published marketplace took 15 % of each read
+DEFAULT_REVIEW_PERCENT = 40  # a RADPEER review (a score and a comment, not a report) at 40 % of the read's price
 
 
 class Band(models.TextChoices):
@@ -35,6 +36,11 @@ class PriceList(TimeStampedModel):
 
     currency = models.CharField(max_length=3, unique=True)
     name = models.CharField(max_length=120)
+    review_percent = models.PositiveSmallIntegerField(
+        default=DEFAULT_REVIEW_PERCENT, help_text="A peer review is paid this share of the read's price.")
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(review_percent__lte=100), name="price_list_review_percent")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.currency})"
@@ -87,6 +93,8 @@ class Contract(TimeStampedModel):
     fee_basis_points = models.PositiveIntegerField(default=DEFAULT_FEE_BASIS_POINTS,
                                                    help_text="The platform's fee, in hundredths of a percent.")
     cancellation_fee_cents = models.PositiveIntegerField(default=0)
+    review_percent = models.PositiveSmallIntegerField(
+        default=DEFAULT_REVIEW_PERCENT, help_text="A peer review (RADPEER) is paid this share of the read's rate.")
     starts_on = models.DateField()
     ends_on = models.DateField(null=True, blank=True)
     preferred_readers = models.ManyToManyField(RadiologistProfile, blank=True, related_name="+")
@@ -105,6 +113,7 @@ class Contract(TimeStampedModel):
             models.CheckConstraint(condition=Q(group__isnull=True) ^ Q(radiologist__isnull=True),
                                    name="contract_with_a_group_or_a_radiologist"),
             models.CheckConstraint(condition=Q(fee_basis_points__lte=10_000), name="contract_fee_at_most_100pc"),
+            models.CheckConstraint(condition=Q(review_percent__lte=100), name="contract_review_percent"),
             models.CheckConstraint(condition=Q(ends_on__isnull=True) | Q(ends_on__gte=models.F("starts_on")),
                                    name="contract_ends_after_it_starts"),
         ]

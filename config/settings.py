@@ -423,6 +423,10 @@ WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", not PRODUCTION)
 # MSH-3 / MSH-4 of the HL7 v2 ORU^R01 messages that carry signed reports to the centers' RIS.
 HL7_SENDING_APPLICATION = env_str("HL7_SENDING_APPLICATION", "READROOM")
 HL7_SENDING_FACILITY = env_str("HL7_SENDING_FACILITY", "READROOM")
+# Orders from a center's RIS (issue 23): how long a study at a center with an HL7 interface waits for its order
+# before it is listed as "waiting for an order"; how long a report's MLLP send waits to connect or for its ACK.
+RIS_ORDER_WAIT_MINUTES = env_int("RIS_ORDER_WAIT_MINUTES", 60)
+HL7_OUTBOUND_TIMEOUT_SECONDS = env_int("HL7_OUTBOUND_TIMEOUT_SECONDS", 10)
 
 CELERY_BEAT_SCHEDULE = {
     # 05:30 UTC: before the US working day; expiry itself never waits for this (eligibility reads the dates).
@@ -437,8 +441,15 @@ CELERY_BEAT_SCHEDULE = {
     "marketplace-sla-tick": {"task": "marketplace.sla_tick", "schedule": crontab(minute="*")},
     # Critical results nobody acknowledged in time: center admins, then operations (idempotent).
     "reporting-critical-escalation": {"task": "reporting.escalate_critical_results", "schedule": crontab(minute="*")},
+    # Peer review (issue 16): sample newly signed reports; signing never waits for it.
+    "reporting-sample-peer-reviews": {"task": "reporting.sample_peer_reviews", "schedule": crontab(minute="*/5")},
     # Earnings not yet transferred to connected accounts (held ones when payouts got enabled); idempotent.
     "billing-run-transfers": {"task": "billing.run_transfers", "schedule": crontab(minute=7)},
+    # Studies past RIS_ORDER_WAIT_MINUTES without their RIS order: the center's admins are told (issue 23).
+    "marketplace-ris-unordered-studies": {"task": "marketplace.ris_unordered_studies",
+                                          "schedule": crontab(minute="*/5")},
+    # Overflow rules (issue 18): studies unread N minutes after arrival, backlogs past N (idempotent).
+    "marketplace-overflow-tick": {"task": "marketplace.overflow_tick", "schedule": crontab(minute="*")},
 }
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     **SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"],

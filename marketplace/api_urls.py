@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from marketplace.api import offers, requests, webhooks
+from marketplace.api import coverage, offers, overflow, requests, webhooks
 
 urlpatterns = [
     path("read-requests/", requests.ReadRequestListView.as_view(), name="api_read_requests"),
@@ -25,4 +25,7 @@ urlpatterns = [
          name="api_webhook_endpoint_detail"),
     path("webhook-endpoints/<uuid:public_id>/test/", webhooks.WebhookEndpointTestView.as_view(),
          name="api_webhook_endpoint_test"),
+    path("studies/<uuid:public_id>/read-locally/", overflow.StudyReadLocallyView.as_view(),
+         name="api_study_read_locally"),  # issue 18
+    path("coverage/", coverage.CoverageView.as_view(), name="api_coverage"),
 ]

@@ -9,8 +9,14 @@ class MarketplaceConfig(AppConfig):
         from accounts.dashboard_panels import register_dashboard_panel
         from accounts.demo_hooks import register_demo_loader
         from marketplace.dashboard import marketplace_panel
+        from marketplace.ris import orders as ris_orders
         from marketplace.services import orders
+        from studies.hooks import on_studies_received
 
         register_demo_loader("marketplace", "marketplace.demo.load_demo_marketplace")  # imported by load_demo only
         register_dashboard_panel("marketplace", marketplace_panel)
         orders.register()  # billing tells the marketplace when an order's payment settles or refunds
+        on_studies_received(ris_orders.on_studies_received)  # a study meets its waiting RIS order (issue 23)
+        from marketplace.services import overflow
+
+        on_studies_received(overflow.on_studies_received)  # overflow rules of the hours kind post on arrival (#18)

@@ -51,7 +51,11 @@ def radiology_groups():
 class ReadRequestForm(ErrorsMixin, forms.Form):
     """What a center says when it asks for one or several studies to be read."""
 
-    kind = forms.ChoiceField(choices=Kind.choices, initial=Kind.PRIMARY)
+    # A peer review is posted by the sampling, never by hand.
+    kind = forms.ChoiceField(choices=[c for c in Kind.choices if c[0] != Kind.PEER_REVIEW], initial=Kind.PRIMARY)
+    levels = forms.TypedChoiceField(choices=[(1, "One reader"), (2, "Two levels: a second reader signs before it is "
+                                                                    "final")],
+                                    coerce=int, initial=1, required=False, label="Levels")
     priority = forms.ChoiceField(choices=Priority.choices, initial=Priority.ROUTINE)
     subspecialty = forms.ChoiceField(choices=[("", "Any")] + list(Subspecialty.choices), required=False,
                                      label="Required subspecialty")
@@ -72,7 +76,7 @@ class ReadRequestForm(ErrorsMixin, forms.Form):
                                             empty_label="—")
     direct_group = forms.ModelChoiceField(queryset=Organization.objects.none(), required=False, empty_label="—")
     original_request = forms.ModelChoiceField(queryset=ReadRequest.objects.none(), required=False,
-                                              empty_label="—", label="Overread of",
+                                              to_field_name="public_id", empty_label="—", label="Overread of",
                                               help_text="An earlier reported read of this study (overread or "
                                                         "second opinion).")
 
@@ -260,3 +264,22 @@ class CenterSettingsForm(ErrorsMixin, forms.Form):
                 "preferred_radiologists": list(row.preferred_radiologists.all()),
                 "blocked_radiologists": list(row.blocked_radiologists.all())}
 
+
+
+class OverflowRuleForm(ErrorsMixin, forms.Form):
+    """An overflow rule (issue 18) as typed; the service validates the values and names the field it refuses."""
+
+    trigger = forms.ChoiceField(label="Post a study when", choices=[
+        ("hours", "it arrives in given hours"), ("unread", "nobody read it locally within N minutes"),
+        ("backlog", "the unread backlog exceeds N studies")])
+    modality = forms.CharField(required=False, max_length=16, help_text="e.g. CT; empty: any modality.")
+    starts = forms.CharField(required=False, label="From (HH:MM)", max_length=8)
+    ends = forms.CharField(required=False, label="To (HH:MM)", max_length=8,
+                           help_text="At or before the start: the next day (22:00 to 07:00 is one night).")
+    weekdays = forms.MultipleChoiceField(required=False, choices=list(enumerate(WEEKDAYS)),
+                                         widget=forms.CheckboxSelectMultiple, help_text="None ticked: every day.")
+    minutes = forms.CharField(required=False, label="N minutes", max_length=10)
+    backlog = forms.CharField(required=False, label="N studies", max_length=10)
+    priority = forms.ChoiceField(choices=Priority.choices, initial=Priority.ROUTINE)
+    audience = forms.ChoiceField(choices=[("preferred", "Contract readers first, then everyone eligible"),
+                                          ("marketplace", "Every eligible reader at once")])

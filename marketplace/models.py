@@ -27,6 +27,11 @@ class Kind(models.TextChoices):
     OVERREAD = "overread", "Overread"
     SECOND_OPINION = "second_opinion", "Second opinion"
     SPECIALIST_CONSULT = "specialist_consult", "Specialist consult"
+    PEER_REVIEW = "peer_review", "Peer review"  # a sampled, blinded RADPEER review (reporting.quality)
+
+
+# Kinds that review an earlier read: they name it, and its reader and that reader's groups never get them.
+REVIEW_KINDS = frozenset({Kind.OVERREAD, Kind.SECOND_OPINION, Kind.PEER_REVIEW})
 
 
 class Audience(models.TextChoices):
@@ -97,6 +102,11 @@ class ReadRequest(TimeStampedModel):
     original_request = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     original_reader = models.ForeignKey(RadiologistProfile, null=True, blank=True, on_delete=models.SET_NULL,
                                         related_name="+")
+    # Two levels: the first reader's signed report reaches the center as final only once a second reader
+    # (an overread posted at signing) has signed too (reporting.quality.overreads).
+    levels = models.PositiveSmallIntegerField(default=1, choices=[(1, "One reader"), (2, "Two levels")])
+    # Who pays when not the center (a radiology group's own peer-review programme).
+    payer = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     # The quote, locked at posting (marketplace.pricing.quote_for): the price, the platform's fee on it,
     # and the contract it came from (none: the platform's price list).
     quoted_cents = models.PositiveIntegerField()
@@ -127,6 +137,7 @@ class ReadRequest(TimeStampedModel):
             models.UniqueConstraint(fields=["center", "idempotency_key"], condition=Q(idempotency_key__isnull=False),
                                     name="read_request_idempotency_key"),
             models.CheckConstraint(condition=~Q(jurisdiction=""), name="read_request_jurisdiction_required"),
+            models.CheckConstraint(condition=Q(levels__in=[1, 2]), name="read_request_levels_one_or_two"),
         ]
         indexes = [
             models.Index(fields=["center", "status", "deadline"]),
@@ -365,3 +376,31 @@ class WebhookDelivery(models.Model):
         return f"{self.event_type} → {self.endpoint_id} ({self.status})"
 
 from marketplace.order_models import SecondOpinionOrder  # noqa: E402,F401 - a patient's order (issue 17)
+
+
+class ReaderQuality(models.Model):
+    """A reader's confirmed peer-review results, kept by reporting.quality for the ranking to read in one join.
+
+    ``reviews`` counts final RADPEER scores on the reader's reports; ``concordant`` those scored 1.
+    """
+
+    radiologist = models.OneToOneField(RadiologistProfile, on_delete=models.CASCADE, related_name="quality")
+    reviews = models.PositiveIntegerField(default=0)
+    concordant = models.PositiveIntegerField(default=0)
+    significant = models.PositiveIntegerField(default=0, help_text="Confirmed 2b, 3a or 3b.")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.CheckConstraint(
+            condition=Q(concordant__lte=F("reviews")) & Q(significant__lte=F("reviews")),
+            name="reader_quality_counts_within_reviews")]
+
+    def __str__(self) -> str:
+        return f"quality of {self.radiologist_id}: {self.concordant}/{self.reviews}"
+from marketplace.coverage_models import (  # noqa: E402,F401 - coverage and overflow (issue 18)
+    ExtraShift,
+    LocalRead,
+    OverflowPosting,
+    OverflowRule,
+)
+from marketplace.ris_models import Hl7Interface, Hl7Message, RisOrder  # noqa: E402,F401 - orders from a RIS (issue 23)

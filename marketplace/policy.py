@@ -58,6 +58,20 @@ def can_manage_webhooks(actor: Actor, center: Organization) -> bool:
     return _is_center(center) and actor.has_role(center, Role.ADMIN)
 
 
+COVERAGE_ROLES = frozenset({Role.ADMIN, Role.VIEWER})
+
+
+def can_view_coverage(actor: Actor, center: Organization) -> bool:
+    """A center's coverage map: its admins and viewers (in person or by API key)."""
+    return _is_center(center) and actor.has_role(center, *COVERAGE_ROLES)
+
+
+def can_view_group_calendar(actor: Actor, group: Organization | None) -> bool:
+    """A radiology group's calendar of its members' schedules: the group's admins."""
+    return (actor.user is not None and group is not None and group.kind == Organization.Kind.RADIOLOGY_GROUP
+            and actor.has_role(group, Role.ADMIN))
+
+
 ROUTES: dict[str, Access] = {
     # a patient's second opinions: their own orders only (anyone else: 404)
     "opinion_order_list": Access.AUTHENTICATED,
@@ -86,6 +100,23 @@ ROUTES: dict[str, Access] = {
     "webhook_create": Access.ORG_ADMIN,
     "webhook_delete": Access.ORG_ADMIN,
     "webhook_test": Access.ORG_ADMIN,
+    # the center's RIS link (issue 23): interfaces and the message log for admins, orders for the viewing roles
+    "ris_interfaces": Access.ORG_ADMIN,
+    "ris_interface_edit": Access.ORG_ADMIN,
+    "ris_order_list": Access.ORG_MEMBER,
+    "ris_order_release": Access.ORG_MEMBER,  # admins and technologists
+    "ris_message_list": Access.ORG_ADMIN,
+    "fhir_service_request": Access.ORG_MEMBER,  # the center's admins, technologists and its API keys
+    # overflow rules (issue 18): the center's admins; the "read locally" mark: its admins and technologists
+    "overflow_rules": Access.ORG_ADMIN,
+    "overflow_rule_edit": Access.ORG_ADMIN,
+    "overflow_rule_pause": Access.ORG_ADMIN,
+    "overflow_rule_delete": Access.ORG_ADMIN,
+    "study_read_locally": Access.ORG_MEMBER,
+    # schedules and coverage (issue 18): a group's calendar for its admins, a center's map for admins and viewers
+    "group_calendar": Access.ORG_ADMIN,
+    "coverage_map": Access.ORG_MEMBER,
+    "api_coverage": Access.ORG_MEMBER,
     # API
     "api_read_requests": Access.AUTHENTICATED,  # everyone signed in: their own requests only (patients too)
     "api_read_request_detail": Access.AUTHENTICATED,
@@ -101,4 +132,5 @@ ROUTES: dict[str, Access] = {
     "api_webhook_endpoints": Access.ORG_ADMIN,
     "api_webhook_endpoint_detail": Access.ORG_ADMIN,
     "api_webhook_endpoint_test": Access.ORG_ADMIN,
+    "api_study_read_locally": Access.ORG_MEMBER,  # issue 18: the center's admins, technologists and API keys
 }

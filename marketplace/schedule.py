@@ -1,4 +1,4 @@
-"""When a radiologist reads: weekly reading hours in their own time zone, minus time off.
+"""When a radiologist reads: weekly reading hours in their own time zone, plus extra shifts, minus time off.
 
 Windows are built from wall-clock times in the radiologist's zone with ``zoneinfo``, so a shift
 from 22:00 to 06:00 stays 22:00 to 06:00 local across a daylight-saving change (it is an hour
@@ -52,9 +52,13 @@ def windows(hours: Iterable[tuple[int, time, time]], zone: str, around: datetime
 
 
 def availability(hours: list[tuple[int, time, time]], zone: str, time_off: list[tuple[datetime, datetime]],
-                 at: datetime) -> Availability:
-    """Is the reader on shift at ``at`` (and not on time off)? Else when do they next start?"""
-    if not hours:
+                 at: datetime, extra: Iterable[tuple[datetime, datetime]] = ()) -> Availability:
+    """Is the reader on shift at ``at`` (and not on time off)? Else when do they next start?
+
+    ``extra``: one-off shifts (UTC) that count as on shift even outside the weekly hours, never during time off.
+    """
+    extra = [Window(starts_at, ends_at) for starts_at, ends_at in extra]
+    if not hours and not extra:
         return Availability(False, None, None, has_hours=False, on_time_off=False)
 
     def off_at(moment: datetime) -> datetime | None:
@@ -65,7 +69,7 @@ def availability(hours: list[tuple[int, time, time]], zone: str, time_off: list[
         return None
 
     on_time_off = off_at(at) is not None
-    for window in windows(hours, zone, at):
+    for window in sorted([*windows(hours, zone, at), *extra], key=lambda w: w.starts_at):
         if window.ends_at <= at:
             continue
         moment = max(window.starts_at, at)
@@ -78,6 +82,35 @@ def availability(hours: list[tuple[int, time, time]], zone: str, time_off: list[
             return Availability(True, window.ends_at, None, has_hours=True, on_time_off=False)
         return Availability(False, None, moment, has_hours=True, on_time_off=on_time_off)
     return Availability(False, None, None, has_hours=True, on_time_off=on_time_off)
+
+
+def on_shift_intervals(hours: Iterable[tuple[int, time, time]], zone: str,
+                       time_off: Iterable[tuple[datetime, datetime]], extra: Iterable[tuple[datetime, datetime]],
+                       starts_at: datetime, ends_at: datetime) -> list[tuple[datetime, datetime]]:
+    """The stretches (UTC, merged, sorted) between ``starts_at`` and ``ends_at`` (at most a week apart) when
+    the reader is on shift: weekly windows and extra shifts, minus time off."""
+    spans = sorted([(w.starts_at, w.ends_at) for w in windows(hours, zone, starts_at)] + list(extra))
+    merged: list[list[datetime]] = []
+    for start, end in spans:
+        start, end = max(start, starts_at), min(end, ends_at)
+        if end <= start:
+            continue
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    for off_start, off_end in sorted(time_off):
+        cut = []
+        for start, end in merged:
+            if off_end <= start or off_start >= end:
+                cut.append([start, end])
+                continue
+            if start < off_start:
+                cut.append([start, off_start])
+            if off_end < end:
+                cut.append([off_end, end])
+        merged = cut
+    return [(start, end) for start, end in merged]
 
 
 def local_label(moment: datetime, zone: str, at: datetime) -> str:

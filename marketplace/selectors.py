@@ -17,6 +17,7 @@ from marketplace.models import (
     ACTIVE_STATES,
     ASSIGNED_STATES,
     Assignment,
+    Kind,
     Offer,
     Priority,
     ReadRequest,
@@ -36,7 +37,10 @@ def read_request_list(*, actor: Actor, center=None) -> QuerySet[ReadRequest]:
         centers = [center.pk]
     else:
         centers = policy.centers_viewed(actor)
-    return ReadRequest.objects.filter(center_id__in=centers).select_related(*LIST_RELATED).order_by("deadline", "id")
+    requests = ReadRequest.objects.filter(center_id__in=centers)
+    if actor.user is not None:  # a reader on the center's staff never sees the blind reviews of their own reads
+        requests = requests.exclude(kind=Kind.PEER_REVIEW, original_reader__user_id=actor.user.pk)
+    return requests.select_related(*LIST_RELATED).order_by("deadline", "id")
 
 
 def read_request_filter(queryset: QuerySet[ReadRequest], *, status: str = "", priority: str = "",
@@ -62,7 +66,15 @@ def read_request_get(*, actor: Actor, public_id) -> ReadRequest:
     return read_request
 
 
+def reviews_own_read(actor: Actor, read_request: ReadRequest) -> bool:
+    """A blind peer review of the actor's own read: theirs to know the result of, never the review (issue 16)."""
+    return (read_request.kind == Kind.PEER_REVIEW and read_request.original_reader_id is not None
+            and actor.user is not None and read_request.original_reader.user_id == actor.user.pk)
+
+
 def can_see(actor: Actor, read_request: ReadRequest) -> bool:
+    if reviews_own_read(actor, read_request):
+        return False
     if policy.can_view_center_requests(actor, read_request.center_id) or policy.is_operations(actor):
         return True
     profile = profile_of(actor)
@@ -72,6 +84,8 @@ def can_see(actor: Actor, read_request: ReadRequest) -> bool:
 
 def can_explain(actor: Actor, read_request: ReadRequest) -> bool:
     """The candidate table is for the center's people and operations (not for the readers in it)."""
+    if reviews_own_read(actor, read_request):
+        return False
     return policy.can_view_center_requests(actor, read_request.center_id) or policy.is_operations(actor)
 
 

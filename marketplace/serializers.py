@@ -80,6 +80,7 @@ class ReadRequestSerializer(serializers.Serializer):
     id = serializers.UUIDField(source="public_id")
     status = serializers.CharField(help_text=STATUS_HELP)
     kind = serializers.CharField()
+    levels = serializers.IntegerField()
     priority = serializers.CharField()
     deadline = UtcDateTimeField()
     remaining_seconds = serializers.SerializerMethodField()
@@ -142,7 +143,10 @@ class ReadRequestCreateSerializer(serializers.Serializer):
 
     study = serializers.CharField(required=False, help_text="The study's public id (or its StudyInstanceUID).")
     study_instance_uid = serializers.CharField(required=False, max_length=64)
-    kind = serializers.ChoiceField(choices=Kind.choices, default=Kind.PRIMARY)
+    # A peer review is posted by the platform's sampling, never by a center.
+    kind = serializers.ChoiceField(choices=[c for c in Kind.choices if c[0] != Kind.PEER_REVIEW], default=Kind.PRIMARY)
+    levels = serializers.ChoiceField(choices=[1, 2], default=1,
+                                     help_text="2: a second reader signs (an overread) before the report is final.")
     priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.ROUTINE)
     subspecialty = serializers.ChoiceField(choices=Subspecialty.choices, required=False, allow_blank=True)
     clinical_history = serializers.CharField(required=False, allow_blank=True, max_length=4000)
@@ -266,6 +270,7 @@ class AssignedReadSerializer(serializers.Serializer):
     id = serializers.UUIDField(source="public_id")
     status = serializers.CharField(help_text=STATUS_HELP)
     kind = serializers.CharField()
+    levels = serializers.IntegerField()
     priority = serializers.CharField()
     deadline = UtcDateTimeField()
     remaining_seconds = serializers.SerializerMethodField()

@@ -254,4 +254,11 @@ class PatientQuestion(TimeStampedModel):
         return f"patient question on {self.report_id}"
 
 
+from reporting.quality_models import (  # noqa: E402,F401 - overreads and peer review (issue 16)
+    OverreadReply,
+    PeerReview,
+    QualitySettings,
+    SamplingCursor,
+    SamplingStratum,
+)
 from reporting.share_models import DoctorShare  # noqa: E402,F401 - a patient's link for their doctor (issue 17)

@@ -100,5 +100,26 @@ API_ROUTES: dict[str, Access] = {
     "api_read_request_report": Access.AUTHENTICATED,  # the center by role, operations, the reader (404 otherwise)
 }
 
+QUALITY_STATS_ROUTES: dict[str, Access] = {
+    # Quality (reporting.quality.selectors decides each object: 404 for anyone else).
+    "read_request_quality": Access.AUTHENTICATED,  # the chain panel: as the request's page
+    "overread_reply": Access.AUTHENTICATED,  # the original reader, the overreader, the center by role, operations
+    "overread_addendum_request": Access.AUTHENTICATED,  # the center's admins and technologists
+    "quality_reviews_received": Access.AUTHENTICATED,  # a radiologist's own; anyone else 404
+    "quality_arbitration_queue": Access.AUTHENTICATED,  # radiologists (the queue: what they may arbitrate)
+    "quality_arbitration": Access.AUTHENTICATED,  # a QA radiologist of the review's programme
+    "quality_settings": Access.ORG_ADMIN,  # the active center's or group's admins
+    "group_signed_reports": Access.AUTHENTICATED,  # a reading group's admins and named QA radiologists
+    # reporting.quality.stats_access: a center's viewing roles (not finance) and operations see the center's;
+    # a group's admins and operations the group's; anyone else 404 (the active organization, or one named)
+    "quality_stats": Access.ORG_MEMBER,
+    "quality_stats_of": Access.ORG_MEMBER,
+    "quality_mine": Access.AUTHENTICATED,  # a radiologist's own figures; anyone else 404
+    "ops_quality": Access.PLATFORM_OPERATIONS,  # every reader and the outliers
+}
+
 ROUTES: dict[str, Access] = {**WORKSPACE_ROUTES, **CENTER_ROUTES, **CRITICAL_ROUTES, **TEMPLATE_ROUTES,
                              **PATIENT_ROUTES, **SHARE_ROUTES, **API_ROUTES}
+ROUTES.update(QUALITY_STATS_ROUTES)
+# FHIR (issue 23): the report of a RIS order; the order's center by role or its API key (404 otherwise)
+ROUTES["fhir_diagnostic_report"] = Access.AUTHENTICATED

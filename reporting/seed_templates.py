@@ -81,6 +81,51 @@ SECOND_OPINION = {
     ],
 }
 
+# An overread states whether it agrees with the report it reviews (issue 16); so does a peer review, on the
+# ACR RADPEER scale (2016). Each template is for reads of its kind only (``reporting.templates.fits_kind``).
+OVERREAD_AGREEMENT = "overread_agreement"
+OVERREAD_AGREEMENT_CHOICES = [
+    ("agree", "Agree with the original report"),
+    ("minor", "Minor difference"),
+    ("significant", "Significant difference"),
+]
+RADPEER_SCORE = "radpeer_score"
+RADPEER_CHOICES = [
+    ("1", "1: Concur with interpretation"),
+    ("2a", "2a: Discrepancy not ordinarily expected to be made; unlikely to be clinically significant"),
+    ("2b", "2b: Discrepancy not ordinarily expected to be made; likely to be clinically significant"),
+    ("3a", "3a: Discrepancy that should be made most of the time; unlikely to be clinically significant"),
+    ("3b", "3b: Discrepancy that should be made most of the time; likely to be clinically significant"),
+]
+
+OVERREAD = {
+    "name": "Overread",
+    "modalities": [],
+    "body_parts": [],
+    "sections": [
+        _section("clinical_information", "Clinical question"),
+        _section("findings", "Overread findings"),
+        _section("impression", "Overread conclusion"),
+    ],
+    "fields": [
+        _choice(OVERREAD_AGREEMENT, "Agreement with the original report", OVERREAD_AGREEMENT_CHOICES,
+                section="impression", required=True),
+    ],
+}
+
+PEER_REVIEW = {
+    "name": "Peer review (RADPEER)",
+    "modalities": [],
+    "body_parts": [],
+    "sections": [
+        _section("findings", "What the original report missed or misread (empty when it concurs)"),
+        _section("impression", "Comment"),
+    ],
+    "fields": [
+        _choice(RADPEER_SCORE, "RADPEER score", RADPEER_CHOICES, section="impression", required=True),
+    ],
+}
+
 TEMPLATES: list[dict] = [
     {
         "name": "CT head without contrast",
@@ -254,4 +299,6 @@ TEMPLATES: list[dict] = [
         "fields": [],
     },
     SECOND_OPINION,
+    OVERREAD,
+    PEER_REVIEW,
 ]

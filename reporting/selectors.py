@@ -13,7 +13,8 @@ from django.db.models import F, QuerySet
 from accounts.models import Organization
 from accounts.policy import Actor
 from core.errors import NotFound
-from marketplace.models import ReadRequest, Status
+from marketplace.models import Kind, ReadRequest, Status
+from marketplace.selectors import reviews_own_read
 from marketplace.services.offers import profile_of
 from reporting import policy
 from reporting.models import Addendum, CriticalResult, Macro, Message, Report
@@ -90,7 +91,9 @@ def earlier_reports(*, read_request: ReadRequest) -> QuerySet[Report]:
     return (Report.objects.filter(read_request__center_id=read_request.center_id,
                                   read_request__study__patient_id=study.patient_id,
                                   status=Report.Status.FINAL)
-            .exclude(read_request=read_request).select_related("read_request__study").order_by("-signed_at")[:20])
+            .exclude(read_request=read_request).exclude(read_request_id=read_request.original_request_id)
+            .exclude(read_request__kind=Kind.PEER_REVIEW)  # reviews are confidential; the reviewed one is shown apart
+            .select_related("read_request__study").order_by("-signed_at")[:20])
 
 
 # --- critical results (reporting.views.critical) ------------------------------------------------------
@@ -137,6 +140,8 @@ THREAD_READER_STATES = (*WRITABLE_REQUEST_STATES, Status.REPORTED, Status.CLOSED
 def thread_side(actor: Actor, read_request: ReadRequest) -> str | None:
     """Which side of the thread the actor writes on: ``center`` (its admins, technologists, viewers),
     ``reader`` (the assignee while assigned, or after reporting), else None."""
+    if reviews_own_read(actor, read_request):  # a blind review of the actor's own read is not theirs to read
+        return None
     if policy.center_reads_reports(actor, read_request.center_id):
         return "center"
     profile = profile_of(actor)

@@ -12,10 +12,12 @@ from django.db.models import Q
 
 from core.errors import ApplicationError
 from reporting.models import FIELD_KINDS, PATIENT_SUMMARY, SECTION_CODES, ReportTemplate
-from reporting.seed_templates import AGREEMENT
+from reporting.seed_templates import AGREEMENT, OVERREAD_AGREEMENT, RADPEER_SCORE
 
 YES_NO = ("yes", "no")
 SECOND_OPINION_KIND = "second_opinion"  # marketplace.models.Kind.SECOND_OPINION
+OVERREAD_KIND = "overread"
+PEER_REVIEW_KIND = "peer_review"
 
 
 def for_second_opinion(template: ReportTemplate) -> bool:
@@ -23,9 +25,23 @@ def for_second_opinion(template: ReportTemplate) -> bool:
     return any(section.get("code") == PATIENT_SUMMARY for section in template.sections)
 
 
+def template_kind(template: ReportTemplate) -> str | None:
+    """The kind of read a template is written for: by its marking section or field; None: any other read."""
+    if for_second_opinion(template):
+        return SECOND_OPINION_KIND
+    codes = {spec.get("code") for spec in template.fields}
+    if RADPEER_SCORE in codes:
+        return PEER_REVIEW_KIND
+    if OVERREAD_AGREEMENT in codes:
+        return OVERREAD_KIND
+    return None
+
+
 def fits_kind(template: ReportTemplate, kind: str) -> bool:
-    """A second opinion is written on a second-opinion template, any other read on any other template."""
-    return for_second_opinion(template) == (kind == SECOND_OPINION_KIND)
+    """A second opinion, an overread and a peer review are each written on a template of their own kind,
+    any other read on any other template."""
+    wanted = kind if kind in (SECOND_OPINION_KIND, OVERREAD_KIND, PEER_REVIEW_KIND) else None
+    return template_kind(template) == wanted
 
 
 def _bad(field: str, message: str) -> ApplicationError:

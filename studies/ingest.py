@@ -35,6 +35,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import Organization
 from core.sql import sent_together
+from studies import hooks
 from studies.dicom import ContentDigest, DicomRejected, ParsedInstance, read_instance, same_data_set
 from studies.models import Instance, Series, Study
 
@@ -1056,7 +1057,8 @@ def ingest_files(*, organization: Organization, files: list[tuple[str, BinaryIO]
 
 def audit_ingest(outcomes: list[IngestOutcome], *, organization: Organization, source: str, actor=None,
                  request=None, api_key=None, extra: dict | None = None) -> None:
-    """One audit row per study touched, with the counts per outcome (an API key is named by its prefix)."""
+    """One audit row per study touched, with the counts per outcome (an API key is named by its prefix); then
+    the higher layers hear of the studies that received images (``studies.hooks``: every door calls this)."""
     per_study: dict[str, Counter] = {}
     for outcome in outcomes:
         per_study.setdefault(outcome.study_instance_uid or "-", Counter())[outcome.status] += 1
@@ -1065,3 +1067,5 @@ def audit_ingest(outcomes: list[IngestOutcome], *, organization: Organization, s
         audit_record(action="study.ingested", actor=actor, request=request, organization=organization,
                      object_type="studies.study", object_id=study_uid,
                      extra={"source": source, **counts, **who, **(extra or {})})
+    stored = sorted({o.instance.study_id for o in outcomes if o.status == Status.STORED and o.instance is not None})
+    hooks.studies_received(organization_id=organization.pk, study_ids=stored, source=source)

@@ -164,6 +164,9 @@ class StudyAccessGrant(TimeStampedModel):
     granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # A blinded peer reviewer: the study's signed reports (DICOM SR stored by reporting) are not shown,
+    # since they name their reader.
+    hide_reports = models.BooleanField(default=False)
 
     class Meta:
         indexes = [models.Index(fields=["user", "study", "expires_at"])]

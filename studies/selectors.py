@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.policy import Actor
@@ -35,22 +35,48 @@ def _active_grants(actor: Actor) -> QuerySet[StudyAccessGrant]:
 
 def access_levels(*, actor: Actor, studies: list[Study]) -> dict[int, str]:
     """study id → ``full`` or ``preview`` for each given study the actor may see (one query at most)."""
+    return {pk: access.level for pk, access in study_accesses(actor=actor, studies=studies).items()}
+
+
+def study_accesses(*, actor: Actor, studies: list[Study]) -> dict[int, StudyAccess]:
+    """study id → the actor's access (level, and blinding) for each given study the actor may see (one query
+    at most). Blinded: seen only through grants, one of them an active ``hide_reports`` grant."""
     own = set(policy.organizations_with_study_view(actor))
+    by_pk = {s.pk: s for s in studies}
     levels = {s.pk: policy.FULL for s in studies if s.organization_id in own}
     rest = [s.pk for s in studies if s.pk not in levels]
+    blinded = set()
     if rest:
-        for study_id, level in _active_grants(actor).filter(study_id__in=rest).values_list("study_id", "level"):
+        for study_id, level, hide in (_active_grants(actor).filter(study_id__in=rest)
+                                      .values_list("study_id", "level", "hide_reports")):
             if levels.get(study_id) != policy.FULL:
                 levels[study_id] = level
-    return levels
+            if hide:
+                blinded.add(study_id)
+    return {pk: StudyAccess(study=by_pk[pk], level=level, hide_reports=pk in blinded) for pk, level in levels.items()}
+
+
+def blinded_study_ids(*, actor: Actor) -> QuerySet:
+    """A subquery of the ids of the studies the actor sees blinded (see StudyAccess.hide_reports): to exclude
+    their signed reports from searches across studies without a query of its own."""
+    own = policy.organizations_with_study_view(actor)
+    return (_active_grants(actor).filter(hide_reports=True).exclude(study__organization_id__in=own)
+            .values("study_id"))
 
 
 @dataclass(frozen=True)
 class StudyAccess:
-    """A study together with the level at which this actor sees it."""
+    """A study together with the level at which this actor sees it.
+
+    ``hide_reports``: a blinded peer reviewer (issue 16). The actor sees the study only through grants and
+    holds an active ``hide_reports`` one among them: the study's signed reports (SRs ingested by reporting,
+    ``Instance.received_via == "report"``, which name their reader) and any series made only of them are
+    hidden from every series and instance read below, as if they did not exist. Members of the center are
+    never blinded (their access does not come through a grant, and they may read the reports anyway)."""
 
     study: Study
     level: str
+    hide_reports: bool = False
 
     @property
     def is_full(self) -> bool:
@@ -71,12 +97,13 @@ def study_get(*, actor: Actor, study_uid: str, organization_id: int | None = Non
         if key is not None:
             _REMEMBERED.pop(key, None)
         raise NotFound("Study not found.")
-    study, (rank,) = found[0]
-    access = StudyAccess(study=study, level=_RANK_LEVEL[rank])
+    study, (rank, hidden) = found[0]
+    access = StudyAccess(study=study, level=_RANK_LEVEL[rank], hide_reports=bool(hidden))
     if key is not None:
         if len(_REMEMBERED) >= _REMEMBER_AT_MOST:
             _REMEMBERED.clear()
-        _REMEMBERED[key] = (study.pk, study.organization_id, study.study_instance_uid, rank)
+        # The blinding is remembered with the level, and checked with it (study_access_verify).
+        _REMEMBERED[key] = (study.pk, study.organization_id, study.study_instance_uid, rank, bool(hidden))
     return access
 
 
@@ -86,13 +113,16 @@ _RANK_LEVEL = {rank: level for level, rank in _LEVEL_RANK.items()}
 
 def _best_study(actor: Actor, own: list[int], study_uid: str, organization_id: int | None,
                 selected: str) -> tuple[str, list]:
-    """SQL and parameters selecting ``selected`` and the level's rank (``level_rank``) of the study study_get
-    answers: ``study_list(actor).filter(study_instance_uid=...)`` and each study's level (access_levels) in one
+    """SQL and parameters selecting ``selected``, the level's rank (``level_rank``) and the blinding
+    (``hide_reports``, 1 or 0: StudyAccess.hide_reports) of the study study_get answers:
+    ``study_list(actor).filter(study_instance_uid=...)`` and each study's level (access_levels) in one
     hand-written query. Every study-scoped DICOMweb request starts here (a viewer makes hundreds per study),
     and building and compiling the ORM query cost five times the query itself. The rule is study_list's:
     own organizations (by role) or an active grant; tests/studies/test_selectors.py holds them equal."""
     grants = actor.user is not None  # an organization's key holds no grants
-    params = [*own, *([actor.user.pk, connection.ops.adapt_datetimefield_value(timezone.now())] if grants else []),
+    grant_params = [actor.user.pk, connection.ops.adapt_datetimefield_value(timezone.now())] if grants else []
+    # own organizations and the grant conditions twice: once for the level, once for the blinding
+    params = [*own, *grant_params, *own, *grant_params,
               study_uid, *([organization_id] if organization_id is not None else [])]
     return _best_study_sql(selected, len(own), organization_id is not None, grants), params
 
@@ -104,11 +134,13 @@ def _best_study_sql(selected: str, own_count: int, one_organization: bool, grant
     own = f"s.organization_id IN ({', '.join(['%s'] * own_count)})" if own_count else "1 = 0"
     rank = " ".join(f"WHEN '{level}' THEN {n}" for level, n in _LEVEL_RANK.items())
     # Only column and table names and constants are formatted in; every value is a parameter.
-    grant_rank = (f"(SELECT MAX(CASE g.level {rank} END) FROM {StudyAccessGrant._meta.db_table} g "  # noqa: S608
-                  "WHERE g.study_id = s.id AND g.user_id = %s AND g.revoked_at IS NULL AND g.expires_at > %s)"
-                  if grants else "NULL")
+    active = (f"FROM {StudyAccessGrant._meta.db_table} g WHERE g.study_id = s.id AND g.user_id = %s "  # noqa: S608
+              "AND g.revoked_at IS NULL AND g.expires_at > %s")
+    grant_rank = f"(SELECT MAX(CASE g.level {rank} END) {active})" if grants else "NULL"  # noqa: S608
+    # Blinded (StudyAccess.hide_reports): seen through grants only, one of them hiding the reports.
+    grant_hidden = f"(SELECT MAX(CASE WHEN g.hide_reports THEN 1 ELSE 0 END) {active})" if grants else "0"  # noqa: S608
     return (f"SELECT * FROM (SELECT {selected}, CASE WHEN {own} THEN {_LEVEL_RANK[policy.FULL]} "  # noqa: S608
-            f"ELSE {grant_rank} END AS level_rank "
+            f"ELSE {grant_rank} END AS level_rank, CASE WHEN {own} THEN 0 ELSE {grant_hidden} END AS hide_reports "
             f"FROM {Study._meta.db_table} s WHERE s.study_instance_uid = %s AND s.deleted_at IS NULL"
             + (" AND s.organization_id = %s" if one_organization else "")
             + ") s WHERE s.level_rank IS NOT NULL ORDER BY s.level_rank DESC, s.id LIMIT 1")
@@ -124,7 +156,8 @@ def _best_study_sql(selected: str, own_count: int, one_organization: bool, grant
 # recorded, and the search looks the study up again. So nothing is served on a stale decision; only the
 # lookup's separate exchange is saved.
 
-_REMEMBERED: dict[tuple, tuple[int, int, str, int]] = {}  # key → study id, organization id, UID, level rank
+# key → study id, organization id, UID, level rank, blinded (StudyAccess.hide_reports)
+_REMEMBERED: dict[tuple, tuple[int, int, str, int, bool]] = {}
 _REMEMBER_AT_MOST = 10_000  # about 2 MB; when full, it starts again
 
 
@@ -148,9 +181,9 @@ def study_get_remembered(*, actor: Actor, study_uid: str) -> StudyAccess | None:
     remembered = _REMEMBERED.get(_remembered_key(actor, study_uid))
     if remembered is None:
         return None
-    pk, organization_id, uid, rank = remembered
+    pk, organization_id, uid, rank, hidden = remembered
     study = Study.from_db(connection.alias, ["id", "organization_id", "study_instance_uid"], [pk, organization_id, uid])
-    return StudyAccess(study=study, level=_RANK_LEVEL[rank])
+    return StudyAccess(study=study, level=_RANK_LEVEL[rank], hide_reports=hidden)
 
 
 def study_access_verify(*, actor: Actor, access: StudyAccess) -> None:
@@ -162,29 +195,96 @@ def study_access_verify(*, actor: Actor, access: StudyAccess) -> None:
     own = policy.organizations_with_study_view(actor)
     best, params = _best_study(actor, own, study.study_instance_uid, None, "s.id")
     with connection.cursor() as cursor:
-        cursor.execute(_verify_sql(best), [study.pk, _LEVEL_RANK[access.level], *params, "The study access changed."])
+        cursor.execute(_verify_sql(best), [study.pk, _LEVEL_RANK[access.level], int(access.hide_reports), *params,
+                                           "The study access changed."])
 
 
 @functools.cache
 def _verify_sql(best: str) -> str:
-    return require_sql(f"(SELECT b.id = %s AND b.level_rank = %s FROM ({best}) b)")  # noqa: S608 - SQL only
+    # The blinding is part of the answer checked: a hide_reports grant given since ends the remembered access.
+    return require_sql(f"(SELECT b.id = %s AND b.level_rank = %s AND b.hide_reports = %s "  # noqa: S608 - SQL only
+                       f"FROM ({best}) b)")
+
+
+# --- blinded peer review: the signed reports are not there ----------------------------------------
+REPORT_SOURCE = "report"  # studies.ingest.Source.REPORT (not imported: ingest loads pydicom at start-up)
+# A signed report is stored into its study as an SR (reporting.services.delivery, REPORT_SOURCE) that names
+# its reader. For a blinded reviewer (StudyAccess.hide_reports) every read of series and instances below
+# leaves those SRs out, and the series that hold nothing else, so that a request for one is a 404 like
+# for a missing one.
+
+def without_signed_reports(queryset: QuerySet) -> QuerySet:
+    """Instances (or series) as a blinded reviewer sees them: no signed report, no series of reports only."""
+    if queryset.model is Instance:
+        return queryset.exclude(received_via=REPORT_SOURCE)
+    return queryset.filter(Exists(Instance.objects.filter(series_id=OuterRef("pk"))
+                                  .exclude(received_via=REPORT_SOURCE)))
 
 
 def series_list(*, access: StudyAccess) -> QuerySet[Series]:
-    return Series.objects.filter(study=access.study)
+    series = Series.objects.filter(study=access.study)
+    return without_signed_reports(series) if access.hide_reports else series
 
 
 def series_get(*, access: StudyAccess, series_uid: str) -> Series:
     sql = (f"SELECT {_columns(Series, 'se')} FROM {Series._meta.db_table} se "  # noqa: S608 - names only
-           "WHERE se.study_id = %s AND se.series_instance_uid = %s LIMIT 1")
-    found = _models_from_sql(Series, sql, [access.study.pk, series_uid])
+           "WHERE se.study_id = %s AND se.series_instance_uid = %s")
+    params = [access.study.pk, series_uid]
+    if access.hide_reports:
+        sql += (f" AND EXISTS (SELECT 1 FROM {Instance._meta.db_table} i "  # noqa: S608 - names only
+                "WHERE i.series_id = se.id AND i.received_via <> %s)")
+        params.append(REPORT_SOURCE)
+    found = _models_from_sql(Series, sql + " LIMIT 1", params)
     if not found:
         raise NotFound("Series not found.")
     return found[0][0]
 
 
 def instance_list(*, access: StudyAccess) -> QuerySet[Instance]:
-    return Instance.objects.filter(study=access.study)
+    instances = Instance.objects.filter(study=access.study)
+    return without_signed_reports(instances) if access.hide_reports else instances
+
+
+def signed_reports_hidden_from(*, actor: Actor, queryset: QuerySet) -> QuerySet:
+    """Series or instances of any studies, less what the actor's blinded studies hide (one subquery, no query
+    of its own): for searches across studies."""
+    if actor.user is None:
+        return queryset  # an organization's key holds no grants, so nothing is blinded for it
+    blinded = Q(study_id__in=blinded_study_ids(actor=actor))
+    if queryset.model is Instance:
+        return queryset.exclude(blinded & Q(received_via=REPORT_SOURCE))
+    shown = Exists(Instance.objects.filter(series_id=OuterRef("pk")).exclude(received_via=REPORT_SOURCE))
+    return queryset.exclude(blinded & ~shown)
+
+
+@dataclass(frozen=True)
+class BlindedTotals:
+    """A study's counters as a blinded reviewer sees them: the stored ones (Study, Series) count the reports."""
+
+    number_of_series: int = 0
+    number_of_instances: int = 0
+    total_size: int = 0
+    modalities: frozenset[str] = frozenset()
+    series_instances: dict[str, int] = field(default_factory=dict)  # series UID → its instances shown
+
+    def modalities_in_study(self, stored: str) -> str:
+        """The stored ``\\CT\\SR\\`` less the modalities of hidden series only (order kept)."""
+        kept = [m for m in (stored or "").split("\\") if m and m in self.modalities]
+        return "\\" + "\\".join(kept) + "\\" if kept else ""
+
+
+def blinded_totals(*, study_ids) -> dict[int, BlindedTotals]:
+    """study id → its counters without the signed reports, for the given (blinded) studies (one query)."""
+    rows = (Instance.objects.filter(study_id__in=list(study_ids)).exclude(received_via=REPORT_SOURCE).order_by()
+            .values_list("study_id", "series__series_instance_uid", "series__modality")
+            .annotate(count=Count("id"), size=Sum("size")))
+    per_study: dict[int, list] = {}
+    for study_id, series_uid, modality, count, size in rows:
+        per_study.setdefault(study_id, []).append((series_uid, modality, count, size))
+    return {study_id: BlindedTotals(
+        number_of_series=len(series), number_of_instances=sum(s[2] for s in series),
+        total_size=sum(s[3] or 0 for s in series), modalities=frozenset(s[1] for s in series if s[1]),
+        series_instances={s[0]: s[2] for s in series}) for study_id, series in per_study.items()}
 
 
 def instance_get(*, access: StudyAccess, series_uid: str, sop_uid: str) -> Instance:
@@ -197,8 +297,12 @@ def instance_get_sent(*, access: StudyAccess, series_uid: str, sop_uid: str) -> 
     # One row at most: SOP Instance UIDs are unique within an organization, and a study has one.
     sql = (f"SELECT {_columns(Instance, 'i')} FROM {Instance._meta.db_table} i "  # noqa: S608 - names only
            f"JOIN {Series._meta.db_table} se ON se.id = i.series_id "
-           "WHERE i.study_id = %s AND i.sop_instance_uid = %s AND se.series_instance_uid = %s LIMIT 1")
-    read = _models_from_sql_sent(Instance, sql, [access.study.pk, sop_uid, series_uid])
+           "WHERE i.study_id = %s AND i.sop_instance_uid = %s AND se.series_instance_uid = %s")
+    params = [access.study.pk, sop_uid, series_uid]
+    if access.hide_reports:  # a signed report is "not found" for a blinded reviewer
+        sql += " AND i.received_via <> %s"
+        params.append(REPORT_SOURCE)
+    read = _models_from_sql_sent(Instance, sql + " LIMIT 1", params)
 
     def instance() -> Instance:
         found = read()
@@ -343,10 +447,33 @@ def study_row(study: Study, level: str, *, now=None) -> StudyRow:
 
 
 def study_rows(*, actor: Actor, studies: list[Study]) -> list[StudyRow]:
-    """One page of the list as rows at each study's level (at most one query, for grants)."""
-    levels = access_levels(actor=actor, studies=studies)
+    """One page of the list as rows at each study's level (at most one query for grants, one more when some
+    study is seen blinded)."""
+    accesses = study_accesses(actor=actor, studies=studies)
+    blinded_ids = [pk for pk, access in accesses.items() if access.hide_reports]
+    blinded = blinded_totals(study_ids=blinded_ids) if blinded_ids else {}
     now = timezone.now()
-    return [study_row(s, levels[s.pk], now=now) for s in studies if s.pk in levels]
+    rows = []
+    for study in studies:
+        if study.pk not in accesses:
+            continue
+        row = study_row(study, accesses[study.pk].level, now=now)
+        rows.append(_blinded_row(row, blinded.get(study.pk, BlindedTotals())) if study.pk in blinded_ids else row)
+    return rows
+
+
+def study_page_row(*, access: StudyAccess) -> StudyRow:
+    """The study's row for its page: its counters without the signed reports for a blinded reviewer."""
+    row = study_row(access.study, access.level)
+    if not access.hide_reports:
+        return row
+    return _blinded_row(row, blinded_totals(study_ids=[access.study.pk]).get(access.study.pk, BlindedTotals()))
+
+
+def _blinded_row(row: StudyRow, totals: BlindedTotals) -> StudyRow:
+    return replace(row, number_of_series=totals.number_of_series, number_of_instances=totals.number_of_instances,
+                   total_size=totals.total_size,
+                   modalities=[m for m in row.modalities if m in totals.modalities])
 
 
 def study_deleted_list(*, actor: Actor) -> QuerySet[Study]:
@@ -366,7 +493,7 @@ def study_get_for_page(*, actor: Actor, public_id) -> StudyAccess:
         if study is None:
             raise NotFound("Study not found.")
         return StudyAccess(study=study, level=policy.FULL)
-    return StudyAccess(study=study, level=access_levels(actor=actor, studies=[study])[study.pk])
+    return study_accesses(actor=actor, studies=[study])[study.pk]
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,13 @@ logger = logging.getLogger(__name__)
 
 @transaction.atomic
 def study_access_grant_create(*, actor: Actor | None, study: Study, user: User, level: str, reason: str,
-                              expires_at: datetime, request: HttpRequest | None = None) -> StudyAccessGrant:
+                              expires_at: datetime, request: HttpRequest | None = None,
+                              hide_reports: bool = False) -> StudyAccessGrant:
     """Give a radiologist ``preview`` or ``full`` access to one study until ``expires_at``.
 
     The marketplace calls this when it offers (preview) or assigns (full) a case; until then a
-    center admin (or the operator's console, ``actor=None``) does.
+    center admin (or the operator's console, ``actor=None``) does. ``hide_reports``: a blinded peer
+    reviewer, who must not see the study's signed reports (they name their reader).
     """
     if actor is not None:
         if not policy.can_view_own_organization_studies(actor, study.organization_id):
@@ -44,7 +46,8 @@ def study_access_grant_create(*, actor: Actor | None, study: Study, user: User, 
     if expires_at <= timezone.now():
         raise ApplicationError.for_field("expires_at", "The expiry must be in the future.")
     grant = StudyAccessGrant.objects.create(user=user, study=study, level=level, reason=reason.strip()[:300],
-                                            expires_at=expires_at, granted_by=actor.user if actor else None)
+                                            expires_at=expires_at, granted_by=actor.user if actor else None,
+                                            hide_reports=hide_reports)
     audit_record(action="study.access_granted", actor=actor.user if actor else None, request=request,
                  organization=study.organization, object_type="studies.study", object_id=study.study_instance_uid,
                  reason=grant.reason, extra={"grantee": user.email, "level": level,

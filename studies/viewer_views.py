@@ -57,7 +57,7 @@ def viewer_app(request: HttpRequest, route: str = "") -> HttpResponse:
     preview_only = [access for access in accesses if not access.is_full]
     if preview_only:
         return render(request, "studies/viewer/preview_only.html",
-                      {"studies": [selectors.study_row(a.study, a.level) for a in preview_only]}, status=403)
+                      {"studies": [selectors.study_page_row(access=a) for a in preview_only]}, status=403)
     shell = viewer.index_html()
     if shell is None:
         return render(request, "studies/viewer/not_installed.html", status=503)

@@ -33,6 +33,8 @@ from tests.marketplace.matrix_objects import marketplace_objects
 from tests.marketplace.matrix_orders import ROWS as ORDER_ROWS
 from tests.marketplace.matrix_orders import order_objects
 from tests.marketplace.matrix_pages import ROWS as MARKETPLACE_PAGE_ROWS
+from tests.marketplace.matrix_ris import ROWS as RIS_ROWS
+from tests.marketplace.matrix_ris import ris_objects
 from tests.marketplace.matrix_webhooks import ROWS as MARKETPLACE_WEBHOOK_ROWS
 from tests.patients.matrix import ROWS as PATIENT_ROWS
 from tests.patients.matrix import patient_objects
@@ -251,6 +253,7 @@ MATRIX = {
     **ORDER_ROWS,
     **MARKETPLACE_API_ROWS,
     **MARKETPLACE_WEBHOOK_ROWS,
+    **RIS_ROWS,
     **BILLING_ROWS,
     **REPORTING_ROWS,
     **PATIENT_ROWS,
@@ -291,6 +294,7 @@ def objects(cast):
         "study": instance.study,
         "emergency_grant": emergency_grant(instance.study),
         **marketplace_objects(cast.center, cast.technologist),
+        **ris_objects(cast.center),
         **order_objects(cast.patient),
         **billing_objects(cast.center, cast.center_admin),
         **reporting_objects(cast.center, cast.technologist),
@@ -334,6 +338,11 @@ NARROWER_LEVELS = (Access.AUTHENTICATED, Access.ORG_ADMIN, Access.PLATFORM_OVERS
 NARROWER_THAN_DECLARED = {
     "api_token_detail": "anyone's own token: the probed token is the center admin's",
     "group_credentials": "admins of a radiology group: the cast has none (tests/accounts covers them)",
+    "group_calendar": "admins of a radiology group: the cast has none (tests/marketplace/test_extra_shifts.py)",
+    "group_signed_reports": "a group's admins and named QA radiologists: the cast has none "
+                            "(tests/reporting/test_quality_group.py covers them)",
+    "quality_arbitration": "a QA radiologist of the review's programme: the probed id is no review "
+                           "(tests/reporting/test_quality_peer_review.py covers them)",
 }
 
 
@@ -459,6 +468,7 @@ def test_a_missing_object_and_another_tenants_object_look_the_same(route, cast, 
         "study": foreign_instance.study,
         "emergency_grant": emergency_grant(foreign_instance.study),
         **marketplace_objects(cast.other_center, cast.other_admin),
+        **ris_objects(cast.other_center),
         **billing_objects(cast.other_center, cast.other_admin),
         **reporting_objects(cast.other_center, cast.other_admin),
         **patient_objects(another_patient := UserFactory(email="another_patient@example.test", kind="patient"),

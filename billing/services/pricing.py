@@ -15,7 +15,15 @@ from django.utils import timezone
 
 from accounts.models import Organization, RadiologistProfile
 from billing import price_defaults
-from billing.models import ANY_MODALITY, DEFAULT_FEE_BASIS_POINTS, Band, Contract, Price
+from billing.models import (
+    ANY_MODALITY,
+    DEFAULT_FEE_BASIS_POINTS,
+    DEFAULT_REVIEW_PERCENT,
+    Band,
+    Contract,
+    Price,
+    PriceList,
+)
 
 CURRENCY_BY_COUNTRY = {"US": "USD", "CA": "CAD", "AU": "AUD", "GB": "GBP"}
 NIGHT_STARTS, NIGHT_ENDS = 19, 7  # local hours: 19:00–07:00 is night
@@ -118,6 +126,7 @@ def quote(*, center: Organization, modalities: list[str], priority: str, kind: s
     sources = []
     if contract is not None and contract.currency == currency:
         sources.append(list(contract.rates.all()))
+    price_list = PriceList.objects.filter(currency=currency).first()
     sources.append(list(Price.objects.filter(price_list__currency=currency)) or default_prices())
     mods = modalities or [ANY_MODALITY]
     for prices in sources:
@@ -127,6 +136,12 @@ def quote(*, center: Organization, modalities: list[str], priority: str, kind: s
             break
     else:
         cents = FALLBACK_CENTS
+    if kind == "peer_review":  # a review rate: the contract's share of its rate, else the price list's
+        if contract is not None and contract.currency == currency:
+            percent = contract.review_percent
+        else:
+            percent = price_list.review_percent if price_list is not None else DEFAULT_REVIEW_PERCENT
+        cents = cents * percent // 100
     if contract is not None and contract.currency == currency:
         return Quote(cents, currency, contract.fee_basis_points, band, contract.pk)
     return Quote(cents, currency, DEFAULT_FEE_BASIS_POINTS, band)

@@ -112,7 +112,7 @@ def post_data(actor: Actor, center: Organization, data: dict) -> PostData:
         widen_after_minutes=data.get("widen_after_minutes"),
         direct_radiologist=_profiles("direct_radiologist", [direct_radiologist])[0] if direct_radiologist else None,
         direct_group=_groups("direct_group", [direct_group])[0] if direct_group else None,
-        original_request=original, deadline=data.get("deadline"))
+        original_request=original, deadline=data.get("deadline"), levels=data["levels"])
 
 
 def _idempotency_key(request) -> str | None:

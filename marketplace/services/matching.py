@@ -4,19 +4,19 @@ Rules, each adding a reason a center can read when it fails:
 - eligibility as ``accounts.credentials.eligibility`` answers it at this moment (license of the
   jurisdiction, modality, subspecialty, MQSA, malpractice cover, the center's privileges);
 - the priority is one they take;
-- availability: on shift now (weekly reading hours in their own zone, minus time off), or next on
+- availability: on shift now (weekly reading hours in their own zone, plus extra shifts, minus time off), or next on
   shift early enough to finish before the deadline;
 - capacity: fewer active assignments than their maximum;
 - conflicts: never the original reader of an overread / second opinion nor anyone of that reader's
   group; never a reader the center blocked; a direct request goes to its one radiologist or group;
 - price: their minimum rate for the modality and priority is not above the quote.
-Ranked: the center's preferred readers (its list, the request's, its contracts') first, then on-time rate,
-then current load.
+Ranked: the center's preferred readers (its list, the request's, its contracts') first, then those on shift,
+then one rank score (on-time rate and peer-review quality, weighted 2 to 1), then current load.
 
 Queries are constant in the number of radiologists: the profiles with their annotations (their weekly
-hours among them), their caseload, one per credential kind the eligibility rule needs (not the licenses
-on the hot path: its narrowing already proved them) and the time off — 4 to 7, and the center when the
-caller did not load it.
+hours and peer-review counts among them), their caseload, one per credential kind the eligibility rule
+needs (not the licenses on the hot path: its narrowing already proved them) and the time off — 4 to 7,
+and the center when the caller did not load it.
 
 Two uses: ``match(..., eligible_only=True)`` is the hot path of posting, the clocks and offers — it
 narrows the pool in SQL to those who could be eligible (active, a license covering today, under
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 from django.db.models import (
@@ -55,6 +56,7 @@ from accounts.credentials.vocab import modality_read_by, parse_jurisdiction
 from accounts.models import License, Membership, Organization, RadiologistProfile
 from billing.models import Contract
 from marketplace import schedule
+from marketplace.coverage_models import ExtraShift
 from marketplace.models import (
     Assignment,
     Audience,
@@ -69,7 +71,17 @@ from marketplace.models import (
 # starts at least this long before the deadline.
 READ_ALLOWANCE = {"stat": timedelta(minutes=30), "urgent": timedelta(hours=1), "routine": timedelta(hours=1)}
 UNKNOWN_ON_TIME = 0.9  # the rate a reader without finished reads is ranked with
+# Quality is peer-review agreement (final RADPEER 1) smoothed toward a prior, as if every reader started with
+# PRIOR_REVIEWS reviews at PRIOR_QUALITY: a reader's first one or two reviews cannot swing their place.
+PRIOR_QUALITY = 0.9
+PRIOR_REVIEWS = 5
+# The rank score after preference and shift (issue 16): quality comes after the on-time rate, at half its weight.
+ON_TIME_WEIGHT = Fraction(2, 3)
+QUALITY_WEIGHT = Fraction(1, 3)
+_WEIGHTS = (float(ON_TIME_WEIGHT), float(QUALITY_WEIGHT))  # Fractions are for labels: floats on the hot path
 NO_CASELOAD = (0, 0, 0)  # active, finished, on time
+# Follow the sun (issue 18): a STAT is offered first to readers for whom it is daytime in their own zone.
+DAYTIME_STARTS, DAYTIME_ENDS = time(7), time(19)
 # Zones held alive: ``ZoneInfo(key)`` keeps only 8 zones strongly and re-read the tz file of the others on
 # nearly every schedule worked out (a dozen zones per call at 10,000 radiologists).
 _ZONES: dict[str, ZoneInfo] = {}
@@ -97,8 +109,12 @@ class Candidate:
     capacity: int = 0
     finished: int = 0
     on_time: int = 0
+    reviews: int = 0  # final peer reviews of their reports
+    concordant: int = 0  # of which scored RADPEER 1
     preferred: bool = False  # the center's or the request's preferred reader
     rank: int = 0
+    daytime: bool | None = None  # STAT only (follow the sun): 07:00–19:00 in the reader's own zone
+    local_at: datetime | None = None  # STAT only: the reader's local time at ``at``
 
     @property
     def radiologist(self) -> RadiologistProfile:
@@ -115,6 +131,17 @@ class Candidate:
         return self.on_time / self.finished if self.finished else None
 
     @property
+    def quality(self) -> float:
+        """Peer-review agreement smoothed toward ``PRIOR_QUALITY`` (no reviews: the prior itself)."""
+        return (self.concordant + PRIOR_QUALITY * PRIOR_REVIEWS) / (self.reviews + PRIOR_REVIEWS)
+
+    @property
+    def rank_score(self) -> float:
+        """What orders readers equal in preference and shift: weighted on-time rate and quality."""
+        rate = self.on_time_rate
+        return _WEIGHTS[0] * (UNKNOWN_ON_TIME if rate is None else rate) + _WEIGHTS[1] * self.quality
+
+    @property
     def rank_reasons(self) -> list[str]:
         """Why this place in the ranking (the explain view shows them; the hot path never reads them)."""
         if self.reasons:
@@ -126,8 +153,18 @@ class Candidate:
             reasons.append("on shift now")
         else:
             reasons.append(f"on shift from {schedule.local_label(self.available_from, self.home_time_zone, self.at)}")
+        if self.daytime is not None and self.local_at is not None:
+            place = self.home_time_zone.rsplit("/", 1)[-1].replace("_", " ")
+            reasons.append(f"{'daytime' if self.daytime else 'night'} for the reader "
+                           f"({self.local_at:%H:%M} in {place})")
         reasons.append(f"on time {round(100 * self.on_time_rate)} % ({self.on_time} of {self.finished})"
                        if self.finished else "no finished reads yet")
+        reasons.append(f"peer review {round(100 * self.concordant / self.reviews)} % agreement "
+                       f"({self.concordant} of {self.reviews} reviews)" if self.reviews else "no peer reviews yet")
+        rate = self.on_time_rate
+        on_time = f"{round(100 * rate)} %" if rate is not None else f"{round(100 * UNKNOWN_ON_TIME)} % (assumed)"
+        reasons.append(f"rank score {self.rank_score:.2f} = {ON_TIME_WEIGHT} × on time {on_time} "
+                       f"+ {QUALITY_WEIGHT} × quality {round(100 * self.quality)} %")
         reasons.append(f"load {self.load} of {self.capacity}")
         return reasons
 
@@ -145,6 +182,13 @@ class MatchResult:
 
     def reasons_seen(self) -> set[str]:
         return {reason for c in self.excluded for reason in c.reasons}
+
+    @property
+    def ranking(self) -> str:
+        """The ranking rule in words, with the score's weights (the explain page's legend)."""
+        return (f"preferred first, then on shift (a STAT: daytime readers first), then rank score "
+                f"({ON_TIME_WEIGHT} × on-time rate + "
+                f"{QUALITY_WEIGHT} × peer-review quality), then load")
 
 
 def load_profiles(candidates: list[Candidate]) -> list[Candidate]:
@@ -215,6 +259,8 @@ def _annotated(pool: QuerySet, read_request: ReadRequest, *, explain: bool) -> Q
         reads=as_text("modalities"), specialties=as_text("subspecialties"), takes=as_text("priorities"),
         weekly_hours=_weekly_hours(),
         minimum_rate=Subquery(rate, output_field=IntegerField()),
+        # A left join on the one-to-one (no row: no reviews), not a correlated subquery: cheaper to plan and run.
+        peer_reviews=F("quality__reviews"), peer_concordant=F("quality__concordant"),
     )
     if explain:
         queryset = queryset.annotate(group_name=Subquery(
@@ -282,15 +328,20 @@ def _parse_hours(text: str | None) -> tuple[tuple[int, time, time], ...]:
     return tuple(sorted(windows))
 
 
-def _time_off(radiologist_ids: QuerySet, at: datetime) -> dict[int, list]:
-    """Time off of the pool (``radiologist_ids``, a subquery) in the coming days, as plain tuples."""
+def _time_off(radiologist_ids: QuerySet, at: datetime) -> tuple[dict[int, list], dict[int, list]]:
+    """Time off and extra shifts of the pool (``radiologist_ids``, a subquery) in the coming days, as plain
+    tuples by radiologist: one query (a UNION), so extra shifts cost matching no query of their own."""
     off: dict[int, list] = {}
+    extra: dict[int, list] = {}
     horizon = at + timedelta(days=schedule.LOOKAHEAD_DAYS)
-    for radiologist_id, starts_at, ends_at in TimeOff.objects.filter(
-            radiologist_id__in=radiologist_ids, ends_at__gt=at, starts_at__lt=horizon).order_by().values_list(
-            "radiologist_id", "starts_at", "ends_at"):
-        off.setdefault(radiologist_id, []).append((starts_at, ends_at))
-    return off
+
+    def rows(model, kind: int):
+        return model.objects.filter(radiologist_id__in=radiologist_ids, ends_at__gt=at, starts_at__lt=horizon
+                                    ).order_by().values_list("radiologist_id", "starts_at", "ends_at", Value(kind))
+
+    for radiologist_id, starts_at, ends_at, kind in rows(TimeOff, 0).union(rows(ExtraShift, 1), all=True):
+        (extra if kind else off).setdefault(radiologist_id, []).append((starts_at, ends_at))
+    return off, extra
 
 
 def _conflict_and_audience_reasons(row, read_request: ReadRequest) -> list[str]:
@@ -311,15 +362,15 @@ def _conflict_and_audience_reasons(row, read_request: ReadRequest) -> list[str]:
 
 
 def _availability(hours: tuple, off, zone: str, read_request: ReadRequest, at: datetime,
-                  seen: dict) -> tuple[bool, datetime | None, str | None]:
+                  seen: dict, extra=()) -> tuple[bool, datetime | None, str | None]:
     """(on shift now, next shift start if they can still finish in time, else the reason)."""
-    # Readers without time off who share a weekly schedule and a zone share the answer: ``seen`` keeps it
-    # for one call (thousands of readers, a few dozen distinct schedules).
-    key = (zone, hours) if not off else None
+    # Readers without time off or extra shifts who share a weekly schedule and a zone share the answer: ``seen``
+    # keeps it for one call (thousands of readers, a few dozen distinct schedules).
+    key = (zone, hours) if not off and not extra else None
     answer = seen.get(key) if key is not None else None
     if answer is None:
         _ZONES.setdefault(zone, ZoneInfo(zone))
-        answer = _availability_of(schedule.availability(list(hours), zone, off, at), zone, read_request, at)
+        answer = _availability_of(schedule.availability(list(hours), zone, off, at, extra), zone, read_request, at)
         if key is not None:
             seen[key] = answer
     return answer
@@ -340,10 +391,26 @@ def _availability_of(state: schedule.Availability, zone: str, read_request: Read
     return False, None, f"on time off until {label}" if state.on_time_off else f"off shift until {label}"
 
 
+def follow_the_sun(candidates: list[Candidate], read_request: ReadRequest, at: datetime) -> None:
+    """A STAT goes first to readers for whom it is daytime (issue 18): mark each with their local time and
+    whether it is day (07:00–19:00 in their own zone). Other priorities are left unmarked. No query: the zone
+    is on the row; one conversion per distinct zone."""
+    if read_request.priority != "stat":
+        return
+    local_by_zone: dict[str, datetime] = {}
+    for c in candidates:
+        local = local_by_zone.get(c.home_time_zone)
+        if local is None:
+            zone = _ZONES.setdefault(c.home_time_zone, ZoneInfo(c.home_time_zone))
+            local = local_by_zone[c.home_time_zone] = at.astimezone(zone)
+        c.local_at, c.daytime = local, DAYTIME_STARTS <= local.time() < DAYTIME_ENDS
+
+
 def _rank(candidates: list[Candidate]) -> None:
     def key(c: Candidate):
-        rate = c.on_time_rate if c.on_time_rate is not None else UNKNOWN_ON_TIME
-        return (not c.preferred, not c.on_shift, -rate, c.load / max(c.capacity, 1), c.name)
+        # ``daytime`` is None except for STAT: then the day readers come before the night ones on shift.
+        return (not c.preferred, not c.on_shift, c.daytime is False, -c.rank_score, c.load / max(c.capacity, 1),
+                c.name)
 
     candidates.sort(key=key)
     for position, c in enumerate(candidates, 1):
@@ -381,7 +448,7 @@ def match(read_request: ReadRequest, *, at: datetime | None = None, radiologist_
     rows = list(rows)
     credentials = question.credentials(ids, licensed_on_day=eligible_only)
     caseload = _caseload(ids)
-    off = _time_off(ids, at)
+    off, extra = _time_off(ids, at)
     candidates, excluded, seen, schedules = [], [], {}, {}
     priority_label = read_request.get_priority_display()
     for row in rows:
@@ -395,6 +462,7 @@ def match(read_request: ReadRequest, *, at: datetime | None = None, radiologist_
             reasons=question.reasons(row.id, is_active=row.is_active, modalities=json_values(row.reads),
                                      subspecialties=json_values(row.specialties), credentials=credentials),
             load=load, capacity=row.max_concurrent_cases, finished=finished, on_time=on_time,
+            reviews=row.peer_reviews or 0, concordant=row.peer_concordant or 0,
             preferred=bool(getattr(row, "center_preferred", False) or getattr(row, "named_reader", False)
                            or getattr(row, "in_named_group", False) or getattr(row, "contract_preferred", False)))
         if read_request.priority not in json_values(row.takes):
@@ -409,10 +477,11 @@ def match(read_request: ReadRequest, *, at: datetime | None = None, radiologist_
         if hours is None:
             hours = schedules[row.weekly_hours] = _parse_hours(row.weekly_hours)
         candidate.on_shift, candidate.available_from, reason = _availability(
-            hours, off.get(row.id, []), row.home_time_zone, read_request, at, seen)
+            hours, off.get(row.id, []), row.home_time_zone, read_request, at, seen, extra.get(row.id, ()))
         if reason:
             candidate.reasons.append(reason)
         (excluded if candidate.reasons else candidates).append(candidate)
+    follow_the_sun(candidates, read_request, at)
     _rank(candidates)
     excluded.sort(key=lambda c: c.name)
     return MatchResult(read_request=read_request, at=at, candidates=candidates, excluded=excluded)

@@ -34,7 +34,8 @@ def post_reported(read_request: ReadRequest) -> None:
     contract = read_request.contract
     reference = str(read_request.public_id)
     about = details(read_request, read_request.assignee)
-    ledger.post_read_signed(reference=reference, center=read_request.center, radiologist=read_request.assignee,
+    payer = read_request.payer or read_request.center  # a group's own peer-review programme pays itself
+    ledger.post_read_signed(reference=reference, center=payer, radiologist=read_request.assignee,
                             group=_payee_group(contract), gross_cents=read_request.quoted_cents,
                             fee_basis_points=read_request.fee_basis_points, currency=read_request.currency,
                             details=about)

@@ -2,7 +2,7 @@
 
 - Publishing makes offers to the ranked candidates of the current tier (preferred first, everyone
   eligible from tier 1), each with a ``preview`` grant that ends with the offer. STAT offers go to
-  readers on shift only.
+  readers on shift only, and for their first minutes to those of them for whom it is daytime (follow the sun).
 - A claim locks the request row; the first claim of an open request wins, every other gets a 409
   naming the state. The claimant's eligibility is checked again at that moment. The partial unique
   index ``one_active_assignment_per_request`` backs the rule in the database.
@@ -28,6 +28,7 @@ from marketplace.models import (
     ASSIGNED_STATES,
     Assignment,
     Audience,
+    Kind,
     Offer,
     Priority,
     ReadRequest,
@@ -41,6 +42,7 @@ from studies.services import study_access_grant_create, study_access_grant_revok
 
 GRACE = timedelta(days=settings.READ_ACCESS_GRACE_DAYS)
 WIDEN_AT_FRACTION = 0.25  # preferred readers alone until 25 % of the time to deadline (or the center's delay)
+STAT_DAYTIME_FIRST = timedelta(minutes=5)  # a STAT waits this long for daytime readers before night ones see it
 
 
 def _conflict(message: str, code: str, **fields) -> ApplicationError:
@@ -78,10 +80,16 @@ def widen_due(read_request: ReadRequest, at: datetime) -> bool:
     return read_request.fraction_elapsed(at) >= WIDEN_AT_FRACTION
 
 
-def _offerable(read_request: ReadRequest, result: MatchResult) -> list[Candidate]:
+def _offerable(read_request: ReadRequest, result: MatchResult, at: datetime) -> list[Candidate]:
     chosen = [c for c in result.candidates if read_request.tier >= 1 or c.preferred]
     if read_request.priority == Priority.STAT:
         chosen = [c for c in chosen if c.on_shift]  # STAT offers only to readers on shift now
+        # Follow the sun (issue 18): daytime readers alone for the first minutes, then the clock's next sweep
+        # offers everyone on shift (no daytime reader: everyone on shift at once).
+        published = read_request.published_at or at
+        daytime = [c for c in chosen if c.daytime]
+        if daytime and at < published + STAT_DAYTIME_FIRST:
+            chosen = daytime
     return chosen
 
 
@@ -93,7 +101,7 @@ def offers_sync(*, read_request: ReadRequest, at: datetime | None = None,
         return []
     result = result or match(read_request, at=at, eligible_only=True)
     offered = dict(Offer.objects.filter(read_request=read_request).values_list("radiologist_id", "status"))
-    offerable = _offerable(read_request, result)
+    offerable = _offerable(read_request, result, at)
     new = [c for c in offerable if c.radiologist_id not in offered]
     # An offer withdrawn because another reader took the read (who then released it) opens again.
     reopening = [c for c in offerable if offered.get(c.radiologist_id) == Offer.Status.WITHDRAWN]
@@ -102,7 +110,8 @@ def offers_sync(*, read_request: ReadRequest, at: datetime | None = None,
     for candidate in reopening:
         grant = study_access_grant_create(
             actor=None, study=read_request.study, user=candidate.radiologist.user, level="preview",
-            reason=f"Offered read request {read_request.public_id}", expires_at=read_request.deadline)
+            reason=f"Offered read request {read_request.public_id}", expires_at=read_request.deadline,
+            hide_reports=read_request.kind == Kind.PEER_REVIEW)
         reopened = Offer.objects.filter(read_request=read_request, radiologist=candidate.radiologist,
                                         status=Offer.Status.WITHDRAWN)
         if reopened.update(status=Offer.Status.OPEN, grant=grant, tier=read_request.tier, rank=candidate.rank,
@@ -113,7 +122,8 @@ def offers_sync(*, read_request: ReadRequest, at: datetime | None = None,
     for candidate in new:
         grant = study_access_grant_create(
             actor=None, study=read_request.study, user=candidate.radiologist.user, level="preview",
-            reason=f"Offered read request {read_request.public_id}", expires_at=read_request.deadline)
+            reason=f"Offered read request {read_request.public_id}", expires_at=read_request.deadline,
+            hide_reports=read_request.kind == Kind.PEER_REVIEW)
         try:
             with transaction.atomic():
                 created.append(Offer.objects.create(read_request=read_request, radiologist=candidate.radiologist,
@@ -215,7 +225,8 @@ def offer_claim(*, actor: Actor, offer: Offer, request: HttpRequest | None = Non
                             fields={"assignee": profile, "assigned_at": at})
     grant = study_access_grant_create(actor=None, study=read_request.study, user=profile.user, level="full",
                                       reason=f"Assigned read request {read_request.public_id}",
-                                      expires_at=_full_grant_until(read_request), request=request)
+                                      expires_at=_full_grant_until(read_request), request=request,
+                                      hide_reports=read_request.kind == Kind.PEER_REVIEW)
     assignment.grant = grant
     assignment.save(update_fields=["grant", "updated_at"])
     _end_offers(read_request, status=Offer.Status.WITHDRAWN, at=at)

@@ -25,6 +25,7 @@ from marketplace import policy, pricing
 from marketplace.models import (
     ASSIGNED_STATES,
     FINISHED_STATES,
+    REVIEW_KINDS,
     TRANSITIONS,
     Assignment,
     Audience,
@@ -140,6 +141,8 @@ class PostData:
     deadline: datetime | None = None  # else now + the center's TAT for the priority
     publish: bool = True  # False keeps it a draft
     jurisdiction: str = ""  # else the study's; a patient's second opinion: where the patient lives
+    levels: int = 1  # 2: a second reader signs before the report is final (a primary read only)
+    payer: Organization | None = None  # else the center (a group's own peer-review programme pays itself)
 
 
 def body_hash(data: dict) -> str:
@@ -178,16 +181,20 @@ def _validate(center: Organization, data: PostData, now: datetime) -> dict:
     else:
         deadline = default_deadline(center, priority=data.priority, kind=data.kind, now=now)
     original_reader = None
-    if data.kind in (Kind.OVERREAD, Kind.SECOND_OPINION) and data.original_request is not None:
+    if data.kind in REVIEW_KINDS and data.original_request is not None:
         original = data.original_request
-        if original.study_id != study.pk or (original.center_id != center.pk and data.kind == Kind.OVERREAD):
+        if original.study_id != study.pk or (original.center_id != center.pk and data.kind != Kind.SECOND_OPINION):
             raise NotFound("The original read request was not found for this study.")
         if original.status not in (Status.REPORTED, Status.CLOSED):
             raise _err("original_request", f"The original read is {original.get_status_display().lower()}: only "
                                            "a signed report can be overread.", code="not_signed")
         original_reader = original.assignee
-    elif data.kind == Kind.OVERREAD:
+    elif data.kind in (Kind.OVERREAD, Kind.PEER_REVIEW):
         raise _err("original_request", "An overread names the signed read it reviews.", code="required")
+    if data.levels not in (1, 2):
+        raise _err("levels", "A read has one or two levels.")
+    if data.levels == 2 and data.kind != Kind.PRIMARY:
+        raise _err("levels", "Only a primary read can need a second level.")
     if data.audience == Audience.DIRECT and bool(data.direct_radiologist) == bool(data.direct_group):
         raise _err("direct_radiologist", "A direct request goes to exactly one radiologist or one group.")
     if data.direct_group is not None and data.direct_group.kind != Organization.Kind.RADIOLOGY_GROUP:
@@ -250,7 +257,8 @@ def read_request_create(*, actor: Actor, center: Organization, data: PostData, i
                 direct_radiologist=data.direct_radiologist, direct_group=data.direct_group,
                 original_request=data.original_request, original_reader=checked["original_reader"],
                 quoted_cents=quote.cents, currency=quote.currency, fee_basis_points=quote.fee_basis_points,
-                contract_id=quote.contract_id, idempotency_key=idempotency_key or None,
+                contract_id=quote.contract_id, levels=data.levels, payer=data.payer,
+                idempotency_key=idempotency_key or None,
                 idempotency_hash=digest)
     except IntegrityError:
         # Another request with the same key committed meanwhile: answer as for a replay.

@@ -117,7 +117,7 @@ def _post_data(study, cleaned: dict) -> PostData:
         preferred_radiologists=list(cleaned["preferred_radiologists"]),
         preferred_groups=list(cleaned["preferred_groups"]), widen_after_minutes=cleaned["widen_after"],
         direct_radiologist=cleaned["direct_radiologist"], direct_group=cleaned["direct_group"],
-        original_request=cleaned.get("original_request"))
+        original_request=cleaned.get("original_request"), levels=cleaned.get("levels") or 1)
 
 
 @login_required
@@ -139,8 +139,10 @@ def read_request_create(request):
                       .exclude(pk=single.pk).order_by("-study_date", "-id") if single.patient_id else None)
         original = selectors.read_request_list(actor=actor, center=center).filter(
             study=single, status__in=(Status.REPORTED, Status.CLOSED))
+    # "Request an overread" on a reported read's page links here with the kind and the read filled in.
+    initial = {key: request.GET[key] for key in ("kind", "original_request") if request.GET.get(key)}
     form = ReadRequestForm(request.POST if request.method == "POST" else None, comparison_queryset=comparison,
-                           original_queryset=original)
+                           original_queryset=original, initial=initial)
     if request.method == "POST" and studies and form.is_valid():
         created = []
         with rule_refusals(form.add_application_error) as call, transaction.atomic():

@@ -1,4 +1,4 @@
-"""The radiologist's own reading hours (weekly, in their zone), time off and minimum rates."""
+"""The radiologist's own reading hours (weekly, in their zone), extra shifts, time off and minimum rates."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.views.common import actor_of, page_errors, rule_refusals
 from core.errors import NotFound
-from marketplace.forms import MinimumRatesForm, ReadingHoursForm, TimeOffForm, TimeOffRemoveForm
+from marketplace.forms import MinimumRatesForm, TimeOffForm, TimeOffRemoveForm
 from marketplace.models import MinimumRate
+from marketplace.schedule_forms import ExtraShiftForm, ExtraShiftRemoveForm, ReadingHoursZoneForm
 from marketplace.services import profile as services
 from marketplace.services.offers import profile_of
 
@@ -29,7 +30,8 @@ def _modalities(profile) -> list[str]:
 @require_http_methods(["GET", "POST"])
 @page_errors
 def reading_hours(request):
-    """Three small forms on one page, told apart by ``action``: hours, time off (add/remove), rates."""
+    """Small forms on one page, told apart by ``action``: hours (and zone), extra shifts and time off
+    (add/remove), rates."""
     actor = actor_of(request)
     profile = profile_of(actor)
     if profile is None:
@@ -37,15 +39,18 @@ def reading_hours(request):
     zone = profile.home_time_zone
     action = request.POST.get("action", "") if request.method == "POST" else ""
     posted = request.POST if action else None
-    hours_form = ReadingHoursForm(posted if action == "hours" else None,
-                                  initial=ReadingHoursForm.initial_from(profile.reading_hours.all()))
+    hours_form = ReadingHoursZoneForm(posted if action == "hours" else None,
+                                      initial={**ReadingHoursZoneForm.initial_from(profile.reading_hours.all()),
+                                               "zone": zone})
     time_off_form = TimeOffForm(posted if action == "time_off_add" else None, zone=zone)
+    extra_form = ExtraShiftForm(posted if action == "extra_shift_add" else None, zone=zone)
     rates_form = MinimumRatesForm(posted if action == "rates" else None, modalities=_modalities(profile),
                                   initial=_rates_initial(profile))
     saved = None
     if action == "hours" and hours_form.is_valid():
         with rule_refusals(hours_form.add_application_error) as call:
-            services.reading_hours_set(actor=actor, windows=hours_form.cleaned_data["windows"], request=request)
+            services.reading_hours_set(actor=actor, windows=hours_form.cleaned_data["windows"],
+                                       zone=hours_form.cleaned_data["zone"] or None, request=request)
         saved = call.ok and "Reading hours saved."
     elif action == "time_off_add" and time_off_form.is_valid():
         with rule_refusals(time_off_form.add_application_error) as call:
@@ -53,6 +58,18 @@ def reading_hours(request):
                                   ends_at=time_off_form.cleaned_data["ends_at"],
                                   note=time_off_form.cleaned_data["note"], request=request)
         saved = call.ok and "Time off added."
+    elif action == "extra_shift_add" and extra_form.is_valid():
+        with rule_refusals(extra_form.add_application_error) as call:
+            services.extra_shift_add(actor=actor, starts_at=extra_form.cleaned_data["starts_at"],
+                                     ends_at=extra_form.cleaned_data["ends_at"], note=extra_form.cleaned_data["note"],
+                                     request=request)
+        saved = call.ok and "Extra shift added."
+    elif action == "extra_shift_remove":
+        remove = ExtraShiftRemoveForm(request.POST)
+        if not remove.is_valid():
+            raise NotFound()
+        services.extra_shift_remove(actor=actor, extra_shift_id=remove.cleaned_data["extra_shift"], request=request)
+        saved = "Extra shift removed."
     elif action == "time_off_remove":
         remove = TimeOffRemoveForm(request.POST)
         if not remove.is_valid():
@@ -69,5 +86,6 @@ def reading_hours(request):
     return render(request, "marketplace/reading_hours.html", {
         "profile": profile, "zone": zone, "hours_form": hours_form, "time_off_form": time_off_form,
         "rates_form": rates_form, "time_off": list(profile.time_off.order_by("starts_at")),
+        "extra_form": extra_form, "extra_shifts": list(profile.extra_shifts.order_by("starts_at")),
         "priorities": ["STAT", "Urgent", "Routine"],
     }, status=400 if action else 200)

@@ -36,6 +36,7 @@ from reporting.delivery.hl7 import oru_r01
 from reporting.delivery.pdf import render_pdf
 from reporting.delivery.sr import basic_text_sr
 from reporting.models import Delivery, Report
+from reporting.quality import overreads
 from studies.ingest import Source, audit_ingest, ingest_stream
 
 logger = logging.getLogger(__name__)
@@ -280,6 +281,8 @@ def released_report(*, actor, read_request) -> Report:
     report = selectors.visible_report(actor=actor, read_request=read_request)
     if report is None or report.status == Report.Status.DRAFT:
         raise NotFound("No report has been released for this read request.")
+    if overreads.is_held(report) and report.radiologist.user_id != getattr(actor.user, "pk", None):
+        raise NotFound("This two-level read's report is released once its second reader signs.")
     return report
 
 

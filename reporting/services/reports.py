@@ -37,6 +37,7 @@ from reporting.models import (
     Report,
     ReportTemplate,
 )
+from reporting.quality import overreads, signing
 
 IMPRESSION = "impression"
 
@@ -350,13 +351,26 @@ def report_sign(*, actor: Actor, report: Report, version: int, second_factor_age
     audit_record(action="report.signed", actor=actor.user, request=request, organization_id=read_request.center_id,
                  object_type="reporting.report", object_id=str(report.public_id),
                  extra={"content_hash": report.content_hash, "critical": critical.category if critical else None})
-    title = "Critical result" if critical is not None else "Report signed"
+    released = signing.after_sign(report, now)  # overreads, two levels, peer review (reporting.quality)
+    if report not in released and read_request.levels == 2:
+        title = "Critical result (level 1 of 2)" if critical is not None else "Level 1 of 2 signed"
+        events.notify(events.center_people(read_request.center),
+                      title=f"{title}: {read_request.study.study_description}",
+                      body="The report is final once the second reader signs.", url=events.request_url(read_request))
+    for shown in released:
+        _announce_signed(shown, critical=(critical is not None) if shown is report else
+                         CriticalResult.objects.filter(report=shown).exists())
+    return report
+
+
+def _announce_signed(report: Report, *, critical: bool) -> None:
+    """The center hears of a final report and receives its forms."""
+    read_request = report.read_request
+    title = "Critical result" if critical else "Report signed"
     events.notify(events.center_people(read_request.center), title=f"{title}: {read_request.study.study_description}",
                   body=f"Signed by {report.signer_name}.", url=events.request_url(read_request))
-    events.webhook_enqueue(read_request, "report.signed", extra={"report": str(report.public_id),
-                                                               "critical": critical is not None})
+    events.webhook_enqueue(read_request, "report.signed", extra={"report": str(report.public_id), "critical": critical})
     _deliver_after_commit(report, 0)
-    return report
 
 
 @transaction.atomic
@@ -391,6 +405,7 @@ def addendum_sign(*, actor: Actor, report: Report, text: str, second_factor_age:
                   body=text[:300], url=events.request_url(read_request))
     events.webhook_enqueue(read_request, "report.addendum", extra={"report": str(report.public_id), "number": number})
     _deliver_after_commit(report, number)
+    overreads.on_addendum_signed(report, addendum)
     return addendum
 
 

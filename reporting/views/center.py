@@ -22,6 +22,7 @@ from marketplace import selectors as marketplace_selectors
 from reporting import policy, selectors
 from reporting.api.report import addenda_param, file_response
 from reporting.models import CriticalResult, Delivery, Report
+from reporting.quality import overreads
 from reporting.services import delivery
 
 FORM_LINKS = (  # (form, label) in the order the panel offers them
@@ -51,6 +52,7 @@ def _panel_context(actor, read_request) -> dict:
     doc = delivery.report_document(report, len(addenda), addenda_rows=addenda)
     return {
         "rr": read_request, "report": report, "doc": doc, "final": final, "addenda": addenda,
+        "held": final and overreads.is_held(report),  # a two-level read waiting for its second reader
         "critical": critical, "forms": FORM_LINKS,
         "can_acknowledge": critical is not None and critical.acknowledged_at is None
         and policy.can_acknowledge(actor, read_request.center_id),

@@ -28,6 +28,7 @@ from marketplace.models import Kind
 from reporting import patient, selectors, templates
 from reporting.forms import AddendumForm, SignForm, TemplateSwitchForm, VersionForm
 from reporting.models import MAX_PATIENT_ANSWER_CHARS, Report
+from reporting.quality import selectors as quality_selectors
 from reporting.services import reports
 from studies.templatetags.studies_viewer import viewer_url
 
@@ -96,6 +97,9 @@ def _render(request, actor, read_request, report, *, sign_form=None, addendum_fo
         "patient_question": patient.question_for_reader(actor=actor, read_request=read_request)
         if second_opinion and report.is_final else None, "max_answer_chars": MAX_PATIENT_ANSWER_CHARS,
         "zone": zone,
+        # An overread or a peer review reads an earlier report: a peer review blinded (issue 16).
+        "original": quality_selectors.under_review(read_request),
+        "blinded": read_request.kind == Kind.PEER_REVIEW,
     }
     return render(request, "reporting/workspace.html", context, status=status)
 

@@ -22,6 +22,8 @@ Who sees what: ``studies.selectors.study_list`` (members see their organizations
 radiologist the ones granted to them). A study visible only at ``preview`` level is answered
 de-identified (``studies.deid.deidentify_json``), and never matches a query on an attribute that
 de-identification removes, replaces or shifts (no answering "does the hidden name start with R?").
+A study seen blinded (a peer reviewer's ``hide_reports`` grant, selectors.StudyAccess.hide_reports) is
+answered without its signed reports' SRs: not found, not counted, not matched.
 
 Cost: one query for the rows of any level (related rows joined, never one query per row), one for
 the access levels of granted studies, one audit record per answer that returned studies. A search
@@ -41,7 +43,7 @@ from datetime import date
 from types import SimpleNamespace
 
 from django.db import connection
-from django.db.models import F, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import get_script_prefix, reverse
 from pydicom.datadict import tag_for_keyword
@@ -278,6 +280,17 @@ def _hidden_in_preview(tag: str) -> bool:
     return tag not in deid.ALLOWED or deid.ALLOWED[tag] not in _PREVIEW_MATCHABLE_VRS
 
 
+def _blinded_modalities_match(request: HttpRequest, level: int, codes: list[str]) -> Q:
+    """ModalitiesInStudy, as stored, counts the signed reports' SR series: a study the actor sees blinded
+    (selectors.StudyAccess.hide_reports) matches only on the modalities of the series it shows."""
+    if request.actor.user is None:
+        return Q()  # an organization's key holds no grants: nothing is blinded for it
+    study = "pk" if level == STUDY else "study_id"
+    shown = selectors.without_signed_reports(Series.objects.filter(study_id=OuterRef(study),
+                                                                   modality__in=[c.upper() for c in codes]))
+    return ~Q(**{f"{study}__in": selectors.blinded_study_ids(actor=request.actor)}) | Q(Exists(shown))
+
+
 # --- the query -----------------------------------------------------------------------------------
 
 @dataclass
@@ -345,6 +358,8 @@ def parse_query(request: HttpRequest, level: int) -> Query:
             continue  # universal matching: returned, not filtered
         path = PATH_PREFIX[(level, attr.level)] + attr.field
         query.conditions.append(MATCHERS[attr.match](path, value, name))
+        if attr.field == "modalities_in_study":
+            query.conditions.append(_blinded_modalities_match(request, level, _values(value, name)))
         query.protected = query.protected or _hidden_in_preview(tag)
 
     for raw in request.GET.getlist("includefield"):
@@ -500,9 +515,11 @@ class Within:
     model: type
     field: str  # "study_id" or "series_id"
     pk: int
+    hide_reports: bool = False  # a blinded reviewer's search (selectors.StudyAccess.hide_reports)
 
     def queryset(self) -> QuerySet:
-        return self.model.objects.filter(**{self.field: self.pk})
+        rows = self.model.objects.filter(**{self.field: self.pk})
+        return selectors.without_signed_reports(rows) if self.hide_reports else rows
 
 
 def _answer(request: HttpRequest, resource: Resource, query: Query, source: QuerySet | Within, *,
@@ -538,10 +555,15 @@ def _answer(request: HttpRequest, resource: Resource, query: Query, source: Quer
 
     if access is not None:
         levels = {access.study.pk: access.level}
+        blinded = {access.study.pk} if access.hide_reports else set()
     else:
-        owners = {row[STUDY_PK]: row[ORG] for row in rows}  # access_levels reads only pk and organization_id
-        levels = selectors.access_levels(actor=request.actor, studies=[SimpleNamespace(pk=pk, organization_id=org)
-                                                                       for pk, org in owners.items()])
+        owners = {row[STUDY_PK]: row[ORG] for row in rows}  # study_accesses reads only pk and organization_id
+        accesses = selectors.study_accesses(actor=request.actor, studies=[
+            SimpleNamespace(pk=pk, organization_id=org) for pk, org in owners.items()])
+        levels = {pk: a.level for pk, a in accesses.items()}
+        blinded = {pk for pk, a in accesses.items() if a.hide_reports}
+    if blinded:
+        _count_without_reports(rows, shape, blinded)
     payload: list[str] = []
     shown: list[tuple[str, str]] = []
     for row in rows:
@@ -559,6 +581,32 @@ def _answer(request: HttpRequest, resource: Resource, query: Query, source: Quer
     return dicom_json_text_response("[" + ",".join(payload) + "]", headers=headers)
 
 
+# Counters the index stores per study and series, which count the signed reports too.
+_STUDY_SERIES, _STUDY_INSTANCES, _MODALITIES, _SERIES_INSTANCES = "00201206", "00201208", "00080061", "00201209"
+
+
+def _count_without_reports(rows: list[dict], shape: _Rows, blinded: set[int]) -> None:
+    """Rows of studies seen blinded get the counters and modalities of what they show (one query)."""
+    counted = [(tag, key) for tag, key, _enc, _text in shape.columns
+               if key and tag in (_STUDY_SERIES, _STUDY_INSTANCES, _MODALITIES, _SERIES_INSTANCES)]
+    if not counted:
+        return
+    totals = selectors.blinded_totals(study_ids=blinded)
+    for row in rows:
+        if row[STUDY_PK] not in blinded:
+            continue
+        shown = totals.get(row[STUDY_PK], selectors.BlindedTotals())
+        for tag, key in counted:
+            if tag == _STUDY_SERIES:
+                row[key] = shown.number_of_series
+            elif tag == _STUDY_INSTANCES:
+                row[key] = shown.number_of_instances
+            elif tag == _MODALITIES:
+                row[key] = shown.modalities_in_study(row[key])
+            else:
+                row[key] = shown.series_instances.get(row[SERIES_UID], 0)
+
+
 def _fetch(base: QuerySet | Within, level: int, query: Query, names: list[str],
            identity: dict) -> Callable[[], list[dict]]:
     """The answer's rows (one more than the limit, to tell whether there are more), as a function that reads
@@ -569,7 +617,7 @@ def _fetch(base: QuerySet | Within, level: int, query: Query, names: list[str],
     compiling the ORM query costs more than running it); that query is sent at once, so that it can share
     a round trip, and read by the function. Otherwise the ORM's query runs when the function is called."""
     window = (query.offset, query.offset + query.limit + 1)
-    if isinstance(base, Within) and not query.conditions:
+    if isinstance(base, Within) and not query.conditions and not base.hide_reports:
         sql, keys, converters = _compiled_within(base.model, base.field, level, tuple(names), window,
                                                  connection.vendor)
         cursor = connection.cursor()
@@ -633,14 +681,16 @@ def _answer_in_study(request: HttpRequest, resource: Resource, query: Query, stu
     remembered = selectors.study_get_remembered(actor=request.actor, study_uid=study_uid)
     if remembered is not None and (remembered.is_full or not query.protected):
         try:
-            return _answer(request, resource, query, Within(model, "study_id", remembered.study.pk),
+            return _answer(request, resource, query,
+                           Within(model, "study_id", remembered.study.pk, remembered.hide_reports),
                            access=remembered, verify=True)
         except RequirementFailed:
             pass
     access = _study_access(request, study_uid, query)
     if access is None:
         return dicom_json_response([])
-    return _answer(request, resource, query, Within(model, "study_id", access.study.pk), access=access)
+    return _answer(request, resource, query, Within(model, "study_id", access.study.pk, access.hide_reports),
+                   access=access)
 
 
 def _study_access(request: HttpRequest, study_uid: str, query: Query) -> selectors.StudyAccess | None:
@@ -661,14 +711,17 @@ def search_studies(request: HttpRequest) -> HttpResponse:
 @dicomweb_view(methods=["GET"])
 def search_all_series(request: HttpRequest) -> HttpResponse:
     query = parse_query(request, SERIES)
-    return _answer(request, ALL_SERIES, query, Series.objects.filter(study__in=_visible_studies(request, query)))
+    series = Series.objects.filter(study__in=_visible_studies(request, query))
+    return _answer(request, ALL_SERIES, query, selectors.signed_reports_hidden_from(actor=request.actor,
+                                                                                     queryset=series))
 
 
 @dicomweb_view(methods=["GET"])
 def search_all_instances(request: HttpRequest) -> HttpResponse:
     query = parse_query(request, INSTANCE)
-    return _answer(request, ALL_INSTANCES, query,
-                   Instance.objects.filter(study__in=_visible_studies(request, query)))
+    instances = Instance.objects.filter(study__in=_visible_studies(request, query))
+    return _answer(request, ALL_INSTANCES, query, selectors.signed_reports_hidden_from(actor=request.actor,
+                                                                                       queryset=instances))
 
 
 @dicomweb_view(methods=["GET"])
@@ -688,5 +741,6 @@ def search_series_instances(request: HttpRequest, study_uid: str, series_uid: st
     if access is None:
         return dicom_json_response([])
     series = selectors.series_get(access=access, series_uid=series_uid)  # 404 when the study has no such series
-    return _answer(request, SERIES_INSTANCES, query, Within(Instance, "series_id", series.pk), access=access)
+    return _answer(request, SERIES_INSTANCES, query, Within(Instance, "series_id", series.pk, access.hide_reports),
+                   access=access)
 

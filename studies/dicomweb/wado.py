@@ -13,6 +13,8 @@ Access (studies.selectors): a foreign or missing study is 404. ``full`` access g
 ``preview`` access gets de-identified metadata (studies.deid) and thumbnails of images whose
 Burned In Annotation is "NO" — never the files, frames, bulk data or full-size renderings (404).
 Each response that carries PHI or pixels is audited once (studies.services.study_access_record).
+A blinded peer reviewer (selectors.StudyAccess.hide_reports) gets none of the study's signed reports:
+the selectors leave them out of every series and instance read here, so asking for one is a 404.
 """
 
 from __future__ import annotations

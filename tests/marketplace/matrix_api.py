@@ -49,4 +49,6 @@ ROWS: dict = {
     "api_assignments": (None, _row("all")),
     "api_assignment_start": (_assignment, _post_only()),
     "api_assignment_release": (_assignment, _post_only()),
+    "api_study_read_locally": (lambda o: {"public_id": o["study"].public_id}, _post_only()),  # issue 18
+    "api_coverage": (None, _row({"center_admin", "center_viewer", "other_admin"})),  # issue 18: the active center's
 }

@@ -31,6 +31,17 @@ def ASSIGNMENT(o):  # noqa: N802
     return {"public_id": o["assignment"].public_id}
 
 
+def OVERFLOW_RULE(o):  # noqa: N802 - one unpaused rule of the objects' center, made on first use
+    from accounts.models import Organization
+    from marketplace.coverage_models import OverflowRule
+
+    if not isinstance(o["center"], Organization):  # the "missing object" probe: a rule id nobody has
+        return {"public_id": o["center"].public_id}
+    rule = OverflowRule.objects.filter(center=o["center"]).first() or OverflowRule.objects.create(
+        center=o["center"], trigger="unread", minutes=30)
+    return {"public_id": rule.public_id}
+
+
 CENTER_VIEWERS = {"center_admin", "technologist", "center_viewer"}
 POSTERS_OF_THEIR_CENTER = {"center_admin", "technologist", "other_admin"}
 
@@ -51,4 +62,15 @@ ROWS: dict = {
     "ops_reads": (None, _expect({"platform_operations"})),
     "ops_reads_rows": (None, _expect({"platform_operations"})),
     "center_marketplace_settings": (None, _expect({"center_admin", "other_admin"})),
+    # overflow rules (issue 18): the center's admins (another center's admin sees their own empty list; the
+    # probed rule is the cast center's: 404 to them); the "read locally" mark is POST-only
+    "overflow_rules": (None, _expect({"center_admin", "other_admin"})),
+    "overflow_rule_edit": (lambda o: OVERFLOW_RULE(o), _expect({"center_admin"})),
+    "overflow_rule_pause": (lambda o: OVERFLOW_RULE(o), _post_only()),
+    "overflow_rule_delete": (lambda o: OVERFLOW_RULE(o), _post_only()),
+    "study_read_locally": (lambda o: {"public_id": o["study"].public_id}, _post_only()),
+    # schedules and coverage (issue 18): a center's map for its admins and viewers (another center's admin sees
+    # their own center's); a group's calendar for its admins (the cast has no group admin)
+    "coverage_map": (None, _expect({"center_admin", "center_viewer", "other_admin"})),
+    "group_calendar": (None, _expect(set())),
 }

@@ -270,9 +270,14 @@ def test_ranking_preferred_first_then_on_time_rate_then_load(cast, rr):
     assert [c.radiologist for c in result.candidates] == [preferred, punctual, punctual_busy, new, late]
     assert [c.rank for c in result.candidates] == [1, 2, 3, 4, 5]
     assert result.candidates[0].rank_reasons == [
-        "preferred by Lakeside Imaging", "on shift now", "on time 0 % (0 of 2)", "load 0 of 3"]
-    assert result.candidates[2].rank_reasons == ["on shift now", "on time 100 % (2 of 2)", "load 1 of 4"]
-    assert result.candidates[3].rank_reasons == ["on shift now", "no finished reads yet", "load 0 of 3"]
+        "preferred by Lakeside Imaging", "on shift now", "on time 0 % (0 of 2)", "no peer reviews yet",
+        "rank score 0.30 = 2/3 × on time 0 % + 1/3 × quality 90 %", "load 0 of 3"]
+    assert result.candidates[2].rank_reasons == [
+        "on shift now", "on time 100 % (2 of 2)", "no peer reviews yet",
+        "rank score 0.97 = 2/3 × on time 100 % + 1/3 × quality 90 %", "load 1 of 4"]
+    assert result.candidates[3].rank_reasons == [
+        "on shift now", "no finished reads yet", "no peer reviews yet",
+        "rank score 0.90 = 2/3 × on time 90 % (assumed) + 1/3 × quality 90 %", "load 0 of 3"]
     assert result.candidates[4].rank_reasons[1] == "on time 50 % (1 of 2)"
 
 

@@ -222,7 +222,7 @@ def test_explain_names_the_original_reader_of_an_overread(cast, ct_study, reader
     assignment_start(actor=actor(cast.radiologist), assignment=assignment)
     read_request_mark_reported(read_request=first, actor=actor(cast.radiologist))
     response = login(cast.technologist).post(reverse("read_request_create"), _form(
-        [ct_study.public_id], kind=Kind.OVERREAD, original_request=first.pk))
+        [ct_study.public_id], kind=Kind.OVERREAD, original_request=first.public_id))
     assert response.status_code == 302
     overread = ReadRequest.objects.get(kind=Kind.OVERREAD)
     body = login(cast.technologist).get(reverse("read_request_explain", args=[overread.public_id])).content.decode()

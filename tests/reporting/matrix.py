@@ -21,7 +21,7 @@ from marketplace.services.offers import offer_claim
 from reporting.models import Macro, ReportTemplate
 from reporting.services import reports
 from tests.factories import UserFactory
-from tests.marketplace.helpers import ingest_study, post
+from tests.marketplace.helpers import ingest_study, make_radiologist, post
 from tests.reporting.conftest import CT_SECTIONS
 from tests.reporting.patient_helpers import opened_by, paid_order, written_by
 from tests.reporting.templates_helpers import seed_platform_templates
@@ -55,6 +55,10 @@ def OPINION(o):  # noqa: N802
 
 def OPINION_READ(o):  # noqa: N802
     return {"public_id": o["signed_opinion_read"].public_id}
+
+
+def REPLY(o):  # noqa: N802
+    return {"public_id": o["overread_reply"].public_id}
 
 
 def TEMPLATE(o):  # noqa: N802
@@ -92,6 +96,21 @@ ROWS: dict = {
     "patient_question_ask": (OPINION, _post_only()),
     "patient_question_answer": (OPINION_READ, _post_only()),
     "patient_questions_waiting": (None, _expect({"radiologist"})),
+    # quality (issue 16): the chain and an overread of the signed read by a reader outside the cast; the
+    # arbitration detail probed with the reply's id is nobody's review (404 for all)
+    "read_request_quality": (READ, _expect(REPORT_READERS)),
+    "overread_reply": (REPLY, _expect(REPORT_READERS)),
+    "overread_addendum_request": (REPLY, _post_only()),
+    "quality_reviews_received": (None, _expect({"radiologist"})),
+    "quality_arbitration_queue": (None, _expect({"radiologist"})),
+    "quality_arbitration": (REPLY, _expect(set())),
+    "quality_settings": (None, _expect({"center_admin", "other_admin"})),
+    "group_signed_reports": (None, _expect(set())),  # the cast has no group admin or group QA radiologist
+    "quality_stats": (None, {**_expect(CENTER_READERS | {"other_admin"}), "platform_operations": 302}),  # → ops page
+    "quality_stats_of": (lambda o: {"public_id": o["center"].public_id},
+                         _expect(CENTER_READERS | {"platform_operations"})),
+    "quality_mine": (None, _expect({"radiologist"})),
+    "ops_quality": (None, _expect({"platform_operations"})),
 }
 
 
@@ -119,8 +138,21 @@ def reporting_objects(center: Organization, poster: User) -> dict:
     patient = User.objects.get(email="patient@example.test") if center.slug == "lakeside" else \
         UserFactory(email=f"patient-of-{center.slug}@example.test", kind=User.Kind.PATIENT)
     return {"report_read": read_request, "critical": report.critical_result, "report_template": template,
+            "overread_reply": _overread_reply(center, poster, report),
             "macro": macro, "signed_opinion": (opinion := _signed_opinion(reader, patient)),
             "signed_opinion_read": opinion.read_request}
+
+
+def _overread_reply(center: Organization, poster: User, report):
+    """An overread of ``report`` signed by a reader outside the cast (minor difference)."""
+    from reporting.quality_models import OverreadReply
+    from tests.reporting.quality_helpers import claim, write_and_sign
+
+    senior = make_radiologist(regions=(center.region,), name=f"Overreader at {center.slug}")
+    overread = claim(senior.user, post(poster, report.read_request.study, kind="overread",
+                                       original_request=report.read_request))
+    signed = write_and_sign(senior.user, overread, fields={"overread_agreement": "minor"})
+    return OverreadReply.objects.get(report=signed)
 
 
 def _signed_opinion(reader: User, patient: User):
