@@ -427,6 +427,11 @@ HL7_SENDING_FACILITY = env_str("HL7_SENDING_FACILITY", "READROOM")
 # before it is listed as "waiting for an order"; how long a report's MLLP send waits to connect or for its ACK.
 RIS_ORDER_WAIT_MINUTES = env_int("RIS_ORDER_WAIT_MINUTES", 60)
 HL7_OUTBOUND_TIMEOUT_SECONDS = env_int("HL7_OUTBOUND_TIMEOUT_SECONDS", 10)
+# The MLLP listener's limits (marketplace/ris/listener.py): the longest message it buffers, how long a begun frame
+# may take to complete, and how long a connection may sit idle between messages.
+HL7_MAX_MESSAGE_BYTES = env_int("HL7_MAX_MESSAGE_BYTES", 1024 * 1024)
+HL7_READ_TIMEOUT_SECONDS = env_int("HL7_READ_TIMEOUT_SECONDS", 30)
+HL7_IDLE_TIMEOUT_SECONDS = env_int("HL7_IDLE_TIMEOUT_SECONDS", 600)
 
 CELERY_BEAT_SCHEDULE = {
     # 05:30 UTC: before the US working day; expiry itself never waits for this (eligibility reads the dates).

@@ -105,6 +105,7 @@ class ReportDocument:
     content_hash: str = ""  # sha256 hex of the signed content
     addenda: tuple[Addendum, ...] = ()
     critical: CriticalResult | None = None
+    placer_order_number: str = ""  # the RIS's own order number when the read came from its order (issue 23)
 
     @property
     def impression(self) -> str:

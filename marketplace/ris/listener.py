@@ -66,9 +66,9 @@ class Hl7Listener:
                  max_connections: int = 32, workers: int = 8, shared_port: bool = False) -> None:
         self.address = (host, port)
         self.shared_port = shared_port  # other listener processes may listen on the same port (SO_REUSEPORT)
-        self.max_message_bytes = max_message_bytes or getattr(settings, "HL7_MAX_MESSAGE_BYTES", 1024 * 1024)
-        self.read_timeout = read_timeout or getattr(settings, "HL7_READ_TIMEOUT_SECONDS", 30)
-        self.idle_timeout = idle_timeout or getattr(settings, "HL7_IDLE_TIMEOUT_SECONDS", 600)
+        self.max_message_bytes = max_message_bytes or settings.HL7_MAX_MESSAGE_BYTES
+        self.read_timeout = read_timeout or settings.HL7_READ_TIMEOUT_SECONDS
+        self.idle_timeout = idle_timeout or settings.HL7_IDLE_TIMEOUT_SECONDS
         self.max_connections = max_connections
         self.workers = workers
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hl7-worker")

@@ -29,7 +29,7 @@ class MllpError(Exception):
 
 
 def timeout_seconds() -> float:
-    return float(getattr(settings, "HL7_OUTBOUND_TIMEOUT_SECONDS", 10))
+    return float(settings.HL7_OUTBOUND_TIMEOUT_SECONDS)
 
 
 def mllp_exchange(host: str, port: int, payload: bytes, *, timeout: float | None = None) -> bytes:

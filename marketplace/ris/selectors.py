@@ -78,7 +78,7 @@ def outbound_problems(*, actor: Actor, center: Organization | None) -> QuerySet[
 
 
 def wait_minutes() -> int:
-    return int(getattr(settings, "RIS_ORDER_WAIT_MINUTES", 60))
+    return settings.RIS_ORDER_WAIT_MINUTES
 
 
 def studies_waiting_for_order(center: Organization, *, now: datetime | None = None) -> QuerySet[Study]:

@@ -3,7 +3,8 @@
 Layout (IHE Radiology practice):
 
 - MSH-18 ``UNICODE UTF-8``: names and text are sent as written; the caller encodes the string as UTF-8.
-- ORC-2 / OBR-2 placer order number: the read request's id; ORC-3 / OBR-3 filler order number and
+- ORC-2 / OBR-2 placer order number: the RIS's own order number when the read came from its order (the
+  RIS finds its order by it), else the read request's id; ORC-3 / OBR-3 filler order number and
   OBR-18 (placer field 1): the accession number; OBR-25 result status P/F/C.
 - OBR-32 principal result interpreter: the radiologist (NPI as id, credentials as degree).
 - OBX 1: the study instance UID (``ST``, OBX-3 ``113014^DICOM Study^DCM``).
@@ -118,9 +119,10 @@ def _order(order, doc: ReportDocument, now: datetime) -> None:
     status = RESULT_STATUS[doc.status]
     orc, obr = order.orc, order.obr
     orc.orc_1 = "RE"
-    _put(orc.orc_2, "ei_1", doc.request_id)
+    placer = doc.placer_order_number or doc.request_id
+    _put(orc.orc_2, "ei_1", placer)
     obr.obr_1 = "1"
-    _put(obr.obr_2, "ei_1", doc.request_id)
+    _put(obr.obr_2, "ei_1", placer)
     if doc.study.accession_number:
         _put(orc.orc_3, "ei_1", doc.study.accession_number)
         _put(obr.obr_3, "ei_1", doc.study.accession_number)

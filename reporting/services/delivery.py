@@ -27,6 +27,7 @@ from django.db import IntegrityError, transaction
 
 from accounts.audit import audit_record
 from core.errors import ApplicationError, NotFound
+from marketplace.ris_models import RisOrder
 from marketplace.services.requests import imaging_modalities
 from reporting import document as rd
 from reporting import selectors, templates
@@ -73,9 +74,11 @@ def report_document(report: Report, addenda_count: int = 0, *, addenda_rows: lis
     sections = tuple(rd.Section(code=s["code"], title=s["title"], text=sections_text.get(s["code"], ""))
                      for s in template["sections"] if sections_text.get(s["code"], "").strip())
     has_history_section = any(s.code == "clinical_information" for s in sections)
+    order = RisOrder.objects.filter(read_request=read_request).only("placer_order_number", "ordering_physician").first()
     return rd.ReportDocument(
         report_id=str(report.public_id),
         request_id=str(read_request.public_id),
+        placer_order_number=order.placer_order_number if order else "",
         status="preliminary" if preliminary else "amended" if addenda_count else "final",
         center=_center(read_request.center),
         radiologist=rd.Person(name=report.signer_name or profile.name,
@@ -91,7 +94,7 @@ def report_document(report: Report, addenda_count: int = 0, *, addenda_rows: lis
         fields=_fields(template["fields"], field_values),
         # The clinical-information section starts from the request's history; print it once.
         clinical_history="" if has_history_section else read_request.clinical_history.strip(),
-        ordering_physician=display_name(study.referring_physician_name),
+        ordering_physician=display_name(study.referring_physician_name or (order.ordering_physician if order else "")),
         signed_at=None if preliminary else report.signed_at,
         content_hash="" if preliminary else report.content_hash,
         addenda=() if preliminary else _addenda(report, addenda_count, profile.npi or "", addenda_rows),
@@ -157,8 +160,8 @@ def _build(form: str, report: Report, doc: rd.ReportDocument, pdf: bytes | None)
         return render_pdf(doc)
     if form == Form.HL7:
         return oru_r01(doc, control_id=control_id(report, doc), now=_version_time(report, doc).astimezone(UTC),
-                       sending_application=getattr(settings, "HL7_SENDING_APPLICATION", "READROOM"),
-                       sending_facility=getattr(settings, "HL7_SENDING_FACILITY", "READROOM")).encode("utf-8")
+                       sending_application=settings.HL7_SENDING_APPLICATION,
+                       sending_facility=settings.HL7_SENDING_FACILITY).encode("utf-8")
     if form == Form.FHIR:
         resource = diagnostic_report(doc, pdf=pdf if pdf is not None else render_pdf(doc))
         return json.dumps(resource, ensure_ascii=False, indent=1).encode("utf-8")

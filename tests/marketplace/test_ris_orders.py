@@ -83,11 +83,36 @@ def test_a_person_posts_a_held_order_and_a_viewer_may_not(cast):
     assert posted.read_request.posted_by == cast.technologist
 
 
-def test_another_centers_study_with_the_same_accession_is_never_matched(cast):
-    ingest_with_accession(cast.other_center, accession="A400", patient=1)
-    placed = order(cast.center, placer="ORD-4", accession="A400", patient_id=PATIENT_1)
-    assert placed.status == RisOrderStatus.WAITING
-    assert placed.study is None
+@pytest.mark.parametrize("study_first", [True, False])
+def test_another_centers_study_with_the_same_accession_is_never_matched(cast, study_first,
+                                                                       django_capture_on_commit_callbacks):
+    """Accession reuse across centers: the same number and patient at another center is another exam."""
+    with django_capture_on_commit_callbacks(execute=True):
+        if study_first:
+            ingest_with_accession(cast.other_center, accession="A400", patient=1)
+        placed = order(cast.center, placer="ORD-4", accession="A400", patient_id=PATIENT_1)
+        if not study_first:
+            ingest_with_accession(cast.other_center, accession="A400", patient=1)
+    placed.refresh_from_db()
+    assert (placed.status, placed.study, placed.held_reason) == (RisOrderStatus.WAITING, None, "")
+    assert not ReadRequest.objects.exists()
+
+
+def test_two_centers_orders_with_one_accession_each_match_their_own_study(cast, django_capture_on_commit_callbacks):
+    mine = order(cast.center, placer="ORD-41", accession="A401", patient_id=PATIENT_1)
+    theirs = order(cast.other_center, placer="ORD-41", accession="A401", patient_id=PATIENT_1)
+    with django_capture_on_commit_callbacks(execute=True):
+        their_study = ingest_with_accession(cast.other_center, accession="A401", patient=1)
+    mine.refresh_from_db()
+    theirs.refresh_from_db()
+    assert (mine.status, theirs.status) == (RisOrderStatus.WAITING, RisOrderStatus.POSTED)
+    assert theirs.read_request.study == their_study
+    assert theirs.read_request.center == cast.other_center
+    with django_capture_on_commit_callbacks(execute=True):
+        my_study = ingest_with_accession(cast.center, accession="A401", patient=1)
+    mine.refresh_from_db()
+    assert (mine.status, mine.read_request.study, mine.read_request.center) == (RisOrderStatus.POSTED, my_study,
+                                                                                 cast.center)
 
 
 def test_a_repeated_new_order_is_the_same_order_and_one_read(cast):

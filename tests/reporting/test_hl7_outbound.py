@@ -11,10 +11,10 @@ import hl7
 import pytest
 from django.urls import reverse
 
-from marketplace.ris_models import Hl7Message
+from marketplace.ris_models import Hl7Message, RisOrder, RisOrderStatus
 from marketplace.tasks import send_hl7_message
 from tests.marketplace.ris_helpers import interface_for
-from tests.reporting.delivery_helpers import add_addendum, delivery_template, signed_report
+from tests.reporting.delivery_helpers import add_addendum, delivery_template, open_report, sign, signed_report, write
 
 pytestmark = pytest.mark.django_db
 START, END = b"\x0b", b"\x1c\x0d"
@@ -90,6 +90,8 @@ def test_a_signed_report_and_its_addendum_reach_the_ris_as_oru_r01(cast, ris_ser
     assert str(oru.segment("OBR")(18)) == study.accession_number
     assert str(oru.segment("PID")(3)).split("^")[0] == study.patient_id
     assert str(oru.segment("OBR")(25)) == "F"
+    # Not from a RIS order: the placer order number is ReadRoom's id of the read.
+    assert str(oru.segment("ORC")(2)) == str(oru.segment("OBR")(2)) == str(report.read_request.public_id)
     sent = Hl7Message.objects.get(direction="out")
     assert (sent.ack_code, sent.attempts, sent.read_request_id) == ("AA", 1, report.read_request_id)
     assert sent.control_id == str(oru.segment("MSH")(10))
@@ -98,6 +100,29 @@ def test_a_signed_report_and_its_addendum_reach_the_ris_as_oru_r01(cast, ris_ser
     assert len(server.received) == 2
     assert str(server.received[1].segment("OBR")(25)) == "C"
     assert Hl7Message.objects.filter(direction="out", ack_code="AA").count() == 2
+
+
+def test_a_read_ordered_by_the_ris_is_answered_under_the_ris_own_order_number(cast, ris_server,
+                                                                             django_capture_on_commit_callbacks):
+    """The RIS finds its order by ORC-2 / OBR-2: the placer order number it sent comes back, and the ordering
+    physician it named when the images did not."""
+    server = ris_server()
+    interface_for(cast.center, outbound_host="127.0.0.1", outbound_port=server.port)
+    delivery_template()
+    report = open_report(cast)
+    study = report.read_request.study
+    study.referring_physician_name = ""
+    study.save(update_fields=["referring_physician_name"])
+    RisOrder.objects.create(center=cast.center, source=RisOrder.Source.HL7, placer_order_number="RIS-ORD-77",
+                            accession_number=study.accession_number, patient_id=study.patient_id,
+                            ordering_physician="Ada Lovelace", status=RisOrderStatus.POSTED, study=study,
+                            read_request=report.read_request)
+    sign(cast, write(cast, report, fields={"severity": "2", "shift": "3"}, findings="No bleed.",
+                     impression="Normal."), django_capture_on_commit_callbacks)
+    oru = server.received[0]
+    assert str(oru.segment("ORC")(2)) == str(oru.segment("OBR")(2)) == "RIS-ORD-77"
+    assert "Ada Lovelace" in str(oru.segment("OBR")(16))
+    assert str(oru.segment("OBR")(18)) == study.accession_number
 
 
 def test_a_center_without_an_outbound_endpoint_gets_nothing_sent(cast, django_capture_on_commit_callbacks):
