@@ -477,6 +477,15 @@ def file_meta_end(head: bytes) -> tuple[int, str] | None:
         position = start + length
 
 
+PART10_PREFIX = b"\x00" * 128 + b"DICM"
+
+
+def file_meta_without_preamble(head: bytes) -> bool:
+    """Whether ``head`` starts with a File Meta element (group 0002, explicit VR) rather than the preamble: what
+    pydicom's ``dcmwrite`` gives for a data set built in memory, and so what dicomweb-client sends."""
+    return len(head) >= 8 and head[:2] == b"\x02\x00" and head[4:6].isalpha() and head[4:6].isupper()
+
+
 class ContentDigest:
     """SHA-256 of a Part-10 file's data set (after the File Meta Information), fed the file in order."""
 

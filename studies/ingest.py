@@ -36,12 +36,21 @@ from accounts.audit import audit_record
 from accounts.models import Organization
 from core.sql import sent_together
 from studies import hooks
-from studies.dicom import ContentDigest, DicomRejected, ParsedInstance, read_instance, same_data_set
+from studies.dicom import (
+    PART10_PREFIX,
+    ContentDigest,
+    DicomRejected,
+    ParsedInstance,
+    file_meta_without_preamble,
+    read_instance,
+    same_data_set,
+)
 from studies.models import Instance, Series, Study
 
 logger = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
 _META_HEAD = 64 * 1024  # holds the file meta of any real sender; below dicom.META_SEARCH_LIMIT
+PREAMBLE_ADDED = "stored with the 128-byte preamble and 'DICM' added: the file meta came without them"
 
 
 class Source:
@@ -92,16 +101,21 @@ def storage_key(organization: Organization, study_uid: str, series_uid: str, sop
     return f"{organization.public_id}/{study_uid}/{series_uid}/{sop_uid}.dcm"
 
 
-def _spool(stream: BinaryIO, limit: int) -> tuple[str, int, str, str]:
+def _spool(stream: BinaryIO, limit: int) -> tuple[str, int, str, str, bool]:
     """Copy the stream to a temporary file, hashing as it goes (the whole file, and its data set alone:
-    the content fingerprint); refuse past ``limit`` bytes."""
+    the content fingerprint); refuse past ``limit`` bytes. A file meta sent without the 128-byte preamble and
+    ``DICM`` gets them (the last value says so): we store Part 10 files, the data set as it came."""
     digest = hashlib.sha256()
     content = ContentDigest()
     size = 0
+    prefixed = None
     fd, path = tempfile.mkstemp(prefix="readroom-ingest-", suffix=".dcm")
     try:
         with os.fdopen(fd, "wb") as out:
             while chunk := stream.read(CHUNK):
+                if prefixed is None:
+                    prefixed = file_meta_without_preamble(chunk)
+                    chunk = PART10_PREFIX + chunk if prefixed else chunk
                 size += len(chunk)
                 if size > limit:
                     raise DicomRejected(f"the file is larger than the limit of {limit // (1024 * 1024)} MB",
@@ -116,7 +130,7 @@ def _spool(stream: BinaryIO, limit: int) -> tuple[str, int, str, str]:
     except BaseException:
         os.unlink(path)
         raise
-    return path, size, digest.hexdigest(), content.hexdigest()
+    return path, size, digest.hexdigest(), content.hexdigest(), bool(prefixed)
 
 
 def _check_preamble(path: str, size: int) -> None:
@@ -145,9 +159,11 @@ def ingest_stream(*, organization: Organization, stream: BinaryIO, filename: str
     path = None
     parsed = None
     try:
-        path, size, sha256, content_sha256 = _spool(stream, limit)
+        path, size, sha256, content_sha256, prefixed = _spool(stream, limit)
         _check_preamble(path, size)
         parsed = read_instance(path, size)
+        if prefixed:
+            parsed.warnings = [*(parsed.warnings or ()), PREAMBLE_ADDED]
         if expected_study_uid and parsed.study_uid != expected_study_uid:
             raise DicomRejected(f"StudyInstanceUID {parsed.study_uid} differs from the study in the request path "
                                 f"({expected_study_uid})", code="study_mismatch")

@@ -39,6 +39,8 @@ human-readable reason in a private attribute: creator (0009,0010) = ``READROOM``
 
 A stored instance with values that could not be read (an IS of ``1A``) is stored byte for byte; its
 item carries Warning Reason (0008,1196) ``0xB006`` and the values left out of the index in (0009,1001).
+A part whose file meta comes without the 128-byte preamble and ``DICM`` (pydicom's ``dcmwrite`` of a data set
+built in memory, so dicomweb-client) is stored with them added, the rest byte for byte: ``0xB000``.
 Any printable boundary up to ``MAX_BOUNDARY`` characters is accepted (Orthanc sends 73, past RFC 2046's 70).
 
 Status: 200 all stored; 202 some failed or stored with warnings; 409 none stored; 415 the request (or every part) is not
@@ -73,6 +75,7 @@ from studies.dicomweb import qido, wado
 from studies.dicomweb.auth import dicomweb_view, error_response, method_dispatch
 from studies.dicomweb.dicomjson import dicom_json_response, element
 from studies.ingest import (
+    PREAMBLE_ADDED,
     PROCESSING_FAILURE_REASON,
     IngestBatch,
     IngestOutcome,
@@ -97,6 +100,7 @@ FAILURE_DUPLICATE = 0x0111
 FAILURE_OUT_OF_RESOURCES = 0xA700
 FAILURE_PROCESSING = 0x0110
 WARNING_ELEMENTS_DISCARDED = 0xB006  # PS3.18 Table I.2-3: stored, but some values are not in the index
+WARNING_COERCED = 0xB000  # PS3.18 Table I.2-3: coercion of data elements (here: the Part 10 preamble added)
 _REASON_BY_CODE = {
     "invalid_uid": FAILURE_DOES_NOT_MATCH,
     "study_mismatch": FAILURE_DOES_NOT_MATCH,
@@ -410,10 +414,13 @@ def _stored_item(outcome: IngestOutcome, studies_url: str) -> dict:
                                   f"{outcome.series_instance_uid}/instances/{outcome.sop_instance_uid}"),
     }
     if outcome.warnings:
-        # Stored byte for byte; the values named here are left out of the index (QIDO, metadata).
-        item["00081196"] = element("US", WARNING_ELEMENTS_DISCARDED)
+        # Values left out of the index (QIDO, metadata): elements discarded. A file meta sent without the
+        # preamble: stored with it added (the data set as sent), a coercion.
+        discarded = [w for w in outcome.warnings if w != PREAMBLE_ADDED]
+        item["00081196"] = element("US", WARNING_ELEMENTS_DISCARDED if discarded else WARNING_COERCED)
         item["00090010"] = element("LO", PRIVATE_CREATOR)
-        item["00091001"] = element("LT", f"{outcome.filename}: stored as sent; " + "; ".join(outcome.warnings))
+        as_sent = "" if PREAMBLE_ADDED in outcome.warnings else "stored as sent; "
+        item["00091001"] = element("LT", f"{outcome.filename}: {as_sent}" + "; ".join(outcome.warnings))
     return dict(sorted(item.items()))
 
 

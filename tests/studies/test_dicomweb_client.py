@@ -15,6 +15,7 @@ from datetime import date, timedelta
 import pydicom
 import pytest
 from dicomweb_client.api import DICOMwebClient
+from django.core.files.storage import default_storage
 from django.utils import timezone
 from requests.exceptions import HTTPError
 
@@ -128,14 +129,33 @@ def test_store_into_a_study_path_reports_instances_of_other_studies_as_failed(te
     assert refused.value.response.status_code == 409
 
 
-def test_datasets_without_the_part10_preamble_are_refused_with_the_reason(technologist_client, study_spec):
-    # pydicom writes an in-memory dataset without preamble and "DICM": not a PS3.10 file.
-    with pytest.raises(HTTPError) as refused:
-        technologist_client.store_instances(datasets=synthetic.ct_series(study_spec, slices=1, size=64))
-    assert refused.value.response.status_code == 409
-    failed = refused.value.response.json()["00081198"]["Value"][0]
-    assert failed["00081197"]["Value"] == [0xC000]
-    assert "preamble" in failed["00091001"]["Value"][0]
+def test_datasets_built_in_memory_are_stored_as_part10_with_a_coercion_warning(technologist_client, study_spec,
+                                                                                settings):
+    """pydicom (so dicomweb-client) writes an in-memory data set as its file meta and data set, without the
+    128-byte preamble and "DICM": stored with them added, the data set byte for byte, answered 0xB000."""
+    datasets = synthetic.ct_series(study_spec, slices=2, size=64)
+    sent = []
+    for ds in datasets:
+        buffer = io.BytesIO()
+        pydicom.dcmwrite(buffer, ds)
+        sent.append(buffer.getvalue())
+    assert all(body[128:132] != b"DICM" for body in sent)  # what the client really sends
+    answer = technologist_client.store_instances(datasets=datasets)
+    assert len(answer.ReferencedSOPSequence) == 2
+    assert "FailedSOPSequence" not in answer
+    assert {item.WarningReason for item in answer.ReferencedSOPSequence} == {0xB000}
+    assert all("preamble" in item[0x00091001].value for item in answer.ReferencedSOPSequence)
+    for ds, body in zip(datasets, sent, strict=True):
+        stored = Instance.objects.get(sop_instance_uid=ds.SOPInstanceUID)
+        with default_storage.open(stored.storage_key) as fh:
+            kept = fh.read()
+        assert kept == b"\x00" * 128 + b"DICM" + body
+    back = technologist_client.retrieve_instance(study_spec.study_uid, datasets[0].SeriesInstanceUID,
+                                                 datasets[0].SOPInstanceUID, media_types=(("application/dicom", "*"),))
+    assert back.PixelData == datasets[0].PixelData
+    again = technologist_client.store_instances(datasets=datasets)  # the same data sets: duplicates, no error
+    assert len(again.ReferencedSOPSequence) == 2
+    assert Instance.objects.filter(study__study_instance_uid=study_spec.study_uid).count() == 2
 
 
 def test_storing_the_same_instances_twice_succeeds_without_duplicates(technologist_client, study_spec):

@@ -14,7 +14,8 @@ from django.core.files.storage import default_storage
 from pydicom.uid import ImplicitVRLittleEndian
 
 from studies import synthetic
-from studies.ingest import IngestBatch, Source, Status, ingest_files, ingest_stream, storage_key
+from studies.dicom import file_meta_end
+from studies.ingest import PREAMBLE_ADDED, IngestBatch, Source, Status, ingest_files, ingest_stream, storage_key
 from studies.models import Instance, Series, Study
 
 
@@ -91,9 +92,27 @@ def test_non_dicom_input_is_rejected_with_a_reason(cast, data, code):
 
 
 def test_a_file_without_preamble_is_rejected(cast, ct_files):
-    outcome = _ingest(cast.center, ct_files[0][128:])
+    outcome = _ingest(cast.center, ct_files[0][128:])  # "DICM" and no preamble: no known writer does that
     assert outcome.status == Status.REJECTED
     assert "preamble" in outcome.reason
+
+
+def test_a_file_meta_without_the_preamble_is_stored_with_it_added(cast, ct_files):
+    """pydicom's dcmwrite of a data set built in memory: the file meta, then the data set (dicomweb-client)."""
+    outcome = _ingest(cast.center, ct_files[0][132:])
+    assert outcome.status == Status.STORED, outcome.reason
+    assert outcome.warnings == [PREAMBLE_ADDED]
+    with default_storage.open(outcome.instance.storage_key) as fh:
+        assert fh.read() == ct_files[0]  # the Part 10 file, the data set as it came
+    assert _ingest(cast.center, ct_files[0]).status == Status.DUPLICATE  # the same instance from a file
+
+
+def test_a_bare_data_set_without_file_meta_is_rejected(cast, ct_files):
+    start, _syntax = file_meta_end(ct_files[0])
+    outcome = _ingest(cast.center, ct_files[0][start:])  # no file meta: its transfer syntax is unknown
+    assert outcome.status == Status.REJECTED
+    assert "preamble" in outcome.reason
+    assert not Study.objects.exists()
 
 
 def test_a_truncated_file_is_rejected_and_leaves_nothing(cast, ct_files, tmp_path):
