@@ -3,13 +3,19 @@ and its email links to the site (core.links)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
 from accounts.models import Notification
+from marketplace.services.requests import PostData, read_request_post
 from tests.factories import UserFactory
-from tests.marketplace.helpers import make_radiologist, post
+from tests.marketplace.helpers import actor, make_radiologist
+
+# Posted at a fixed hour, never the wall clock: at 03:00 UTC it is daytime in Sydney and in Tokyo alike, so follow
+# the sun (issue 18) offers both readers at once (a week ahead: the offers' grants must expire in the future).
+AT = datetime.combine(timezone.now().date() + timedelta(days=7), time(3, 0), tzinfo=UTC)
 
 
 def test_a_stat_offer_tells_a_sydney_reader_the_deadline_in_sydney_time(cast, ct_study, mailoutbox, settings,
@@ -20,7 +26,8 @@ def test_a_stat_offer_tells_a_sydney_reader_the_deadline_in_sydney_time(cast, ct
     tokyo = make_radiologist(user=UserFactory(email="tokyo@example.test", time_zone="Asia/Tokyo"),
                              zone="Asia/Tokyo")
     with django_capture_on_commit_callbacks(execute=True):
-        read_request = post(cast.technologist, ct_study, priority="stat")
+        read_request, _ = read_request_post(actor=actor(cast.technologist), center=cast.center,
+                                            data=PostData(study=ct_study, priority="stat"), now=AT)
     there = timezone.localtime(read_request.deadline, ZoneInfo("Australia/Sydney"))
     note = Notification.objects.get(user=sydney.user)
     assert note.title.startswith("New STAT read offered")
