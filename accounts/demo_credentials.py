@@ -39,7 +39,7 @@ PROFILES = {
     "okafor": (["en", "ig", "yo"], ["CT", "MR", "CR", "DX"], "Neuroradiologist; stroke and head-and-neck imaging."),
     "nakamura": (["en", "ja"], ["CT", "MR", "CR", "DX", "US"], "Body and chest CT from Honolulu, overnight US hours."),
     "alvarez": (["en", "es"], ["MR", "CT", "CR", "DX"], "Musculoskeletal MR and emergency imaging."),
-    "brennan": (["en"], ["CT", "CR", "DX", "US"], "Emergency radiology from Sydney: daytime there, night in the US."),
+    "brennan": (["en"], ["CT", "MR", "CR", "DX", "US"], "Emergency radiology from Sydney: his day is the US night."),
     "haddad": (["en", "ar", "fr"], ["MG", "US", "CT", "MR"], "Breast imaging (screening and diagnostic) and body."),
     "patel": (["en", "hi", "fr"], ["CT", "MR", "NM", "PT"], "Body imaging and PET/CT."),
     "chen": (["en", "zh"], ["CT", "MR"], "Cardiac CT/MR and thoracic imaging."),

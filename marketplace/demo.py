@@ -51,11 +51,16 @@ WEEKDAYS = (0, 1, 2, 3, 4)
 # last name → weekly windows (days, start, end) in the radiologist's own zone; an end at or before the
 # start is the next morning. Together nakamura (Honolulu afternoons and nights) and whitfield (Chicago
 # days) cover every hour, so the STAT head CT in Texas finds a reader on shift whenever the demo loads.
+# Summit's MR (US-CO): alvarez reads Denver's day and brennan its night (chen's weekday hours, after his time
+# off, fall inside alvarez's day; rossi's Colorado license has expired). A Sydney noon to midnight is 18:00–06:00
+# (or 20:00–08:00) in Denver whatever the two hemispheres' clocks do, and alvarez starts at 06:00 Denver time;
+# brennan's short Saturday leaves the one gap of Summit's coverage map (marketplace.demo_coverage): Saturday
+# from 00:00 (01:00 or 02:00 when the clocks change apart) until 06:00 in Denver.
 READING_HOURS: dict[str, list[tuple[tuple[int, ...], str, str]]] = {
     "okafor": [(EVERY_DAY, "07:00", "19:00")],
     "nakamura": [(EVERY_DAY, "15:00", "07:00")],  # the US night, from Hawaii
-    "alvarez": [(EVERY_DAY, "06:00", "18:00")],
-    "brennan": [(WEEKDAYS, "08:00", "18:00")],  # a Sydney day is a US night
+    "alvarez": [(EVERY_DAY, "05:00", "19:00")],
+    "brennan": [((0, 1, 2, 3, 4, 6), "12:00", "00:00"), ((5,), "12:00", "18:00")],  # a Sydney day is a US night
     "haddad": [(WEEKDAYS, "08:00", "17:00")],
     "patel": [(EVERY_DAY, "08:00", "20:00")],
     "chen": [(WEEKDAYS, "09:00", "17:00")],

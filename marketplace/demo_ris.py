@@ -1,7 +1,7 @@
-"""The demo world's RIS link (issue 23, item 5), after the marketplace's demo: Lakeside registers its RIS as an HL7
-interface (application RIS, facility LAKESIDE_RIS, the defaults of ``manage.py hl7_send_order``), and three orders
-arrive "by HL7": ORM^O01 messages built with hl7apy go through the listener's own handler, as if received over
-MLLP, so each is in the message log with its ACK:
+"""The demo world's RIS link (issue 23, item 5), registered after the marketplace's demo: Lakeside registers its
+RIS as an HL7 interface (application RIS, facility LAKESIDE_RIS, the defaults of ``manage.py hl7_send_order``),
+and three orders arrive "by HL7": ORM^O01 messages built with hl7apy go through the listener's own handler, as if
+received over MLLP, so each is in the message log with its ACK:
 
 - one for a CT that is already at Lakeside (accession LKSRIS0001): matched at once, its read request posted;
 - one waiting for its images (LKSRIS0002);
@@ -13,14 +13,13 @@ control id (the handler answers a repeated MSH-10 with the stored ACK and does n
 
 from __future__ import annotations
 
-import io
-import zlib
-from datetime import date, timedelta
+from datetime import date
 
 from django.utils import timezone
 
 from accounts.models import Organization
-from marketplace.demo import MarketplaceReport, load_demo_marketplace
+from marketplace.demo import MarketplaceReport
+from marketplace.demo_arrivals import demo_ct
 from marketplace.ris_models import Hl7Interface, RisOrder
 
 CENTER, APPLICATION, FACILITY = "lakeside", "RIS", "LAKESIDE_RIS"
@@ -28,15 +27,9 @@ MATCHED, WAITING, CANCELLED = "LKSRIS0001", "LKSRIS0002", "LKSRIS0003"
 PATIENT = 3  # synthetic.demo_patient(3): Kowalski^Piotr, MRN100203
 
 
-def load_demo_marketplace_then_ris(organizations: dict[str, Organization], *, today: date,
-                                   profile: str) -> MarketplaceReport:
-    """The marketplace's demo, then this one (``load_demo`` calls the one "marketplace" loader)."""
-    report = load_demo_marketplace(organizations, today=today, profile=profile)
-    load_demo_ris(organizations, report=report, profile=profile)
-    return report
-
-
-def load_demo_ris(organizations: dict[str, Organization], *, report: MarketplaceReport, profile: str) -> None:
+def load_demo_ris(organizations: dict[str, Organization], *, report: MarketplaceReport, profile: str,
+                  today: date | None = None) -> None:
+    """Lakeside's HL7 interface and its three orders (the marketplace's demo loader registered after its own)."""
     center = organizations.get(CENTER)
     if center is None:
         return
@@ -55,7 +48,9 @@ def load_demo_ris(organizations: dict[str, Organization], *, report: Marketplace
             report.problems.append(f"demo HL7 order {control_id}: {ack.decode('utf-8', 'replace')[:200]}")
 
     if profile != "none":
-        _study_for(center, MATCHED, profile)
+        _, created = demo_ct(center, MATCHED, patient=PATIENT, description="CT ABDOMEN PELVIS WITH CONTRAST",
+                             body_part="ABDOMEN", study_date=today or timezone.localdate(), profile=profile)
+        _count(report, "created" if created else "unchanged")
         arrive("DEMO-ORM-0001", placer="LKS-ORD-0001", accession=MATCHED, procedure_code="CTABD",
                procedure_text="CT abdomen pelvis with contrast", priority="R",
                history="Right lower quadrant pain since yesterday, fever.")
@@ -69,25 +64,6 @@ def load_demo_ris(organizations: dict[str, Organization], *, report: Marketplace
                   .values_list("placer_order_number", "status"))
     report.notes.append(f"{center.name}: RIS orders by HL7 ({APPLICATION}@{FACILITY}): "
                         + ", ".join(f"{number} {status}" for number, status in sorted(states.items())))
-
-
-def _study_for(center: Organization, accession: str, profile: str) -> None:
-    """A small CT at the center with ``accession`` (stored once: found by its accession number next time)."""
-    from studies.ingest import Source, ingest_files
-    from studies.models import Study
-
-    if Study.objects.filter(organization=center, accession_number=accession).exists():
-        return
-    from studies import synthetic
-
-    spec = synthetic.StudySpec(patient=synthetic.demo_patient(PATIENT), accession=accession,
-                               description="CT ABDOMEN PELVIS WITH CONTRAST",
-                               study_date=timezone.now().date() - timedelta(days=0), institution=center.name,
-                               study_uid=f"2.25.{zlib.crc32(f'{center.slug}/{accession}'.encode())}")
-    size, slices = (32, 2) if profile == "small" else (128, 12)
-    files = [(f"ris/{n}.dcm", io.BytesIO(synthetic.to_bytes(ds)))
-             for n, ds in enumerate(synthetic.ct_series(spec, slices=slices, size=size))]
-    ingest_files(organization=center, files=files, source=Source.IMPORT, jurisdiction=(center.country, center.region))
 
 
 def _count(report: MarketplaceReport, outcome: str) -> None:

@@ -9,4 +9,4 @@ class ReportingConfig(AppConfig):
         from accounts.demo_hooks import register_demo_loader
 
         register_demo_loader("reporting", "reporting.demo.load_demo_reporting")  # after the marketplace's demo
-        register_demo_loader("reporting", "reporting.demo_quality.load_demo_reporting_then_quality")  # + quality (#16)
+        register_demo_loader("reporting", "reporting.demo_quality.load_demo_quality")  # then quality (#16)

@@ -113,14 +113,6 @@ def load_demo_quality(organizations: dict[str, Organization], *, report, profile
         load_history(organizations, readers, report, profile=profile)
 
 
-def load_demo_reporting_then_quality(organizations: dict[str, Organization], *, report, profile: str) -> None:
-    """The reporting demo, then this one: ``load_demo`` calls the "reporting" loader before billing's."""
-    from reporting.demo import load_demo_reporting
-
-    load_demo_reporting(organizations, report=report, profile=profile)
-    load_demo_quality(organizations, report=report, profile=profile)
-
-
 @dataclass(frozen=True)
 class Cast:
     center: Organization

@@ -211,16 +211,30 @@ def test_load_demo_refuses_production(db, settings):
 
 # --- demo studies --------------------------------------------------------------------------------------
 
+def marketplace_demo_accessions(slug: str) -> set[str]:
+    """The CTs the marketplace's later demos store beyond studies.demo's set: the RIS order's images and the
+    studies the overflow rules post."""
+    from marketplace import demo_coverage, demo_ris
+
+    ris = {demo_ris.MATCHED} if slug == demo_ris.CENTER else set()
+    return ris | {arrival[0] for rule in demo_coverage.RULES if rule.center == slug for arrival in rule.arrivals}
+
+
 def test_each_demo_center_gets_studies_in_its_own_state(db):
     output = load_demo()
     today = timezone.localdate()
+    assert marketplace_demo_accessions("lakeside") == {"LKSRIS0001", "LKSOVF0001"}
+    assert len(marketplace_demo_accessions("bayview")) == 4
     for slug, (prefix, planned) in demo.DEMO_STUDIES.items():
         center = Organization.objects.get(slug=slug)
         studies = Study.objects.filter(organization=center)
-        assert studies.count() == len(planned)
+        extra = marketplace_demo_accessions(slug)
+        assert studies.count() == len(planned) + len(extra)
+        assert extra <= set(studies.values_list("accession_number", flat=True))
         for study in studies:
             assert (study.jurisdiction_country, study.jurisdiction_region) == (center.country, center.region)
-            assert re.fullmatch(rf"{prefix}\d{{9}}", study.accession_number)
+            if study.accession_number not in extra:
+                assert re.fullmatch(rf"{prefix}\d{{9}}", study.accession_number)
             assert today - timedelta(days=31) <= study.study_date <= today  # the STAT head CT is today's
             assert study.patient_name in {synthetic.demo_patient(n).name for n in range(12)}
             assert study.institution_name == center.name
@@ -262,17 +276,31 @@ def test_the_full_demo_set_has_a_150_slice_512_ct_and_the_issues_other_studies()
 def test_demo_uids_are_derived_from_a_fixed_seed(db, monkeypatch):
     # Signed reports cannot be deleted (PostgreSQL refuses it), and they hold their reads and studies:
     # this test of study UIDs leaves the demo reports out.
-    monkeypatch.setitem(demo_hooks._LOADERS, "reporting", lambda *args, **kwargs: None)
+    monkeypatch.setitem(demo_hooks._LOADERS, "reporting", [lambda *args, **kwargs: None])
     load_demo()
     uids = set(Instance.objects.values_list("sop_instance_uid", flat=True))
     keys = set(Instance.objects.values_list("storage_key", flat=True))
-    ReadRequest.objects.all().delete()  # the marketplace's demo reads hold on to their studies
-    Study.objects.all().delete()  # another database, another day: the same UIDs come back
+    assert Study.objects.filter(accession_number__in=marketplace_demo_accessions("lakeside")).count() == 2
+    delete_demo_reads_and_studies()  # another database, another day: the same UIDs come back
 
     load_demo()
 
     assert set(Instance.objects.values_list("sop_instance_uid", flat=True)) == uids
     assert set(Instance.objects.values_list("storage_key", flat=True)) == keys
+
+
+def delete_demo_reads_and_studies() -> None:
+    """Empty the demo's reads and studies, holders first: the RIS orders and their messages, then the overflow
+    postings and rules (each PROTECTs its read request or rule), then the reads that hold on to their studies."""
+    from marketplace.coverage_models import OverflowPosting, OverflowRule
+    from marketplace.ris_models import Hl7Message, RisOrder
+
+    Hl7Message.objects.all().delete()
+    RisOrder.objects.all().delete()
+    OverflowPosting.objects.all().delete()
+    OverflowRule.objects.all().delete()
+    ReadRequest.objects.all().delete()
+    Study.objects.all().delete()
 
 
 def test_an_interrupted_demo_run_is_finished_by_the_next(db):
@@ -333,8 +361,15 @@ def test_starting_django_imports_neither_the_demo_nor_pydicom():
                             capture_output=True, text=True, env={**__import__("os").environ,
                                                                  "DJANGO_SETTINGS_MODULE": "config.settings"})
     assert result.stdout.strip().splitlines()[-1] == "[]"
-    from accounts.demo_hooks import demo_loader
+    from accounts.demo_hooks import demo_loader, demo_loaders
     assert demo_loader("studies") is demo.load_demo_studies  # registered by its path, imported when asked for
+    from marketplace import demo as marketplace_demo
+    from marketplace import demo_coverage, demo_ris
+    from reporting import demo as reporting_demo
+    from reporting import demo_quality
+    assert demo_loaders("marketplace") == [marketplace_demo.load_demo_marketplace, demo_ris.load_demo_ris,
+                                           demo_coverage.load_demo_coverage]  # in this order
+    assert demo_loaders("reporting") == [reporting_demo.load_demo_reporting, demo_quality.load_demo_quality]
 
 
 def test_the_demo_load_logs_no_openjpeg_tile_numbers(db, caplog):
