@@ -58,6 +58,10 @@ class OverflowRule(TimeStampedModel):
     audience = models.CharField(max_length=12, default="preferred",
                                 help_text="marketplace.models.Audience: preferred (contract readers first) or "
                                           "marketplace.")
+    # The report template its reads are written on (reporting's public id: reporting sits above the marketplace;
+    # ``marketplace.template_choices``), and its name as chosen, for the rule's sentence. None: the automatic choice.
+    template = models.UUIDField(null=True, blank=True)
+    template_name = models.CharField(max_length=120, blank=True)
     paused = models.BooleanField(default=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")

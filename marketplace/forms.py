@@ -12,6 +12,7 @@ from accounts.forms import ApplicationErrorFormMixin
 from accounts.models import Organization, RadiologistProfile
 from marketplace.models import Audience, Kind, Priority, ReadRequest, Status
 from marketplace.services.profile import TAT_FIELDS
+from marketplace.template_choices import templates_for
 
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 SLOTS_PER_DAY = 2
@@ -283,3 +284,10 @@ class OverflowRuleForm(ErrorsMixin, forms.Form):
     priority = forms.ChoiceField(choices=Priority.choices, initial=Priority.ROUTINE)
     audience = forms.ChoiceField(choices=[("preferred", "Contract readers first, then everyone eligible"),
                                           ("marketplace", "Every eligible reader at once")])
+    template = forms.ChoiceField(required=False, label="Template to use",
+                                 help_text="The report template the reader's draft opens on; automatic: chosen "
+                                           "by modality and body part.")
+
+    def __init__(self, *args, center: Organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["template"].choices = [("", "Automatic"), *((str(pk), name) for pk, name in templates_for(center))]

@@ -86,6 +86,9 @@ class ReadRequest(TimeStampedModel):
     reason_for_exam = models.CharField(max_length=500, blank=True)
     comparison_studies = models.ManyToManyField(Study, blank=True, related_name="+")
     special_instructions = models.TextField(blank=True, max_length=2000)
+    # The report template the center asked for (an overflow rule's, issue 18): reporting's public id, not a foreign
+    # key (reporting sits above the marketplace); the draft opens on it when it is usable for the read.
+    requested_template = models.UUIDField(null=True, blank=True)
     posted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                   related_name="+")
     # Who is offered the read.

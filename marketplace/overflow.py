@@ -53,6 +53,8 @@ def sentence(rule: OverflowRule) -> str:
     what = rule.modality or "study"
     priority = rule.get_priority_display().lower() if rule.priority != "stat" else "STAT"
     tail = f"as a {priority} read, {_audience(rule)}"
+    if rule.template:
+        tail += f", written on the template “{rule.template_name}”"
     if rule.trigger == OverflowRule.Trigger.HOURS:
         return (f"Post every {what} that arrives between {rule.starts:%H:%M} and {rule.ends:%H:%M} "
                 f"{_days(rule.weekdays)} {tail}")

@@ -131,10 +131,19 @@ def usable_templates(*, center_id: int, group_ids: list[int]):
                                          active=True)
 
 
+def center_choices(center) -> list[tuple]:
+    """The templates a center may name on its overflow rules (issue 18; registered with
+    ``marketplace.template_choices`` at start-up): the platform's and the center's own, active, for ordinary
+    reads (a rule posts primary reads). A group's templates are its readers' and stay off the center's list."""
+    return [(t.public_id, t.name) for t in usable_templates(center_id=center.pk, group_ids=[])
+            if template_kind(t) is None]
+
+
 def choose(templates, *, modalities: list[str], body_part: str, description: str,
-           center_id: int, kind: str = "primary") -> ReportTemplate | None:
-    """The best template for a read: it must fit the read's kind (``fits_kind``); modality must match (a
-    template for no modality fits any); then
+           center_id: int, kind: str = "primary", requested=None) -> ReportTemplate | None:
+    """The best template for a read: the ``requested`` one (a public id the center asked for, issue 18) when it
+    is among ``templates`` and fits the read; else it must fit the read's kind (``fits_kind``); modality must
+    match (a template for no modality fits any); then
     a body-part keyword found in the study's body part or description; then the center's own, a
     group's, the platform's; then name (stable)."""
     text = f"{body_part} {description}".upper()
@@ -151,4 +160,7 @@ def choose(templates, *, modalities: list[str], body_part: str, description: str
         return (-int(bool(listed)), -part, -owner, template.name)  # smallest is best
 
     scored = [(s, t) for t in templates if (s := score(t)) is not None]
+    asked = next((t for s, t in scored if requested is not None and t.public_id == requested), None)
+    if asked is not None:
+        return asked
     return min(scored, key=lambda pair: pair[0])[1] if scored else None

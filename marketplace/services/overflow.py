@@ -9,6 +9,7 @@ the study row is locked first, so the ingest hook and the beat never post one st
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
@@ -21,7 +22,7 @@ from accounts.credentials.vocab import Priority
 from accounts.models import Organization
 from accounts.policy import ANONYMOUS, Actor
 from core.errors import ApplicationError, NotFound
-from marketplace import overflow, policy
+from marketplace import overflow, policy, template_choices
 from marketplace.coverage_models import LocalRead, OverflowPosting, OverflowRule
 from marketplace.models import Audience, ReadRequest
 from marketplace.services.requests import PostData, read_request_create
@@ -53,6 +54,7 @@ class RuleData:
     priority: str = Priority.ROUTINE
     audience: str = "preferred"
     paused: bool = False
+    template: str | uuid.UUID | None = None  # a report template's public id; empty: the automatic choice
 
 
 def _clock(name: str, value) -> time:
@@ -74,7 +76,21 @@ def _positive(name: str, value, what: str) -> int:
     return number
 
 
-def _validated(data: RuleData) -> dict:
+def _template(center: Organization, value) -> tuple[uuid.UUID | None, str]:
+    """(public id, name) of a template the center may name (``template_choices``); empty: none."""
+    if value in (None, ""):
+        return None, ""
+    try:
+        wanted = value if isinstance(value, uuid.UUID) else uuid.UUID(str(value).strip())
+    except ValueError:
+        raise _err("template", "Choose one of your center's report templates.") from None
+    name = dict(template_choices.templates_for(center)).get(wanted)
+    if name is None:  # another center's, a group's, retired or unknown: the same answer for each
+        raise _err("template", "Choose one of your center's report templates.")
+    return wanted, name
+
+
+def _validated(data: RuleData, center: Organization) -> dict:
     if data.trigger not in OverflowRule.Trigger.values:
         raise _err("trigger", f"Choose one of: {', '.join(OverflowRule.Trigger.values)}.")
     if data.priority not in Priority.values:
@@ -87,6 +103,7 @@ def _validated(data: RuleData) -> dict:
     values = {"trigger": data.trigger, "modality": modality, "priority": data.priority, "audience": data.audience,
               "paused": bool(data.paused), "weekdays": [], "starts": None, "ends": None, "minutes": None,
               "backlog": None}
+    values["template"], values["template_name"] = _template(center, data.template)
     if data.trigger == OverflowRule.Trigger.HOURS:
         starts, ends = _clock("starts", data.starts), _clock("ends", data.ends)
         if starts == ends:
@@ -125,7 +142,7 @@ def overflow_rule_create(*, actor: Actor, center: Organization, data: RuleData,
                          request: HttpRequest | None = None) -> OverflowRule:
     """A center admin adds a rule (each bad value refused naming its field)."""
     center = _center_admin(actor, center)
-    rule = OverflowRule.objects.create(center=center, created_by=actor.user, **_validated(data))
+    rule = OverflowRule.objects.create(center=center, created_by=actor.user, **_validated(data, center))
     audit_record(action="overflow_rule.created", actor=actor.user, request=request, organization=center,
                  object_type="marketplace.overflowrule", object_id=str(rule.public_id),
                  extra={"rule": overflow.sentence(rule)})
@@ -138,7 +155,7 @@ def overflow_rule_update(*, actor: Actor, rule: OverflowRule, data: RuleData,
                          request: HttpRequest | None = None) -> OverflowRule:
     """A center admin edits a rule; what it posted before stays posted."""
     rule = rule_of(actor, rule.public_id)
-    for name, value in _validated(data).items():
+    for name, value in _validated(data, rule.center).items():
         setattr(rule, name, value)
     rule.save()
     audit_record(action="overflow_rule.updated", actor=actor.user, request=request, organization_id=rule.center_id,
@@ -206,6 +223,9 @@ def _post(rule: OverflowRule, study: Study, now: datetime) -> ReadRequest | None
             # Marketplace audience: the center's contract and preferred readers form the first tier, then it widens.
             read_request, _ = read_request_create(actor=ANONYMOUS, center=rule.center, data=data, now=now)
             OverflowPosting.objects.create(rule=rule, study=locked, read_request=read_request)
+            if rule.template:  # reporting opens the reader's draft on it (when usable for the read)
+                ReadRequest.objects.filter(pk=read_request.pk).update(requested_template=rule.template)
+                read_request.requested_template = rule.template
             if rule.audience == "marketplace":
                 from marketplace.services.offers import read_request_widen
 

@@ -22,7 +22,8 @@ from marketplace.forms import OverflowRuleForm
 from marketplace.services import overflow as services
 from studies import selectors as study_selectors
 
-FIELDS = ("trigger", "modality", "starts", "ends", "weekdays", "minutes", "backlog", "priority", "audience")
+FIELDS = ("trigger", "modality", "starts", "ends", "weekdays", "minutes", "backlog", "priority", "audience",
+          "template")
 
 
 def _center(actor):
@@ -40,7 +41,7 @@ def _initial(rule: OverflowRule) -> dict:
     return {"trigger": rule.trigger, "modality": rule.modality, "weekdays": [str(d) for d in rule.weekdays],
             "starts": f"{rule.starts:%H:%M}" if rule.starts else "", "ends": f"{rule.ends:%H:%M}" if rule.ends else "",
             "minutes": rule.minutes or "", "backlog": rule.backlog or "", "priority": rule.priority,
-            "audience": rule.audience}
+            "audience": rule.audience, "template": str(rule.template or "")}
 
 
 def _render(request, center, form, editing=None):
@@ -58,7 +59,7 @@ def _render(request, center, form, editing=None):
 def overflow_rules(request):
     actor = actor_of(request)
     center = _center(actor)
-    form = OverflowRuleForm(request.POST or None)
+    form = OverflowRuleForm(request.POST or None, center=center)
     if request.method == "POST" and form.is_valid():
         with rule_refusals(form.add_application_error) as call:
             services.overflow_rule_create(actor=actor, center=center, data=_data(form.cleaned_data), request=request)
@@ -74,7 +75,7 @@ def overflow_rules(request):
 def overflow_rule_edit(request, public_id):
     actor = actor_of(request)
     rule = services.rule_of(actor, public_id)
-    form = OverflowRuleForm(request.POST or None, initial=_initial(rule))
+    form = OverflowRuleForm(request.POST or None, initial=_initial(rule), center=rule.center)
     if request.method == "POST" and form.is_valid():
         with rule_refusals(form.add_application_error) as call:
             services.overflow_rule_update(actor=actor, rule=rule, data=_data(form.cleaned_data, paused=rule.paused),

@@ -149,7 +149,8 @@ def default_template(read_request: ReadRequest, radiologist) -> ReportTemplate:
     study = read_request.study
     chosen = templates.choose(usable, modalities=imaging_modalities(study) or read_request.modalities,
                               body_part=read_request.body_part, description=study.study_description,
-                              center_id=read_request.center_id, kind=read_request.kind)
+                              center_id=read_request.center_id, kind=read_request.kind,
+                              requested=read_request.requested_template)
     if chosen is None:
         raise ApplicationError("No report template is available for this study.", code="no_template")
     return chosen
