@@ -95,7 +95,8 @@ def iso(value: datetime | None) -> str:
 @register.simple_tag(takes_context=True)
 def marketplace_nav(context) -> dict:
     """Which marketplace links the actor gets: read requests (center people), worklist (radiologists),
-    reads at risk (operations), marketplace settings (center admins)."""
+    reads at risk (operations), marketplace settings with the overflow rules (center admins), the coverage map
+    (those of the center who may open it) and the group calendar (group admins)."""
     actor = context.get("actor")
     if actor is None or actor.user is None:
         return {}
@@ -106,4 +107,6 @@ def marketplace_nav(context) -> dict:
         "worklist": policy.is_radiologist(actor),
         "ops": policy.is_operations(actor),
         "settings": org is not None and policy.can_manage_settings(actor, org),
+        "coverage": org is not None and policy.can_view_coverage(actor, org),
+        "calendar": policy.can_view_group_calendar(actor, org),
     }
