@@ -67,3 +67,22 @@ def test_claim_race_bench_runs_through_gunicorn_and_prints_its_table(db):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "rounds with exactly one winner (201)" in done.stdout
     assert "2/2" in done.stdout
+
+
+@pytest.mark.postgres
+def test_overflow_ingest_bench_runs_both_ways_through_gunicorn_and_prints_its_table(db):
+    require_or_skip(connection.vendor == "postgresql", "PostgreSQL (set DATABASE_URL)")
+    parsed = dj_database_url.parse(os.environ["DATABASE_URL"])
+    server = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
+    env = {**os.environ, "READROOM_BENCH_PG": server, "READROOM_BENCH_DB": f"{parsed['NAME']}_overflow_smoke",
+           "READROOM_BENCH_PORT": str(_free_port())}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    done = subprocess.run([sys.executable, str(BENCH / "overflow_ingest.py"), "--clients", "2", "--requests", "2",
+                           "--rounds", "1", "--workers", "1"], env=env, capture_output=True, text=True, timeout=300)
+    # The exit code says whether the figure met its target: a smoke run on a busy machine may not.
+    assert done.returncode in (0, 1), done.stdout[-2000:] + done.stderr[-2000:]
+    rows = {line[:50].strip(): line[50:].split() for line in done.stdout.splitlines()}
+    assert rows["added by the rules per instance (ms, medians)"][-2:] == ["<", "2"]
+    assert rows["answers other than 200"] == ["0", "0"]
+    assert rows["studies posted (the hours rule is for MR)"] == ["0", "0"]
+    assert rows["rounds where the rules added < 2 ms"][-1] == "1/1"
