@@ -25,7 +25,7 @@ from reporting.share_models import MAX_FAILED_CODES, DoctorShare
 from reporting.shares import TOKEN_LOOKUP_CHARS, code_matches, doctor_share_transition, final_report_of, token_matches
 from studies import render
 from studies.models import Instance, Series
-from studies.selectors import display_person_name
+from studies.page_selectors import display_person_name
 
 TOKEN_CHARS = 43  # secrets.token_urlsafe(32)
 CODE_DIGITS = 6

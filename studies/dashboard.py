@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from accounts.dashboard_panels import DashboardPanel
 from accounts.policy import Actor
-from studies import policy, selectors
+from studies import page_selectors, policy, selectors
 
 TEMPLATE = "studies/_dashboard_panel.html"
 RECENT = 5
@@ -26,7 +26,7 @@ def recent_studies_panel(actor: Actor) -> DashboardPanel | None:
     studies = selectors.study_list(actor=actor).filter(organization=center)
     now = timezone.now()
     recent = list(studies.select_related("organization").order_by("-received_at")[:RECENT])
-    rows = [selectors.study_row(study, policy.FULL, now=now) for study in recent]
+    rows = [page_selectors.study_row(study, policy.FULL, now=now) for study in recent]
     return DashboardPanel(template=TEMPLATE, context={
         "center": center.name,
         "rows": rows,

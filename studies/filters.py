@@ -14,7 +14,7 @@ from django import forms
 from django.db.models import Case, DateField, F, Q, Value, When
 
 from accounts.policy import Actor
-from studies import selectors
+from studies import page_selectors
 from studies.models import Study
 
 MODALITIES = ["CT", "MR", "CR", "DX", "MG", "US", "NM", "PT", "XA", "RF", "SR", "SC", "OT"]
@@ -50,8 +50,9 @@ class StudyFilter(django_filters.FilterSet):
 
     def __init__(self, data=None, queryset=None, *, actor: Actor, **kwargs):
         super().__init__(data, queryset, **kwargs)
-        self.full_access = selectors.study_full_access_condition(actor=actor)
-        self.filters["jurisdiction"].extra["choices"] = [(j, j) for j in selectors.study_jurisdictions(actor=actor)]
+        self.full_access = page_selectors.study_full_access_condition(actor=actor)
+        jurisdictions = page_selectors.study_jurisdictions(actor=actor)
+        self.filters["jurisdiction"].extra["choices"] = [(j, j) for j in jurisdictions]
 
     def filter_search(self, queryset, name, value):
         terms = [t for t in re.split(r"[\s,^]+", value.strip()) if t][:MAX_TERMS]

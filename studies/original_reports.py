@@ -15,7 +15,7 @@ from accounts.audit import audit_record
 from accounts.models import Organization
 from accounts.policy import Actor
 from core.errors import ApplicationError, NotFound
-from studies import policy, selectors
+from studies import page_selectors, policy, selectors
 from studies.models import OriginalReport, Study
 
 MAX_ORIGINAL_REPORT_BYTES = 20 * 1024 * 1024
@@ -83,7 +83,7 @@ def original_report_get(*, actor: Actor, public_id) -> tuple[OriginalReport, sel
     report = OriginalReport.objects.filter(public_id=public_id).select_related("study").first()
     if report is None:
         raise NotFound("Report not found.")
-    access = selectors.study_get_for_page(actor=actor, public_id=report.study.public_id)
+    access = page_selectors.study_get_for_page(actor=actor, public_id=report.study.public_id)
     if not access.is_full:
         raise NotFound("Report not found.")
     return report, access

@@ -21,7 +21,7 @@ from accounts.forms import ApplicationErrorFormMixin
 from accounts.patients import patient_profile
 from accounts.views.common import actor_of, message_refusal, page_errors, rule_refusals
 from core.errors import NotFound
-from studies import original_reports, policy, selectors, services, shares
+from studies import original_reports, page_selectors, policy, selectors, services, shares
 from studies.views import upload_file_response, upload_form_post
 
 DETAILS_FIRST = ("Before you bring images, tell us your date of birth and where you live: your residence decides "
@@ -43,7 +43,7 @@ def _details_first(request):
 
 def _patient_study(actor, public_id, *, own: bool = False):
     """A study the patient sees (their space's, or one a center shared); ``own``: of their space only."""
-    access = selectors.study_get_for_page(actor=actor, public_id=public_id)
+    access = page_selectors.study_get_for_page(actor=actor, public_id=public_id)
     if own and not policy.owns_space(actor, access.study.organization_id):
         raise NotFound()
     return access
@@ -58,7 +58,7 @@ def patient_images(request):
     """The patient's studies (own uploads and studies centers shared), each with a thumbnail, and their requests."""
     actor, profile = _patient(request)
     studies = list(selectors.study_list(actor=actor).select_related("organization").order_by("-received_at")[:100])
-    rows = selectors.study_rows(actor=actor, studies=studies)
+    rows = page_selectors.study_rows(actor=actor, studies=studies)
     services.study_list_access_record(actor=actor, rows=rows, filters={"page": "my_images"}, request=request)
     share_requests = list(shares.share_requests_of_patient(actor=actor))
     shared_by = {s.study_id: s for s in share_requests if s.status == shares.Status.APPROVED}
@@ -83,8 +83,8 @@ def _study_context(actor, access, **extra) -> dict:
     study = access.study
     own = policy.owns_space(actor, study.organization_id)
     context = {
-        "study": selectors.study_row(study, access.level),
-        "series": selectors.series_rows(access=access),
+        "study": page_selectors.study_row(study, access.level),
+        "series": page_selectors.series_rows(access=access),
         "own": own,
         "can_open_viewer": access.is_full and study.number_of_instances > 0,
         "reports": original_reports.original_reports_of(access=access) if own else [],
@@ -191,7 +191,7 @@ def patient_study_delete(request, public_id):
                                       f"{settings.STUDY_RETENTION_DAYS} days.")
             return redirect("patient_images")
     return render(request, "patients/study_delete.html", {
-        "study": selectors.study_row(access.study, access.level), "form": form,
+        "study": page_selectors.study_row(access.study, access.level), "form": form,
         "refusal": services.study_delete_refusal(access.study)}, status=400 if form.errors else 200)
 
 

@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.views.common import actor_of, message_refusal, page_errors, rule_refusals
-from studies import policy, selectors, shares
+from studies import page_selectors, policy, shares
 
 
 class ShareDeclineForm(forms.Form):
@@ -24,7 +24,7 @@ def share_request_list(request):
     """The active center's share requests: open ones with the studies that match, then the answered ones."""
     actor = actor_of(request)
     requests_ = list(shares.share_requests_of_center(actor=actor))
-    open_requests = [{"share": s, "candidates": [selectors.study_row(study, policy.FULL)
+    open_requests = [{"share": s, "candidates": [page_selectors.study_row(study, policy.FULL)
                                                  for study in shares.share_candidate_studies(share=s)]}
                      for s in requests_ if s.status == shares.Status.REQUESTED]
     answered = [s for s in requests_ if s.status != shares.Status.REQUESTED]

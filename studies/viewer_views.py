@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.views.common import actor_of, page_errors
 from core.errors import NotFound
-from studies import policy, selectors, services, viewer
+from studies import page_selectors, policy, selectors, services, viewer
 from studies.dicom import uid_problem
 
 MAX_STUDIES_PER_SESSION = 10  # OHIF can lay out several studies side by side; more is not a reading session
@@ -57,7 +57,7 @@ def viewer_app(request: HttpRequest, route: str = "") -> HttpResponse:
     preview_only = [access for access in accesses if not access.is_full]
     if preview_only:
         return render(request, "studies/viewer/preview_only.html",
-                      {"studies": [selectors.study_page_row(access=a) for a in preview_only]}, status=403)
+                      {"studies": [page_selectors.study_page_row(access=a) for a in preview_only]}, status=403)
     shell = viewer.index_html()
     if shell is None:
         return render(request, "studies/viewer/not_installed.html", status=503)

@@ -22,7 +22,7 @@ from accounts.views.common import actor_of, message_refusal, page_errors, rule_r
 from core.api import error_body
 from core.errors import NotFound
 from core.timefmt import local_time
-from studies import policy, selectors, services
+from studies import page_selectors, policy, selectors, services
 from studies.archive import SKIPPED, UploadResult, upload_ingest
 from studies.filters import StudyFilter
 from studies.forms import JurisdictionForm, StudyDeleteForm, UploadFilesForm
@@ -45,10 +45,10 @@ def study_list(request):
     can_manage = actor.active_organization is not None and policy.can_manage_studies(actor,
                                                                                      actor.active_organization)
     show_deleted = can_manage and request.GET.get("deleted") == "1"
-    studies = selectors.study_deleted_list(actor=actor) if show_deleted else selectors.study_list(actor=actor)
+    studies = page_selectors.study_deleted_list(actor=actor) if show_deleted else selectors.study_list(actor=actor)
     filterset = StudyFilter(request.GET, queryset=studies.select_related("organization"), actor=actor)
     page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = selectors.study_rows(actor=actor, studies=list(page.object_list))
+    rows = page_selectors.study_rows(actor=actor, studies=list(page.object_list))
     services.study_list_access_record(actor=actor, rows=rows, filters=filterset.active_filters(), request=request)
     return render(request, "studies/study_list.html", {
         "filterset": filterset,
@@ -74,8 +74,8 @@ def _detail_context(actor, access, **extra) -> dict:
     purge_after = services.study_purge_after(study)
     context = {
         "access": access,
-        "study": selectors.study_page_row(access=access),  # a blinded reviewer's counters leave the reports out
-        "series": selectors.series_rows(access=access),
+        "study": page_selectors.study_page_row(access=access),  # a blinded reviewer's counters leave the reports out
+        "series": page_selectors.series_rows(access=access),
         "can_manage": can_manage,
         "deleted": study.deleted_at is not None,
         # the images open in the viewer at full access only (a preview shows thumbnails, studies.policy)
@@ -83,7 +83,7 @@ def _detail_context(actor, access, **extra) -> dict:
         "deleted_by": study.deleted_by if can_manage else None,
         "purge_after": purge_after,
         "restorable": purge_after is not None and purge_after > timezone.now(),
-        "audit_events": selectors.study_audit_trail(actor=actor, study=study) if can_manage else [],
+        "audit_events": page_selectors.study_audit_trail(actor=actor, study=study) if can_manage else [],
     }
     if can_manage and "jurisdiction_form" not in extra:
         context["jurisdiction_form"] = JurisdictionForm(initial={"country": study.jurisdiction_country,
@@ -99,14 +99,14 @@ def study_detail(request, public_id):
     """A study's page: header, series with thumbnails, and for the center's admins jurisdiction,
     deletion and the audit trail. Viewing it is an audited access at the actor's level."""
     actor = actor_of(request)
-    access = selectors.study_get_for_page(actor=actor, public_id=public_id)
+    access = page_selectors.study_get_for_page(actor=actor, public_id=public_id)
     services.study_access_record(actor=actor, access=access, fetched="study_page", request=request)
     return render(request, "studies/study_detail.html", _detail_context(actor, access))
 
 
 def _managed_study(actor, public_id):
     """The study for an admin-only action: anyone but the center's admins gets 404, as for a missing study."""
-    access = selectors.study_get_for_page(actor=actor, public_id=public_id)
+    access = page_selectors.study_get_for_page(actor=actor, public_id=public_id)
     if not access.is_full or not policy.can_manage_studies(actor, access.study.organization_id):
         raise NotFound()
     return access
@@ -149,7 +149,7 @@ def study_delete(request, public_id):
                                       "are removed for good.")
             return redirect("study_list")
     return render(request, "studies/study_delete.html", {
-        "study": selectors.study_row(access.study, access.level), "form": form,
+        "study": page_selectors.study_row(access.study, access.level), "form": form,
         "retention_days": settings.STUDY_RETENTION_DAYS}, status=400 if form.errors else 200)
 
 
@@ -204,7 +204,7 @@ def _upload_refusal(request: HttpRequest, organization) -> tuple[int, str, str] 
 
 def _study_urls(actor, organization, results: list[UploadResult], url_name: str) -> dict[str, str]:
     uids = set().union(*(r.study_uids for r in results)) if results else set()
-    ids = selectors.study_public_ids(actor=actor, organization=organization, uids=uids)
+    ids = page_selectors.study_public_ids(actor=actor, organization=organization, uids=uids)
     return {uid: reverse(url_name, kwargs={"public_id": public_id}) for uid, public_id in ids.items()}
 
 

@@ -44,7 +44,7 @@ from marketplace.order_models import (
 )
 from marketplace.services import events
 from marketplace.services.requests import PostData, imaging_modalities, read_request_create, read_request_withdraw
-from studies import selectors as study_selectors
+from studies import page_selectors
 from studies import services as study_services
 from studies.models import Study
 
@@ -123,7 +123,7 @@ def _patient(actor: Actor):
 def orderable_study(*, actor: Actor, public_id) -> Study:
     """A study the patient may order on: in their own space, or shared with them by a center (404 else)."""
     _patient(actor)
-    access = study_selectors.study_get_for_page(actor=actor, public_id=public_id)
+    access = page_selectors.study_get_for_page(actor=actor, public_id=public_id)
     if access.level != "full":
         raise NotFound("Study not found.")
     return access.study

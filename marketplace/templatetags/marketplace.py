@@ -14,7 +14,7 @@ from accounts.models import Organization
 from billing.services.ledger import fee_cents
 from marketplace import policy, pricing
 from marketplace.models import ACTIVE_STATES, Status
-from studies.selectors import display_person_name
+from studies.page_selectors import display_person_name
 
 register = template.Library()
 

@@ -51,7 +51,7 @@ from pydicom.datadict import tag_for_keyword
 from accounts.audit import audit_record
 from core.errors import ApplicationError
 from core.sql import Converters, RequirementFailed, column_converters, converted, one_round_trip
-from studies import deid, policy, selectors, services
+from studies import deid, page_selectors, policy, selectors, services
 from studies.dicom import BULK_PLACEHOLDER, parse_da, uid_problem
 from studies.dicomweb.auth import BEARER_QUERY_PARAMS, dicomweb_view
 from studies.dicomweb.dicomjson import (
@@ -668,7 +668,7 @@ def _audit_search(request: HttpRequest, resource: Resource, shown: list[tuple[st
 def _visible_studies(request: HttpRequest, query: Query) -> QuerySet[Study]:
     studies = selectors.study_list(actor=request.actor)
     if query.protected:
-        studies = studies.filter(selectors.study_full_access_condition(actor=request.actor))
+        studies = studies.filter(page_selectors.study_full_access_condition(actor=request.actor))
     return studies
 
 

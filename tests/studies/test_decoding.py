@@ -129,7 +129,8 @@ def test_j2k_headers_are_checked_cheaply_before_any_decoder():
     assert "ends before its codestream" in j2k_header_problem(jp2[:40])
     assert "neither" in j2k_header_problem(b"\xff\xd8\xff\xe0" + b"\0" * 60)
     assert "SIZ" in j2k_header_problem(b"\xff\x4f\xff\x51\0\x29")
-    started = time.monotonic()
-    many_boxes = decoding.JP2_SIGNATURE + b"\0\0\0\x08free" * 10_000_000  # 80 MB of empty boxes
+    # Empty boxes are refused past 64 (the signature counts), whatever follows; no timing (a loaded CI machine).
+    many_boxes = decoding.JP2_SIGNATURE + b"\0\0\0\x08free" * 65 + b"\xff" * 10
     assert "more than 64 JP2 boxes" in j2k_header_problem(many_boxes)
-    assert time.monotonic() - started < 1
+    assert j2k_header_problem(decoding.JP2_SIGNATURE + b"\0\0\0\x08free" * 63 + b"\xff") != (
+        j2k_header_problem(many_boxes))
