@@ -3,9 +3,10 @@ reading hours and rates, and posted read requests (all through the real ingest a
 
 from __future__ import annotations
 
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from io import BytesIO
 from itertools import count
+from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
@@ -134,3 +135,12 @@ def shift_from(profile: RadiologistProfile, starts_at, hours: int = 2) -> None:
     ReadingHours.objects.filter(radiologist=profile).delete()
     ReadingHours.objects.create(radiologist=profile, weekday=local.weekday(), starts=local.time(),
                                 ends=(local + timedelta(hours=hours)).time())
+
+
+def a_monday_ahead(hour: int = 10, zone: str = "America/Chicago") -> datetime:
+    """A Monday at ``hour`` local time 7 to 13 days after today: a fixed weekday and hour for weekly reading
+    hours, and always ahead of the wall clock (deadlines, grants and offers are checked against it)."""
+    today = timezone.localdate()
+    monday = today + timedelta(days=7 + (7 - today.weekday()) % 7)
+    return datetime.combine(monday, time(hour), tzinfo=ZoneInfo(zone))
+

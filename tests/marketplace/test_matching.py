@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,10 +15,10 @@ from marketplace.models import Assignment, Offer, ReadingHours, TimeOff
 from marketplace.services.matching import match
 from marketplace.services.offers import offer_claim
 from marketplace.services.requests import center_settings
-from tests.marketplace.helpers import actor, ingest_study, make_radiologist, post, set_rate, signed_read
+from tests.marketplace.helpers import a_monday_ahead, actor, ingest_study, make_radiologist, post, set_rate, signed_read
 
 CHICAGO = ZoneInfo("America/Chicago")
-AT = datetime(2026, 12, 7, 10, 0, tzinfo=CHICAGO)  # a Monday morning, in the future of the test run
+AT = a_monday_ahead()  # a Monday morning, in the future of the test run
 SOON = AT + timedelta(hours=2)
 
 
@@ -48,12 +48,13 @@ def test_an_eligible_on_shift_reader_is_a_candidate_with_no_reason(cast, rr, rea
 # --- eligibility (accounts.credentials.eligibility at the moment asked) ------------------------------
 
 def test_license_expired(cast, rr):
-    lapsed = make_radiologist(license_expires=date(2026, 12, 1))
-    assert reasons_of(match(rr, at=AT), lapsed) == ["license US-TX expired 2026-12-01"]
+    lapsed_on = AT.date() - timedelta(days=6)
+    lapsed = make_radiologist(license_expires=lapsed_on)
+    assert reasons_of(match(rr, at=AT), lapsed) == [f"license US-TX expired {lapsed_on.isoformat()}"]
 
 
 def test_license_still_valid_on_its_last_day(cast, rr):
-    last_day = make_radiologist(license_expires=date(2026, 12, 7))
+    last_day = make_radiologist(license_expires=AT.date())
     assert reasons_of(match(rr, at=AT), last_day) == []
 
 

@@ -6,7 +6,7 @@ boundaries (last day of a license, first day, a renewed license beside a lapsed 
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,12 +17,12 @@ from accounts.credentials.eligibility import may_be_eligible
 from accounts.models import License, RadiologistProfile
 from marketplace.models import Assignment
 from marketplace.services.matching import match
-from tests.marketplace.helpers import ingest_study, make_radiologist, post
+from tests.marketplace.helpers import a_monday_ahead, ingest_study, make_radiologist, post
 
 CHICAGO = ZoneInfo("America/Chicago")
-AT = datetime(2026, 12, 7, 10, 0, tzinfo=CHICAGO)
-LATE_EVENING = datetime(2026, 12, 7, 20, 0, tzinfo=CHICAGO)  # already 8 December in UTC
-DAY = date(2026, 12, 7)
+AT = a_monday_ahead()
+LATE_EVENING = AT.replace(hour=20)  # already the next day in UTC
+DAY = AT.date()
 
 
 @pytest.fixture

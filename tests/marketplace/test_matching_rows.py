@@ -7,7 +7,7 @@ rates, time off) and pin the number of queries."""
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, time, timedelta
+from datetime import time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,11 +17,11 @@ from marketplace import schedule
 from marketplace.models import Assignment, ReadingHours, ReadRequest, TimeOff
 from marketplace.services.matching import load_profiles, match
 from marketplace.services.requests import center_settings
-from tests.marketplace.helpers import ingest_study, make_radiologist, post, set_rate, signed_read
+from tests.marketplace.helpers import a_monday_ahead, ingest_study, make_radiologist, post, set_rate, signed_read
 
 CHICAGO = ZoneInfo("America/Chicago")
-AT = datetime(2026, 12, 7, 10, 0, tzinfo=CHICAGO)  # a Monday morning
-DAY = date(2026, 12, 7)
+AT = a_monday_ahead()  # a Monday morning
+DAY = AT.date()
 ZONES = ["America/Chicago", "America/New_York", "America/Los_Angeles", "Europe/London", "Asia/Kolkata",
          "Australia/Sydney", "Pacific/Honolulu"]
 

@@ -3,8 +3,7 @@ field named, the locked quote, the idempotency key, and the STAT that nobody on 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 import pytest
 
@@ -15,9 +14,9 @@ from marketplace import pricing
 from marketplace.models import CenterSettings, ReadRequest, Status
 from marketplace.services.requests import PostData, read_request_post
 from studies.models import Study
-from tests.marketplace.helpers import actor, ingest_study, make_radiologist, post, signed_read
+from tests.marketplace.helpers import a_monday_ahead, actor, ingest_study, make_radiologist, post, signed_read
 
-NOW = datetime(2026, 12, 7, 10, 0, tzinfo=ZoneInfo("America/Chicago"))  # in the future of the test run
+NOW = a_monday_ahead()  # in the future of the test run
 
 
 def post_at(cast, study, *, now=NOW, user=None, key=None, body=None, **fields):

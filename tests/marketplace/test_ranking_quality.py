@@ -4,7 +4,7 @@ loaded with the candidates at no extra query."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,11 +13,11 @@ from django.urls import reverse
 from accounts.models import FacilityPrivilege
 from marketplace.models import Assignment, ReaderQuality, ReadRequest
 from marketplace.services.matching import PRIOR_QUALITY, match
-from tests.marketplace.helpers import ingest_study, make_radiologist, post
+from tests.marketplace.helpers import a_monday_ahead, ingest_study, make_radiologist, post
 
 CHICAGO = ZoneInfo("America/Chicago")
-AT = datetime(2026, 12, 7, 10, 0, tzinfo=CHICAGO)  # a Monday morning
-DAY = date(2026, 12, 7)
+AT = a_monday_ahead()  # a Monday morning
+DAY = AT.date()
 
 
 def finished_reads(cast, profile, *, on_time: int, late: int) -> None:
