@@ -8,17 +8,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from accounts.models import (
-    TIME_ZONE_CHOICES,
-    Invitation,
-    Membership,
-    Organization,
-    OrganizationApiKey,
-    PersonalApiToken,
-    Role,
-    User,
-)
-from core.api_input import RefuseUnknownFields
+from accounts.models import Invitation, Membership, Organization, OrganizationApiKey, PersonalApiToken, Role, User
 
 TIME_ZONE_HELP = "IANA time zone name, e.g. America/Chicago."
 
@@ -87,7 +77,7 @@ class MemberSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class MemberRolesSerializer(RefuseUnknownFields, serializers.Serializer):
+class MemberRolesSerializer(serializers.Serializer):
     roles = role_list_field(help_text="The member's complete new set of roles.")
 
 
@@ -127,9 +117,15 @@ class MeApiKeySerializer(serializers.ModelSerializer):
         return "api_key"
 
 
-class MeUpdateSerializer(RefuseUnknownFields, serializers.Serializer):
+class MeUpdateSerializer(serializers.Serializer):
     full_name = serializers.CharField(required=False, allow_blank=True, max_length=200, trim_whitespace=True)
-    time_zone = serializers.ChoiceField(choices=TIME_ZONE_CHOICES, required=False, help_text=TIME_ZONE_HELP)
+    time_zone = serializers.CharField(required=False, help_text=TIME_ZONE_HELP)
+
+    def validate(self, attrs):
+        unknown = sorted(set(self.initial_data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["This field cannot be changed here."] for name in unknown})
+        return attrs
 
 
 # --- invitations ------------------------------------------------------------------------------
@@ -152,7 +148,7 @@ class InvitationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class InvitationCreateSerializer(RefuseUnknownFields, serializers.Serializer):
+class InvitationCreateSerializer(serializers.Serializer):
     email = serializers.EmailField()
     role = RoleField()
 
@@ -181,7 +177,7 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
         return self.context["secret"]
 
 
-class ApiKeyCreateSerializer(RefuseUnknownFields, serializers.Serializer):
+class ApiKeyCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100, help_text="What the key is for, e.g. the PACS gateway.")
     roles = role_list_field(required=False, help_text="technologist (default), viewer and/or finance.")
 
@@ -206,7 +202,7 @@ class PersonalTokenCreatedSerializer(PersonalTokenSerializer):
         return self.context["secret"]
 
 
-class PersonalTokenCreateSerializer(RefuseUnknownFields, serializers.Serializer):
+class PersonalTokenCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     expires_in_days = serializers.IntegerField(required=False, allow_null=True,
                                                help_text="1 to 365; leave out for a token without expiry.")
