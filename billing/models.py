@@ -472,13 +472,15 @@ class Payment(TimeStampedModel):
     """One charge for one thing (``reference``: ``order:<uuid>``, ``invoice:<uuid>``), paid up front by card.
 
     ``open → paid → refunded`` (or ``paid → refund_pending → refunded`` while Stripe works), ``open →
-    expired`` (``PAYMENT_TRANSITIONS``, moved only by ``billing.services.checkout``). Among payments that did
+    expired``, ``open → failed`` (a card declined; the checkout stays open, so ``failed → paid`` on a retry)
+    (``PAYMENT_TRANSITIONS``, moved only by ``billing.services.checkout``/``payment_intents``). Among payments that did
     not expire a reference appears once, so a thing is never charged twice. ``provider`` "none" marks a test
     payment confirmed on an installation with Stripe off (no money moved).
     """
 
     class Status(models.TextChoices):
         OPEN = "open", "Waiting for payment"
+        FAILED = "failed", "Card declined: can be tried again"
         PAID = "paid", "Paid"
         REFUND_PENDING = "refund_pending", "Refund under way"
         REFUNDED = "refunded", "Refunded"
@@ -525,10 +527,15 @@ class Payment(TimeStampedModel):
 
 
 PAYMENT_TRANSITIONS: dict[str, frozenset[str]] = {
-    Payment.Status.OPEN: frozenset({Payment.Status.PAID, Payment.Status.EXPIRED}),
+    Payment.Status.OPEN: frozenset({Payment.Status.PAID, Payment.Status.EXPIRED, Payment.Status.FAILED}),
+    # A declined card leaves Stripe's checkout session open: the payer may try again (and be declined again).
+    Payment.Status.FAILED: frozenset({Payment.Status.PAID, Payment.Status.EXPIRED, Payment.Status.FAILED}),
     Payment.Status.PAID: frozenset({Payment.Status.REFUND_PENDING, Payment.Status.REFUNDED}),
     # Back to paid when Stripe refuses the refund (finance decides what follows).
     Payment.Status.REFUND_PENDING: frozenset({Payment.Status.REFUNDED, Payment.Status.PAID}),
     Payment.Status.REFUNDED: frozenset(),
     Payment.Status.EXPIRED: frozenset(),
 }
+
+# What can still be paid: waiting, or declined and waiting for another try (the session is still open).
+PAYMENT_PAYABLE = frozenset({Payment.Status.OPEN, Payment.Status.FAILED})

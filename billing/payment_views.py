@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.views.common import actor_of, page_errors
 from billing import selectors, stripe_client
-from billing.models import Payment
+from billing.models import PAYMENT_PAYABLE, Payment
 from billing.services import checkout, invoice_cards
 from core.errors import ApplicationError, NotFound
 
@@ -27,11 +27,14 @@ def payment_return(request, public_id):
     the page that asked for the payment. The session is the stored one, never the query string's."""
     actor = actor_of(request)
     payment = selectors.payment_get(actor=actor, public_id=public_id)
-    if payment.status == Payment.Status.OPEN and payment.provider == Payment.Provider.STRIPE:
+    if payment.status in PAYMENT_PAYABLE and payment.provider == Payment.Provider.STRIPE:
         # Stripe unreachable or the session refused: the webhook settles it; the page says it is being confirmed.
         with contextlib.suppress(stripe.StripeError, ApplicationError):
             payment = checkout.checkout_settle(payment.stripe_checkout_session_id)
-    if payment.status == Payment.Status.OPEN:
+    if payment.status == Payment.Status.FAILED:
+        messages.error(request, f"Your card was not accepted ({payment.last_error.partition(': ')[2] or 'declined'}); "
+                       "you can pay again with another card.")
+    elif payment.status == Payment.Status.OPEN:
         messages.info(request, "Your payment is being confirmed; this page updates when Stripe tells us.")
     return redirect(payment.success_url)
 

@@ -33,7 +33,7 @@ from accounts.audit import audit_record
 from accounts.models import Organization
 from accounts.policy import Actor
 from billing import stripe_client
-from billing.models import PAYMENT_TRANSITIONS, JournalTransaction, LedgerAccount, Payment
+from billing.models import PAYMENT_PAYABLE, PAYMENT_TRANSITIONS, JournalTransaction, LedgerAccount, Payment
 from billing.services import ledger, states
 from core.errors import ApplicationError, NotFound
 from core.money import format_money
@@ -129,7 +129,7 @@ def checkout_start(*, payer: Organization, reference: str, description: str, amo
     if existing is not None:
         existing = _brought_up_to_date(existing, provider)
         if existing.status != Status.EXPIRED:
-            if existing.status != Status.OPEN:
+            if existing.status not in PAYMENT_PAYABLE:
                 raise AlreadyPaid(existing)
             if (existing.payer_id, existing.amount_cents, existing.currency) != (payer.pk, amount_cents, currency):
                 raise _err("amount_cents", f"An open payment for {reference} asks "
@@ -181,7 +181,7 @@ def _session_create(payment: Payment):
 def _brought_up_to_date(payment: Payment, provider: str) -> Payment:
     """An open payment as it stands now: Stripe may have completed or expired its session without our
     hearing yet; a test payment left open when Stripe was switched on (or the reverse) is given up."""
-    if payment.status != Status.OPEN:
+    if payment.status not in PAYMENT_PAYABLE:
         return payment
     if payment.provider != provider:
         return _expire(payment, note="Given up: the installation's payment provider changed.")
@@ -202,7 +202,7 @@ def checkout_settle(session_id: str) -> Payment:
     if payment is None:
         raise _err("session_id", f"No payment of ReadRoom's has the checkout session {session_id!r}.",
                    code="unknown_session", status_code=404)
-    if payment.status != Status.OPEN:
+    if payment.status not in PAYMENT_PAYABLE:
         return payment
     session = stripe_client.client().v1.checkout.sessions.retrieve(session_id).to_dict()
     if session.get("status") == "expired":
@@ -212,6 +212,11 @@ def checkout_settle(session_id: str) -> Payment:
     _check_session_matches(payment, session)
     intent = session.get("payment_intent") or ""
     return _settle(payment, payment_intent=intent if isinstance(intent, str) else intent.get("id", ""))
+
+
+def checkout_settle_intent(payment: Payment, *, intent_id: str) -> Payment:
+    """A succeeded PaymentIntent, re-read and checked by the caller, settles its payment if nothing else has."""
+    return _settle(payment, payment_intent=intent_id)
 
 
 def _check_session_matches(payment: Payment, session: dict) -> None:
@@ -229,10 +234,10 @@ def _check_session_matches(payment: Payment, session: dict) -> None:
 def _settle(payment: Payment, *, payment_intent: str, actor: Actor | None = None) -> Payment:
     with transaction.atomic():
         locked = Payment.objects.select_for_update().get(pk=payment.pk)
-        if locked.status != Status.OPEN:
-            return locked  # the other path (webhook or return) came first
+        if locked.status not in PAYMENT_PAYABLE:
+            return locked  # another path (webhook, payment intent or return) came first
         states.move(locked, to=Status.PAID, table=PAYMENT_TRANSITIONS, noun="payment", actor=actor,
-                    fields={"paid_at": timezone.now(), "stripe_payment_intent_id": payment_intent},
+                    fields={"paid_at": timezone.now(), "stripe_payment_intent_id": payment_intent, "last_error": ""},
                     extra={"reference": locked.reference, "provider": locked.provider})
         ledger.post(kind=JournalTransaction.Kind.PAYMENT_RECEIVED, natural_key=f"payment:{locked.public_id}",
                     currency=locked.currency, legs=_payment_legs(locked), reference=locked.reference[:64],
@@ -255,7 +260,7 @@ def _payment_legs(payment: Payment) -> list[ledger.Leg]:
 def _expire(payment: Payment, *, note: str) -> Payment:
     with transaction.atomic():
         locked = Payment.objects.select_for_update().get(pk=payment.pk)
-        if locked.status != Status.OPEN:
+        if locked.status not in PAYMENT_PAYABLE:
             return locked
         return states.move(locked, to=Status.EXPIRED, table=PAYMENT_TRANSITIONS, noun="payment", actor=None,
                            reason=note, fields={"expired_at": timezone.now()})

@@ -12,7 +12,7 @@ from django.http import HttpRequest
 
 from accounts.policy import Actor
 from billing import policy
-from billing.models import Invoice, Payment
+from billing.models import PAYMENT_PAYABLE, Invoice, Payment
 from billing.services import checkout, invoices
 from core.errors import ApplicationError, NotFound, PermissionDenied
 
@@ -28,7 +28,7 @@ def invoice_pay_by_card(*, actor: Actor, invoice: Invoice, success_url: str, can
             raise PermissionDenied("The center's admins and finance pay its invoices.")
         raise NotFound("Invoice not found.")
     earlier = payment_of(invoice)
-    if earlier is not None and earlier.status != Payment.Status.OPEN:
+    if earlier is not None and earlier.status not in PAYMENT_PAYABLE:
         raise checkout.AlreadyPaid(earlier)
     if invoice.status != Invoice.Status.ISSUED:
         raise ApplicationError.for_field("status", f"This invoice is {invoice.get_status_display().lower()}: "

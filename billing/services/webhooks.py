@@ -17,14 +17,8 @@ from django.utils import timezone
 
 from billing import stripe_client
 from billing.models import ConnectedAccount, StripeEvent, StripePayout
-from billing.services import checkout, connect, transfers
+from billing.services import checkout, connect, payment_intents, transfers
 from core.errors import ApplicationError
-
-NO_EFFECT_YET = {
-    "payment_intent.succeeded": "Stored: card payments settle by checkout.session.completed.",
-    "payment_intent.payment_failed": "Stored: a failed attempt leaves its checkout session open to try again.",
-    "invoice.paid": "Stored: invoices are not issued through Stripe yet (finance marks them paid).",
-}
 
 
 def event_receive(event: stripe.Event) -> tuple[StripeEvent, bool]:
@@ -106,11 +100,41 @@ def _charge_refunded(event: StripeEvent) -> str:
     return f"Payment {payment.reference} is {payment.status}."
 
 
+def _payment_intent(event: StripeEvent) -> str:
+    """``payment_intent.succeeded``/``payment_failed``: re-read the intent and apply what it says now (settle if
+    the session's event has not; a decline marks the payment failed and tells the payer)."""
+    try:
+        payment = payment_intents.payment_intent_apply(event.object_id)
+    except ApplicationError as refusal:
+        return f"Refused: {refusal.message}"
+    except stripe.InvalidRequestError as error:
+        if error.code != "resource_missing":
+            raise
+        return f"Not a payment intent Stripe knows: {event.object_id}."
+    if payment is None:
+        return f"Not a payment of ours: {event.object_id}."
+    return f"Payment {payment.reference} is {payment.status}."
+
+
+def _invoice_paid(event: StripeEvent) -> str:
+    """Recorded only. ReadRoom's invoices are its own (numbered, PDF, lines per read) and paid by card through
+    Checkout, which settles by the session and payment-intent events; a paid *Stripe* invoice was made outside
+    ReadRoom (in Stripe's dashboard), so it marks none of ours paid: finance matches it by hand."""
+    obj = (event.payload.get("data") or {}).get("object") or {}
+    amount = obj.get("amount_paid")
+    what = f" of {amount} {str(obj.get('currency') or '').upper()}" if isinstance(amount, int) else ""
+    return (f"Recorded only: Stripe invoice {event.object_id}{what} was not issued by ReadRoom (its invoices are "
+            "paid through Checkout); no invoice of ours is marked paid — finance matches it by hand.")
+
+
 HANDLERS: dict[str, Callable[[StripeEvent], str]] = {
     "checkout.session.completed": _checkout_session,
     "checkout.session.async_payment_succeeded": _checkout_session,
     "checkout.session.expired": _checkout_session,
     "charge.refunded": _charge_refunded,
+    "payment_intent.succeeded": _payment_intent,
+    "payment_intent.payment_failed": _payment_intent,
+    "invoice.paid": _invoice_paid,
     "account.updated": _account_updated,
     "transfer.created": _transfer,
     "transfer.reversed": _transfer,
@@ -132,8 +156,7 @@ def event_process(event_pk: int) -> StripeEvent | None:
         handler = HANDLERS.get(event.type)
         try:
             with transaction.atomic():
-                note = handler(event) if handler is not None else NO_EFFECT_YET.get(
-                    event.type, f"Stored: {event.type} is not acted on.")
+                note = handler(event) if handler is not None else f"Stored: {event.type} is not acted on."
         except (stripe.StripeError, ConnectedAccount.DoesNotExist) as error:
             event.last_error = f"{type(error).__name__}: {error}"[:500]
             event.save(update_fields=["attempts", "last_error"])

@@ -100,12 +100,13 @@ class CheckoutFake:
 
         return self._shown(FakeStripe._get(store, object_id, kind))
 
-    def _complete(self, cs: str) -> dict:
-        """The payer paid: a succeeded payment intent and its charge; the session complete."""
+    def _complete(self, cs: str) -> list[dict]:
+        """The payer paid: a succeeded payment intent (the declined attempts' one, if any) and its charge; the
+        session complete. Raises ``checkout.session.completed`` and ``payment_intent.succeeded``, as Stripe does."""
         from tests.billing.fake_stripe import _id, _now
 
         session = self.sessions[cs]
-        pi, ch, created = _id("pi"), _id("ch"), _now()
+        pi, ch, created = session["payment_intent"] or _id("pi"), _id("ch"), _now()
         amount, currency = session["amount_total"], session["currency"]
         self.card_charges[ch] = {
             "id": ch, "object": "charge", "amount": amount, "amount_captured": amount, "amount_refunded": 0,
@@ -114,11 +115,38 @@ class CheckoutFake:
             "refunds": {"object": "list", "data": [], "has_more": False, "url": f"/v1/charges/{ch}/refunds"}}
         self.payment_intents[pi] = {
             "id": pi, "object": "payment_intent", "amount": amount, "amount_received": amount, "currency": currency,
-            "status": "succeeded", "latest_charge": ch, "created": created, "livemode": False,
+            "status": "succeeded", "latest_charge": ch, "last_payment_error": None,
+            "created": self.payment_intents.get(pi, {}).get("created", created), "livemode": False,
             "metadata": session["_intent_metadata"]}
         session.update(status="complete", payment_status="paid", payment_intent=pi,
                        customer_details={"email": session["customer_email"]})
-        return self._event("checkout.session.completed", session)
+        return [self._event("checkout.session.completed", session),
+                self._event("payment_intent.succeeded", self.payment_intents[pi])]
+
+    def _decline(self, cs: str, message: str, decline_code: str) -> dict:
+        """The payer's card was declined: the intent waits for another payment method with the error of the
+        failed charge (``last_payment_error``); the session stays open (Stripe's Checkout lets them retry)."""
+        from tests.billing.fake_stripe import _id, _now
+
+        session = self.sessions[cs]
+        pi, ch, created = session["payment_intent"] or _id("pi"), _id("ch"), _now()
+        amount, currency = session["amount_total"], session["currency"]
+        self.card_charges[ch] = {
+            "id": ch, "object": "charge", "amount": amount, "amount_captured": 0, "amount_refunded": 0,
+            "captured": False, "paid": False, "refunded": False, "status": "failed", "currency": currency,
+            "payment_intent": pi, "created": created, "livemode": False, "metadata": session["_intent_metadata"],
+            "failure_code": "card_declined", "failure_message": message,
+            "refunds": {"object": "list", "data": [], "has_more": False, "url": f"/v1/charges/{ch}/refunds"}}
+        self.payment_intents[pi] = {
+            "id": pi, "object": "payment_intent", "amount": amount, "amount_received": 0, "currency": currency,
+            "status": "requires_payment_method", "latest_charge": ch, "livemode": False,
+            "created": self.payment_intents.get(pi, {}).get("created", created),
+            "metadata": session["_intent_metadata"],
+            "last_payment_error": {"type": "card_error", "code": "card_declined", "decline_code": decline_code,
+                                   "message": message, "charge": ch,
+                                   "doc_url": "https://stripe.com/docs/error-codes/card-declined"}}
+        session["payment_intent"] = pi
+        return self._event("payment_intent.payment_failed", self.payment_intents[pi])
 
     def _expire(self, cs: str) -> dict:
         session = self.sessions[cs]
@@ -163,9 +191,19 @@ class CheckoutFake:
 
     # --- test controls -------------------------------------------------------------------------------
     def pay(self, cs: str) -> dict:
-        """What clicking "Pay" does, without the page: the session completes and its event is raised."""
+        """What clicking "Pay" does, without the page: the session completes and its events are raised
+        (``checkout.session.completed``, returned, then ``payment_intent.succeeded``)."""
         with self.lock:
-            event = self._complete(cs)
+            events = self._complete(cs)
+        for event in events:
+            self._raise(event, synchronous=True)
+        return events[0]
+
+    def decline(self, cs: str, *, message: str = "Your card was declined.",
+                decline_code: str = "generic_decline") -> dict:
+        """What a declined card does on the hosted page: ``payment_intent.payment_failed``, the session open."""
+        with self.lock:
+            event = self._decline(cs, message, decline_code)
         self._raise(event, synchronous=True)
         return event
 
@@ -215,9 +253,12 @@ class CheckoutFake:
             handler.send_header("Content-Length", "0")
             handler.end_headers()
             return None
+        if method == "post" and session["status"] == "open" and form.get("pay") == "decline":
+            self.decline(cs)  # Stripe's test card 4000 0000 0000 0002: the page stays, saying so
         if session["status"] == "open":
             body = (f'<form method="post" action="/pay/{cs}"><input type="hidden" name="pay" value="1">'
-                    f'<button type="submit" id="pay">Pay</button></form>'
+                    f'<button type="submit" id="pay">Pay</button> <button type="submit" name="pay" value="decline" '
+                    f'id="decline">Pay with a card that is declined</button></form>'
                     f'<p><a href="{html.escape(session["cancel_url"] or "")}">Cancel</a></p>')
         else:
             body = f"<p id=\"status\">This checkout session is {session['status']}.</p>"

@@ -70,7 +70,9 @@ def test_the_return_settles_first_and_the_late_webhook_is_a_no_op(
     payment.refresh_from_db()
     assert payment.status == Status.PAID
     deliver(webhook_client, django_capture_on_commit_callbacks, fake_stripe.take_events(), fake_stripe)
-    assert StripeEvent.objects.get().note == f"Payment {ORDER} is paid."
+    notes = dict(StripeEvent.objects.values_list("type", "note"))
+    assert notes == {"checkout.session.completed": f"Payment {ORDER} is paid.",
+                     "payment_intent.succeeded": f"Payment {ORDER} is paid."}
     assert kinds(ORDER) == [JournalTransaction.Kind.PAYMENT_RECEIVED]
     assert order_hooks["settled"] == [(ORDER, Status.PAID)]
     assert books(space) == (18_000, -18_000)
@@ -228,9 +230,11 @@ def test_a_webhook_for_a_session_that_is_not_ours_changes_nothing(
                                                       "product_data": {"name": "Not ours"}}}]})
     fake_stripe.pay(theirs.id)
     deliver(webhook_client, django_capture_on_commit_callbacks, fake_stripe.take_events(), fake_stripe)
-    event = StripeEvent.objects.get()
+    event = StripeEvent.objects.get(type="checkout.session.completed")
     assert event.processed_at is not None
     assert event.note.startswith(f"Refused: No payment of ReadRoom's has the checkout session '{theirs.id}'")
+    intent = StripeEvent.objects.get(type="payment_intent.succeeded")
+    assert intent.note == f"Not a payment of ours: {intent.object_id}."
     assert not Payment.objects.exists()
     assert not JournalTransaction.objects.exists()
     assert order_hooks["settled"] == []
@@ -241,7 +245,9 @@ def test_a_session_for_another_amount_settles_nothing(
     payment = start(space)
     fake_stripe.pay(payment.stripe_checkout_session_id)
     _session(fake_stripe, payment)["amount_total"] = 100
-    deliver(webhook_client, django_capture_on_commit_callbacks, fake_stripe.take_events(), fake_stripe)
+    # The session's event alone (its intent's check has a test of its own: test_stripe_payment_events.py).
+    deliver(webhook_client, django_capture_on_commit_callbacks, fake_stripe.take_events("checkout.session.completed"),
+            fake_stripe)
     assert "is for 100 USD" in StripeEvent.objects.get().note
     login(cast.patient).get(reverse("payment_return", args=[payment.public_id]))
     payment.refresh_from_db()

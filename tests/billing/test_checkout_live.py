@@ -32,15 +32,15 @@ def test_the_pay_button_settles_through_the_webhook_before_the_redirect_and_a_re
     assert clicked.status_code == 303
     assert clicked.headers["Location"].endswith(
         f"/billing/payments/{payment.public_id}/return/?session_id={payment.stripe_checkout_session_id}")
-    assert fake_stripe.delivered == [("checkout.session.completed", 200)]
+    assert fake_stripe.delivered == [("checkout.session.completed", 200), ("payment_intent.succeeded", 200)]
     payment.refresh_from_db()
     assert payment.status == Payment.Status.PAID
     assert order_hooks["settled"] == [(ORDER, Payment.Status.PAID)]
     assert books(space) == (18_000, -18_000)
 
     checkout.payment_refund(payment=payment, reason="Cancelled by the patient")  # autocommit: sent at once
-    _wait_for(lambda: len(fake_stripe.delivered) == 2)
-    assert fake_stripe.delivered[1] == ("charge.refunded", 200)
+    _wait_for(lambda: len(fake_stripe.delivered) == 3)
+    assert fake_stripe.delivered[2] == ("charge.refunded", 200)
     payment.refresh_from_db()
     assert payment.status == Payment.Status.REFUNDED
     assert len(fake_stripe.refunds) == 1
