@@ -26,10 +26,12 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
+from django.test import override_settings  # noqa: E402
 from hypothesis import HealthCheck, seed, settings  # noqa: E402
 from hypothesis.stateful import run_state_machine_as_test  # noqa: E402
 
-from tests.billing.ledger_machine import LedgerMachine  # noqa: E402
+from tests.billing.fake_stripe import API_KEY, WEBHOOK_SECRET, FakeStripe  # noqa: E402
+from tests.billing.ledger_machine import LedgerMachine, stripe_world  # noqa: E402
 from tests.factories import MembershipFactory, OrganizationFactory  # noqa: E402
 from tests.marketplace.helpers import make_radiologist  # noqa: E402
 
@@ -49,15 +51,19 @@ def main() -> None:
     examples = max(1, args.steps // STEPS_PER_EXAMPLE)
     print(f"ledger state machine on {connection.vendor}: {examples} runs x {STEPS_PER_EXAMPLE} steps, "
           f"seed {args.seed}")
+    fake = FakeStripe().start()  # Stripe on, against the fake on a loopback port
     started = time.perf_counter()
     try:
-        with transaction.atomic():
+        with transaction.atomic(), override_settings(
+                STRIPE_SECRET_KEY=API_KEY, STRIPE_API_BASE=fake.url, STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+                STRIPE_TIMEOUT_SECONDS=5, STRIPE_MAX_NETWORK_RETRIES=0):
             platform = OrganizationFactory(name="Bench platform", slug="bench-platform", kind="platform")
             finance = MembershipFactory(user__email="bench-finance@example.test", organization=platform,
                                         roles=["finance"]).user
             centers = [OrganizationFactory(name=f"Bench center {i}", slug=f"bench-center-{i}", region="TX")
                        for i in range(2)]
-            LedgerMachine.world = (centers, [make_radiologist() for _ in range(3)], finance)
+            readers = [make_radiologist() for _ in range(3)]
+            LedgerMachine.world = (centers, readers, finance, fake, stripe_world(fake, readers))
             steps = 0
             machine_teardown = LedgerMachine.teardown
 
@@ -76,11 +82,13 @@ def main() -> None:
             raise Rollback
     except Rollback:
         pass
+    finally:
+        fake.stop()
     took = time.perf_counter() - started
-    label = "steps run (postings, retries, credits, adjustments, reversals)"
-    print(f"{label:<66} {steps:>8}   target >= {args.steps}")
-    print(f"{'invariant failures':<66} {0:>8}   target 0")
-    print(f"{'time per step, ms (invariants checked after each)':<66} {1000 * took / max(steps, 1):>8.2f}")
+    label = "steps (posts, retries, credits, adjustments, reversals, payments, refunds, payouts, webhooks)"
+    print(f"{label:<90} {steps:>8}   target >= {args.steps}")
+    print(f"{'invariant failures':<90} {0:>8}   target 0")
+    print(f"{'time per step, ms (invariants checked after each)':<90} {1000 * took / max(steps, 1):>8.2f}")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import Organization, RadiologistProfile
-from billing.models import JournalTransaction, LedgerAccount, Posting
+from billing.models import JournalTransaction, LedgerAccount, Posting, Transfer
 from core.errors import ApplicationError
 
 Purpose = LedgerAccount.Purpose
@@ -161,7 +161,11 @@ def post_adjustment(*, actor_user, natural_key: str, currency: str, legs: Sequen
 
 
 def reverse(*, entry: JournalTransaction, reason: str, actor_user=None, request=None) -> JournalTransaction:
-    """Undo a transaction by its mirror image (the original stays). Once per transaction."""
+    """Undo a transaction by its mirror image (the original stays). Once per transaction.
+
+    A reversed earning whose transfer is still open (pending or held: nothing sent) is no longer owed, so
+    its transfer row goes too; one already paid stays paid (the payable then shows what the payee owes back).
+    Found by the ledger's state machine: payouts by hand paid reversed earnings, above the payable balance."""
     if not reason.strip():
         raise _err("reason", "Say why this transaction is reversed.")
     if entry.kind == Kind.REVERSAL:
@@ -171,6 +175,11 @@ def reverse(*, entry: JournalTransaction, reason: str, actor_user=None, request=
         mirror = post(kind=Kind.REVERSAL, natural_key=f"reversal:{entry.natural_key}", currency=entry.currency,
                       legs=legs, reference=entry.reference, reason=reason.strip(), actor_user=actor_user,
                       reverses=entry, memo=f"Reverses {entry.natural_key}")
+        # Locked first: a transfer being sent right now is re-checked after its sender commits (then not open).
+        still_open = (Transfer.Status.PENDING, Transfer.Status.HELD)
+        locked = list(Transfer.objects.select_for_update().filter(earning=entry, status__in=still_open)
+                      .values_list("pk", flat=True))
+        Transfer.objects.filter(pk__in=locked, status__in=still_open).delete()
         audit_record(action="ledger.reversal", actor=actor_user, request=request,
                      object_type="billing.journaltransaction", object_id=str(mirror.pk), reason=reason.strip()[:500],
                      extra={"reverses": entry.natural_key})

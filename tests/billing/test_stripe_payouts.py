@@ -120,3 +120,21 @@ def test_only_platform_finance_exports_and_marks_payouts(cast, readers, stripe_o
         payout_mark_paid(actor=someone, payee=connect.Payee(radiologist=readers[0]), currency="USD",
                          amount_cents=8_500, reference="BANK-1", as_of=timezone.now())
     assert not JournalTransaction.objects.filter(kind=JournalTransaction.Kind.PAYOUT).exists()
+
+
+def test_an_earning_reversed_before_it_was_paid_is_no_longer_owed_nor_paid(cast, readers, finance, stripe_off):
+    """Found by the ledger's state machine: a payout by hand paid an earning reversed after the export listed it."""
+    first, _ = readers
+    kept, reversed_ = earning(cast.center, first, 10_000), earning(cast.center, first, 2_001)
+    as_of = timezone.now()
+    assert int(_rows(payouts_owed_csv(actor=finance, as_of=as_of))[0]["amount_cents"]) == 10_201  # rows made
+    ledger.reverse(entry=reversed_, reason="read withdrawn", actor_user=finance.user)
+    assert not Transfer.objects.filter(earning=reversed_).exists()
+    assert int(_rows(payouts_owed_csv(actor=finance, as_of=as_of))[0]["amount_cents"]) == 8_500
+    with pytest.raises(ApplicationError):
+        payout_mark_paid(actor=finance, payee=connect.Payee(radiologist=first), currency="USD", amount_cents=10_201,
+                         reference="BANK-1", as_of=as_of)
+    payout_mark_paid(actor=finance, payee=connect.Payee(radiologist=first), currency="USD", amount_cents=8_500,
+                     reference="BANK-1", as_of=as_of)
+    assert Transfer.objects.get(earning=kept).status == Transfer.Status.PAID_MANUALLY
+    assert _owed(ledger.account(Purpose.READER_PAYABLE, "USD", radiologist=first)) == 0
