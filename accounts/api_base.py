@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from rest_framework import permissions
 from rest_framework.generics import GenericAPIView
+from rest_framework.parsers import JSONParser
 
 from accounts import policy
 from accounts.mfa import has_totp
@@ -34,6 +35,9 @@ class ActorAPIView(GenericAPIView):
     """Base for every API view. Use ``self.actor``; implement ``get_scoped_queryset``."""
 
     permission_classes = [permissions.IsAuthenticated, MfaEnrolled]
+    # Bodies are JSON (file uploads say so themselves): a form encoding cannot tell null from "" and drops
+    # blank fields, so a body would not mean what the schema says. Anything else is answered 415.
+    parser_classes = [JSONParser]
     lookup_field = "public_id"
 
     def __init_subclass__(cls, **kwargs):

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from accounts.models import Invitation, Membership, Organization, OrganizationApiKey, PersonalApiToken, Role, User
+from accounts.models import (
+    TIME_ZONE_CHOICES,
+    Invitation,
+    Membership,
+    Organization,
+    OrganizationApiKey,
+    PersonalApiToken,
+    Role,
+    User,
+)
+from core.api_input import RefuseUnknownFields
 
 TIME_ZONE_HELP = "IANA time zone name, e.g. America/Chicago."
 
@@ -77,7 +87,7 @@ class MemberSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class MemberRolesSerializer(serializers.Serializer):
+class MemberRolesSerializer(RefuseUnknownFields, serializers.Serializer):
     roles = role_list_field(help_text="The member's complete new set of roles.")
 
 
@@ -117,15 +127,9 @@ class MeApiKeySerializer(serializers.ModelSerializer):
         return "api_key"
 
 
-class MeUpdateSerializer(serializers.Serializer):
+class MeUpdateSerializer(RefuseUnknownFields, serializers.Serializer):
     full_name = serializers.CharField(required=False, allow_blank=True, max_length=200, trim_whitespace=True)
-    time_zone = serializers.CharField(required=False, help_text=TIME_ZONE_HELP)
-
-    def validate(self, attrs):
-        unknown = sorted(set(self.initial_data) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError({name: ["This field cannot be changed here."] for name in unknown})
-        return attrs
+    time_zone = serializers.ChoiceField(choices=TIME_ZONE_CHOICES, required=False, help_text=TIME_ZONE_HELP)
 
 
 # --- invitations ------------------------------------------------------------------------------
@@ -148,7 +152,7 @@ class InvitationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class InvitationCreateSerializer(serializers.Serializer):
+class InvitationCreateSerializer(RefuseUnknownFields, serializers.Serializer):
     email = serializers.EmailField()
     role = RoleField()
 
@@ -177,7 +181,7 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
         return self.context["secret"]
 
 
-class ApiKeyCreateSerializer(serializers.Serializer):
+class ApiKeyCreateSerializer(RefuseUnknownFields, serializers.Serializer):
     name = serializers.CharField(max_length=100, help_text="What the key is for, e.g. the PACS gateway.")
     roles = role_list_field(required=False, help_text="technologist (default), viewer and/or finance.")
 
@@ -202,7 +206,7 @@ class PersonalTokenCreatedSerializer(PersonalTokenSerializer):
         return self.context["secret"]
 
 
-class PersonalTokenCreateSerializer(serializers.Serializer):
+class PersonalTokenCreateSerializer(RefuseUnknownFields, serializers.Serializer):
     name = serializers.CharField(max_length=100)
     expires_in_days = serializers.IntegerField(required=False, allow_null=True,
                                                help_text="1 to 365; leave out for a token without expiry.")

@@ -356,8 +356,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"RoleEnum": "accounts.models.Role"},
+    "ENUM_NAME_OVERRIDES": {"RoleEnum": "accounts.models.Role", "TimeZoneEnum": "accounts.models.TIME_ZONE_CHOICES"},
     "COMPONENT_SPLIT_REQUEST": True,
+    # The error answers that follow from an operation's shape (400, 401, 403, 404), declared once (issue 20).
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.schema.declare_common_errors"],
 }
 
 LOGGING = {

@@ -14,6 +14,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.credentials.vocab import Subspecialty
+from core.api_input import RefuseUnknownFields
 from marketplace.models import FINISHED_STATES, Audience, Kind, Priority, ReadRequest
 
 STATUS_HELP = "draft, open, assigned, in_progress, reported, closed, cancelled, expired or released."
@@ -138,11 +139,12 @@ class ReadRequestDetailSerializer(ReadRequestSerializer):
     closed_at = UtcDateTimeField(allow_null=True)
 
 
-class ReadRequestCreateSerializer(serializers.Serializer):
+class ReadRequestCreateSerializer(RefuseUnknownFields, serializers.Serializer):
     """What a center posts. The study by public id or StudyInstanceUID (one of the two); other objects by public id."""
 
     study = serializers.CharField(required=False, help_text="The study's public id (or its StudyInstanceUID).")
     study_instance_uid = serializers.CharField(required=False, max_length=64)
+    request_schema_rules = {"oneOf": [{"required": ["study"]}, {"required": ["study_instance_uid"]}]}
     # A peer review is posted by the platform's sampling, never by a center.
     kind = serializers.ChoiceField(choices=[c for c in Kind.choices if c[0] != Kind.PEER_REVIEW], default=Kind.PRIMARY)
     levels = serializers.ChoiceField(choices=[1, 2], default=1,
@@ -188,11 +190,11 @@ class StatusHistorySerializer(serializers.Serializer):
     results = StatusChangeSerializer(many=True)
 
 
-class ReasonSerializer(serializers.Serializer):
+class ReasonSerializer(RefuseUnknownFields, serializers.Serializer):
     reason = serializers.CharField(max_length=500)
 
 
-class OptionalReasonSerializer(serializers.Serializer):
+class OptionalReasonSerializer(RefuseUnknownFields, serializers.Serializer):
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 

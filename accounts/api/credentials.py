@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 
 from accounts.api.base import OrganizationRouteMixin
@@ -32,9 +32,27 @@ from accounts.credentials.serializers import (
     RadiologistProfileSerializer,
     RadiologistProfileUpdateSerializer,
 )
+from core.api_input import refusing_unknown_fields
 from core.errors import ApplicationError, NotFound
 
 KIND_PARAMETER = OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=list(ITEM_SERIALIZERS))
+# What each {kind} takes and answers. OpenAPI cannot tie a body's shape to a path parameter: the schema says
+# "one of these", and the input of another kind is refused 400 by its unknown or missing fields.
+ITEM_INPUTS = {kind: refusing_unknown_fields(pair[1]) for kind, pair in ITEM_SERIALIZERS.items()}
+
+
+def _one_of_kinds(name: str, position: int, **kwargs) -> PolymorphicProxySerializer:
+    return PolymorphicProxySerializer(component_name=name, resource_type_field_name=None, **kwargs,
+                                      serializers=[pair[position] for pair in ITEM_SERIALIZERS.values()])
+
+
+ITEM_OUT = _one_of_kinds("CredentialItem", 0)
+ITEM_IN = _one_of_kinds("CredentialItemInput", 1)
+ITEM_LIST = inline_serializer("CredentialItemList", {"results": _one_of_kinds("CredentialItem", 0, many=True)})
+PRIVILEGE_LIST = inline_serializer("PrivilegeList", {
+    "results": PrivilegeSerializer(many=True),
+    "requires_privileges": serializers.BooleanField(help_text="Whether this center reads only with privileges."),
+})
 
 
 def _require_radiologist(actor) -> None:
@@ -59,11 +77,12 @@ class MyRadiologistProfileView(ActorAPIView):
     def get(self, request):
         return Response(RadiologistProfileSerializer(services.radiologist_profile_ensure(actor=self.actor)).data)
 
-    @extend_schema(operation_id="me_radiologist_profile_update", request=RadiologistProfileUpdateSerializer,
+    @extend_schema(operation_id="me_radiologist_profile_update",
+                   request=refusing_unknown_fields(RadiologistProfileUpdateSerializer),
                    responses={200: RadiologistProfileSerializer, **error_responses(400, 404)})
     def patch(self, request):
         _require_radiologist(self.actor)
-        serializer = RadiologistProfileUpdateSerializer(data=request.data)
+        serializer = refusing_unknown_fields(RadiologistProfileUpdateSerializer)(data=request.data)
         serializer.is_valid(raise_exception=True)
         profile = services.radiologist_profile_update(actor=self.actor, data=serializer.validated_data,
                                                       request=request)
@@ -88,7 +107,7 @@ class MyCredentialListView(ActorAPIView):
 
     serializer_class = ITEM_SERIALIZERS["license"][0]
 
-    @extend_schema(operation_id="me_credentials_list")
+    @extend_schema(operation_id="me_credentials_list", responses={200: ITEM_LIST})
     def get(self, request, kind):
         _require_radiologist(self.actor)
         output = ITEM_SERIALIZERS[_kind(kind)][0]
@@ -96,11 +115,11 @@ class MyCredentialListView(ActorAPIView):
         items = sheet.items[kind] if sheet else []
         return Response({"results": output(items, many=True).data})
 
-    @extend_schema(operation_id="me_credentials_create")
+    @extend_schema(operation_id="me_credentials_create", request=ITEM_IN, responses={201: ITEM_OUT})
     def post(self, request, kind):
         _require_radiologist(self.actor)
-        output, input_ = ITEM_SERIALIZERS[_kind(kind)]
-        serializer = input_(data=request.data)
+        output = ITEM_SERIALIZERS[_kind(kind)][0]
+        serializer = ITEM_INPUTS[kind](data=request.data)
         serializer.is_valid(raise_exception=True)
         item = services.credential_create(actor=self.actor, kind=kind, data=serializer.validated_data,
                                           request=request)
@@ -116,21 +135,22 @@ class MyCredentialDetailView(ActorAPIView):
     def _item(self, kind, public_id):
         return selectors.credential_get_own(actor=self.actor, kind=_kind(kind), public_id=public_id)
 
-    @extend_schema(operation_id="me_credentials_retrieve")
+    @extend_schema(operation_id="me_credentials_retrieve", responses={200: ITEM_OUT})
     def get(self, request, kind, public_id):
-        return Response(ITEM_SERIALIZERS[kind][0](self._item(kind, public_id)).data)
+        item = self._item(kind, public_id)  # first: an unknown kind is 404 before anything is looked up by it
+        return Response(ITEM_SERIALIZERS[kind][0](item).data)
 
-    @extend_schema(operation_id="me_credentials_partial_update")
+    @extend_schema(operation_id="me_credentials_partial_update", request=ITEM_IN, responses={200: ITEM_OUT})
     def patch(self, request, kind, public_id):
         item = self._item(kind, public_id)
-        output, input_ = ITEM_SERIALIZERS[kind]
-        serializer = input_(data=request.data, partial=True)
+        output = ITEM_SERIALIZERS[kind][0]
+        serializer = ITEM_INPUTS[kind](data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         item = services.credential_update(actor=self.actor, item=item, data=serializer.validated_data,
                                           request=request)
         return Response(output(item).data)
 
-    @extend_schema(operation_id="me_credentials_destroy")
+    @extend_schema(operation_id="me_credentials_destroy", request=None, responses={204: None})
     def delete(self, request, kind, public_id):
         services.credential_delete(actor=self.actor, item=self._item(kind, public_id), request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -139,14 +159,15 @@ class MyCredentialDetailView(ActorAPIView):
 @extend_schema(tags=["credentials"], parameters=[KIND_PARAMETER])
 class MyCredentialDocumentView(ActorAPIView):
     serializer_class = DocumentSerializer
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    parser_classes = [MultiPartParser]  # a file, as multipart/form-data
 
-    @extend_schema(operation_id="me_credentials_documents_create", request=DocumentUploadSerializer,
+    @extend_schema(operation_id="me_credentials_documents_create",
+                   request=refusing_unknown_fields(DocumentUploadSerializer),
                    responses={201: DocumentSerializer, **error_responses(400, 404)})
     def post(self, request, kind, public_id):
         """Attach a PDF or image (checked by its bytes, size capped) to one of my items."""
         item = selectors.credential_get_own(actor=self.actor, kind=_kind(kind), public_id=public_id)
-        serializer = DocumentUploadSerializer(data=request.data)
+        serializer = refusing_unknown_fields(DocumentUploadSerializer)(data=request.data)
         serializer.is_valid(raise_exception=True)
         document = services.credential_document_upload(actor=self.actor, item=item,
                                                        upload=serializer.validated_data["file"], request=request)
@@ -161,25 +182,28 @@ class VerificationQueueView(ActorAPIView):
     queryset = License.objects.none()  # names a model for the schema; requests use the selector
 
     @extend_schema(operation_id="credentials_pending_list", responses={200: PendingItemSerializer(many=True),
-                                                                       **error_responses(404)})
+                                                                       **error_responses(404)},
+                   parameters=[OpenApiParameter("kind", str, enum=list(ITEM_MODELS), description="Only this kind.")])
     def get(self, request):
         kind = request.query_params.get("kind") or None
-        items = selectors.verification_queue(actor=self.actor, kind=kind if kind in ITEM_MODELS else None)
-        return Response({"results": PendingItemSerializer(items, many=True).data})
+        if kind is not None and kind not in ITEM_MODELS:
+            raise ApplicationError.for_field("kind", f"Give one of: {', '.join(ITEM_MODELS)}.")
+        items = selectors.verification_queue(actor=self.actor, kind=kind)
+        return self.get_paginated_response(PendingItemSerializer(self.paginate_queryset(items), many=True).data)
 
 
 @extend_schema(tags=["verification"], parameters=[KIND_PARAMETER])
 class CredentialDecisionView(ActorAPIView):
     serializer_class = DecisionSerializer
 
-    @extend_schema(operation_id="credentials_decision_create", request=DecisionSerializer,
-                   responses={200: ITEM_SERIALIZERS["license"][0], **error_responses(400, 403, 404)})
+    @extend_schema(operation_id="credentials_decision_create", request=refusing_unknown_fields(DecisionSerializer),
+                   responses={200: ITEM_OUT, **error_responses(400, 403, 404)})
     def post(self, request, kind, public_id):
         """Verify (method + reference) or reject (reason) a pending item; never one's own."""
         if not cpolicy.is_verifier(self.actor):
             raise NotFound()
         item = selectors.credential_get(actor=self.actor, kind=_kind(kind), public_id=public_id)
-        serializer = DecisionSerializer(data=request.data)
+        serializer = refusing_unknown_fields(DecisionSerializer)(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         item = services.credential_transition(obj=item, to=data["decision"], actor=self.actor,
@@ -188,8 +212,12 @@ class CredentialDecisionView(ActorAPIView):
         return Response(ITEM_SERIALIZERS[kind][0](item).data)
 
 
-def _flag(value: str | None) -> bool:
-    return (value or "").lower() in {"1", "true", "yes", "on"}
+def _flag(params, name: str) -> bool:
+    """A boolean query parameter as the schema says it: ``true`` or ``false`` (absent: false)."""
+    value = params.get(name)
+    if value not in (None, "true", "false"):
+        raise ApplicationError.for_field(name, "Give true or false.")
+    return value == "true"
 
 
 @extend_schema(tags=["directory"])
@@ -206,14 +234,16 @@ class RadiologistDirectoryView(ActorAPIView):
     def get(self, request):
         params = request.query_params
         center = self.actor.active_organization
-        can_read_now = _flag(params.get("can_read_now"))
+        can_read_now = _flag(params, "can_read_now")
         if can_read_now and not (center and cpolicy.is_center_member(self.actor, center)):
-            raise ApplicationError.for_field("can_read_now", "Only people of an imaging center can ask this.")
+            message = "Only people of an imaging center can ask this."  # who asks, not what: 403
+            raise ApplicationError(message, code="permission_denied", fields={"can_read_now": [message]},
+                                   status_code=403)
         entries = selectors.directory_search(
             actor=self.actor, state=params.get("state", ""), subspecialty=params.get("subspecialty", ""),
             modality=params.get("modality", ""), language=params.get("language", ""), can_read_now=can_read_now,
             center=center if can_read_now else None)
-        return Response({"results": DirectoryEntrySerializer(entries, many=True).data})
+        return self.get_paginated_response(DirectoryEntrySerializer(self.paginate_queryset(entries), many=True).data)
 
 
 @extend_schema(tags=["directory"])
@@ -271,16 +301,17 @@ class PrivilegeListView(OrganizationRouteMixin, ActorAPIView):
     def get_scoped_queryset(self, actor):
         return selectors.privilege_list(actor=actor, center=self.organization)
 
-    @extend_schema(operation_id="organizations_privileges_list", responses={200: PrivilegeSerializer(many=True),
+    @extend_schema(operation_id="organizations_privileges_list", responses={200: PRIVILEGE_LIST,
                                                                             **error_responses(404)})
     def get(self, request, organization_id):
         return Response({"results": PrivilegeSerializer(self.get_queryset(), many=True).data,
                          "requires_privileges": self.organization.requires_privileges})
 
-    @extend_schema(operation_id="organizations_privileges_create", request=PrivilegeGrantSerializer,
+    @extend_schema(operation_id="organizations_privileges_create",
+                   request=refusing_unknown_fields(PrivilegeGrantSerializer),
                    responses={201: PrivilegeSerializer, **error_responses(400, 404)})
     def post(self, request, organization_id):
-        serializer = PrivilegeGrantSerializer(data=request.data)
+        serializer = refusing_unknown_fields(PrivilegeGrantSerializer)(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         profile = selectors.radiologist_get_for_center(actor=self.actor, center=self.organization,
@@ -304,12 +335,13 @@ class PrivilegeDetailView(OrganizationRouteMixin, ActorAPIView):
     def get(self, request, organization_id, public_id):
         return Response(PrivilegeSerializer(self.get_object()).data)
 
-    @extend_schema(operation_id="organizations_privileges_change", request=PrivilegeChangeSerializer,
+    @extend_schema(operation_id="organizations_privileges_change",
+                   request=refusing_unknown_fields(PrivilegeChangeSerializer),
                    responses={200: PrivilegeSerializer, **error_responses(400, 404)})
     def post(self, request, organization_id, public_id):
         """Grant again, suspend or revoke (a reason is required to suspend or revoke)."""
         privilege = self.get_object()
-        serializer = PrivilegeChangeSerializer(data=request.data)
+        serializer = refusing_unknown_fields(PrivilegeChangeSerializer)(data=request.data)
         serializer.is_valid(raise_exception=True)
         privilege = services.privilege_transition(actor=self.actor, privilege=privilege,
                                                   to=serializer.validated_data["to"],

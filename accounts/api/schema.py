@@ -1,4 +1,7 @@
-"""OpenAPI pieces shared by the API: the Bearer auth scheme and the documented error responses."""
+"""OpenAPI pieces shared by the API: the Bearer auth scheme and the documented error responses.
+
+The error answers every operation of a given shape can give are added by core.schema.declare_common_errors;
+``error_responses`` is for those a view's own rules add (e.g. 400 on a bodiless action, 409)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from drf_spectacular.utils import OpenApiResponse
 
 from accounts.models import Role
 from accounts.serializers import ErrorSerializer
+from core.schema import ERROR_DESCRIPTIONS, RefuseUnknownFieldsSchema  # noqa: F401 (registers the extension)
 
 
 class BearerSecretScheme(OpenApiAuthenticationExtension):
@@ -37,16 +41,7 @@ class RoleFieldSchema(OpenApiSerializerFieldExtension):
                 "description": "\n".join(f"* `{role.value}` - {role.label}" for role in Role)}
 
 
-_ERROR_DESCRIPTIONS = {
-    400: "Invalid input or a business rule refused it; `fields` names the offending inputs.",
-    401: "Not authenticated, or the token or key is invalid, expired or revoked.",
-    403: "Authenticated but not allowed (e.g. `permission_denied`, `mfa_enrollment_required`, "
-         "`mfa_reauthentication_required`).",
-    404: "Not found, or not visible to you (the two look the same).",
-}
-
-
 def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
     """The error format for the given status codes (401 and 403 apply to every operation)."""
-    return {status: OpenApiResponse(ErrorSerializer, description=_ERROR_DESCRIPTIONS[status])
+    return {status: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[status])
             for status in sorted({401, 403, *statuses})}

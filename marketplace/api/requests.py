@@ -22,7 +22,7 @@ from accounts.policy import Actor
 from accounts.serializers import ErrorSerializer
 from core.errors import ApplicationError, NotFound, PermissionDenied
 from marketplace import policy, selectors
-from marketplace.models import ReadRequest
+from marketplace.models import Priority, ReadRequest, Status
 from marketplace.serializers import (
     ExplainSerializer,
     ReadRequestCreateSerializer,
@@ -41,11 +41,23 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
     description="Repeat a post safely: the same key with the same body returns the first result (200); with "
                 "another body, 422.")
+STATUS_FILTERS = [*Status.values, "active"]
 FILTERS = [
-    OpenApiParameter("status", str, description="A state, or `active` (open, assigned, in progress)."),
-    OpenApiParameter("priority", str, enum=["stat", "urgent", "routine"]),
+    OpenApiParameter("status", str, enum=STATUS_FILTERS, description="A state, or `active` (open, assigned, in "
+                                                                     "progress)."),
+    OpenApiParameter("priority", str, enum=list(Priority.values)),
     OpenApiParameter("modality", str, description="A DICOM modality code, e.g. CT."),
 ]
+
+
+def _filter_value(params, name: str, allowed: list[str]) -> str:
+    """A filter's value; one the schema does not list is refused (400 naming it), not read as "no filter"."""
+    value = params.get(name)
+    if value is None:
+        return ""
+    if value not in allowed:
+        raise ApplicationError.for_field(name, f"Give one of: {', '.join(allowed)}.")
+    return value
 
 
 def _missing(field: str, message: str) -> ApplicationError:
@@ -147,7 +159,8 @@ class ReadRequestListView(ListModelMixin, ReadRequestViewBase):
     def get_scoped_queryset(self, actor):
         params = self.request.query_params
         return selectors.read_request_filter(selectors.read_request_list(actor=actor),
-                                             status=params.get("status", ""), priority=params.get("priority", ""),
+                                             status=_filter_value(params, "status", STATUS_FILTERS),
+                                             priority=_filter_value(params, "priority", list(Priority.values)),
                                              modality=params.get("modality", ""))
 
     @extend_schema(operation_id="read_requests_list", parameters=FILTERS,

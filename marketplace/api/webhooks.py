@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.mixins import ListModelMixin
@@ -9,6 +10,7 @@ from rest_framework.response import Response
 
 from accounts.api.schema import error_responses
 from accounts.api_base import ActorAPIView
+from core.api_input import RefuseUnknownFields
 from marketplace import webhooks
 from marketplace.models import WebhookDelivery, WebhookEndpoint
 from marketplace.services.webhook_endpoints import (
@@ -58,8 +60,12 @@ class WebhookEndpointDetailSerializer(WebhookEndpointSerializer):
         read_only_fields = fields
 
 
-class WebhookEndpointCreateSerializer(serializers.Serializer):
-    url = serializers.CharField(max_length=500, help_text="https URL of your receiver.")
+class WebhookEndpointCreateSerializer(RefuseUnknownFields, serializers.Serializer):
+    # Whether the host resolves, and to a public address, is checked when the endpoint is created
+    # (marketplace.webhooks.check_url): no schema can say it.
+    url = serializers.CharField(max_length=500, validators=[RegexValidator(r"^https?://[^\s/?#]+\S*$",
+                                                                          "Enter a full https:// URL.")],
+                                help_text="https URL of your receiver; its host must resolve to a public address.")
     description = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
 
