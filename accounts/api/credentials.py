@@ -212,12 +212,15 @@ class CredentialDecisionView(ActorAPIView):
         return Response(ITEM_SERIALIZERS[kind][0](item).data)
 
 
+FLAG_TRUE, FLAG_FALSE = ["true", "1", "yes", "on"], ["false", "0", "no", "off"]  # "on": what a checkbox sends
+
+
 def _flag(params, name: str) -> bool:
-    """A boolean query parameter as the schema says it: ``true`` or ``false`` (absent: false)."""
+    """A yes/no query parameter in one of the spellings its schema lists (absent: no); others are refused."""
     value = params.get(name)
-    if value not in (None, "true", "false"):
+    if value is not None and value not in FLAG_TRUE + FLAG_FALSE:
         raise ApplicationError.for_field(name, "Give true or false.")
-    return value == "true"
+    return value in FLAG_TRUE
 
 
 @extend_schema(tags=["directory"])
@@ -229,7 +232,7 @@ class RadiologistDirectoryView(ActorAPIView):
 
     @extend_schema(operation_id="radiologists_list", parameters=[
         OpenApiParameter("state", str), OpenApiParameter("subspecialty", str), OpenApiParameter("modality", str),
-        OpenApiParameter("language", str), OpenApiParameter("can_read_now", bool)],
+        OpenApiParameter("language", str), OpenApiParameter("can_read_now", str, enum=FLAG_TRUE + FLAG_FALSE)],
         responses={200: DirectoryEntrySerializer(many=True), **error_responses(404)})
     def get(self, request):
         params = request.query_params
