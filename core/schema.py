@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.plumbing import get_doc
+from rest_framework import serializers
 
 from core.api_input import RefuseUnknownFields
 
@@ -45,6 +46,12 @@ class RefuseUnknownFieldsSchema(OpenApiSerializerExtension):
             del schema["description"]  # inherited from the mixin by a serializer without a docstring of its own
         if direction == "request":
             schema["additionalProperties"] = False
+            # DRF's CharField refuses the NUL character: say so where no other pattern applies.
+            for name, field in self.target.fields.items():
+                prop = schema.get("properties", {}).get(name, {})
+                if isinstance(field, serializers.CharField) and prop.get("type") == "string" \
+                        and "pattern" not in prop and "format" not in prop:
+                    prop["pattern"] = "^[^\\u0000]*$"
             # Rules across fields that its validate() enforces, said in JSON Schema (e.g. "one of these two").
             if auto_schema.method != "PATCH":
                 schema.update(getattr(self.target, "request_schema_rules", {}))
