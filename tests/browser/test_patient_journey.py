@@ -101,7 +101,7 @@ def test_a_patient_orders_pays_and_reads_a_second_opinion_on_a_phone(
     order = SecondOpinionOrder.objects.select_related("read_request").get(patient__email=EMAIL)
     assert order.status == OrderStatus.PAID
     assert Payment.objects.get(reference=order.reference).stripe_payment_intent_id  # a card payment, once
-    assert fake_stripe.delivered == [("checkout.session.completed", 200)]
+    assert fake_stripe.delivered == [("checkout.session.completed", 200), ("payment_intent.succeeded", 200)]
     offer = Offer.objects.get(read_request=order.read_request, radiologist=reader)
     from marketplace.services.offers import offer_claim
 
