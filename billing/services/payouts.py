@@ -14,17 +14,17 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Count, Max, Min, Sum
+from django.db.models import Sum
 from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import Organization, RadiologistProfile
 from accounts.policy import Actor
-from billing.models import ConnectedAccount, LedgerAccount, ManualPayout, Transfer
+from billing.models import ConnectedAccount, LedgerAccount, ManualPayout, Posting, Transfer
 from billing.policy import is_platform_finance
 from billing.services.connect import Payee
-from billing.services.transfers import OPEN, post_paid, transfers_discover
+from billing.services.transfers import OPEN, coverable, owed_by, payable_of, post_paid, transfers_discover
 from core.errors import ApplicationError, NotFound
 
 CSV_COLUMNS = ["payee_type", "payee_id", "payee", "currency", "earnings", "amount_cents", "amount",
@@ -49,30 +49,44 @@ def _finance(actor: Actor) -> None:
         raise NotFound("Not found.")
 
 
+def _payable_balances() -> dict[tuple, int]:
+    """(radiologist id, organization id, currency) → what each payable owes now, credit-positive."""
+    rows = (Posting.objects.filter(account__purpose=LedgerAccount.Purpose.READER_PAYABLE)
+            .values("account__radiologist", "account__organization", "account__currency")
+            .annotate(total=Sum("amount")))
+    return {(r["account__radiologist"], r["account__organization"], r["account__currency"]): -r["total"]
+            for r in rows}
+
+
 def payouts_owed(*, actor: Actor, as_of: datetime) -> list[Owed]:
-    """Per payee and currency: the earnings posted up to ``as_of`` not yet paid (held ones included)."""
+    """Per payee and currency: the earnings posted up to ``as_of`` not yet paid (held ones included), as far
+    as what the payee is owed covers them (a payee owing money back has it netted from later earnings)."""
     _finance(actor)
     transfers_discover()
-    rows = (Transfer.objects.filter(status__in=OPEN, earning__created_at__lte=as_of)
-            .values("radiologist", "organization", "currency")
-            .annotate(n=Count("id"), total=Sum("amount_cents"), first=Min("earning__created_at"),
-                      last=Max("earning__created_at"))
-            .order_by("currency", "radiologist", "organization"))
-    rows = list(rows)
-    profiles = RadiologistProfile.objects.select_related("user").in_bulk(
-        [r["radiologist"] for r in rows if r["radiologist"]])
-    groups = Organization.objects.in_bulk([r["organization"] for r in rows if r["organization"]])
+    by_payee: dict[tuple, list[Transfer]] = {}
+    for transfer in (Transfer.objects.filter(status__in=OPEN, earning__created_at__lte=as_of)
+                     .only("radiologist", "organization", "currency", "amount_cents", "earning__created_at")
+                     .select_related("earning").order_by("id")):
+        by_payee.setdefault((transfer.radiologist_id, transfer.organization_id, transfer.currency), []).append(transfer)
+    balances = _payable_balances()
+    covered = {key: coverable(rows, balances.get(key, 0)) for key, rows in by_payee.items()}
+    profiles = RadiologistProfile.objects.select_related("user").in_bulk([k[0] for k in covered if k[0]])
+    groups = Organization.objects.in_bulk([k[1] for k in covered if k[1]])
     accounts = {(a.radiologist_id, a.organization_id): a.stripe_account_id for a in ConnectedAccount.objects.all()}
     owed = []
-    for row in rows:
-        if row["radiologist"]:
-            owner = profiles[row["radiologist"]]
+    for (radiologist_id, organization_id, currency), rows in sorted(
+            covered.items(), key=lambda item: (item[0][2], item[0][0] or 0, item[0][1] or 0)):
+        if not rows:
+            continue
+        if radiologist_id:
+            owner = profiles[radiologist_id]
             kind, public_id, name = "radiologist", str(owner.public_id), owner.name
         else:
-            owner = groups[row["organization"]]
+            owner = groups[organization_id]
             kind, public_id, name = "group", str(owner.public_id), owner.name
-        owed.append(Owed(kind, public_id, name, row["currency"], row["n"], row["total"], row["first"], row["last"],
-                         accounts.get((row["radiologist"], row["organization"]), "")))
+        posted = [t.earning.created_at for t in rows]
+        owed.append(Owed(kind, public_id, name, currency, len(rows), sum(t.amount_cents for t in rows),
+                         min(posted), max(posted), accounts.get((radiologist_id, organization_id), "")))
     return owed
 
 
@@ -112,6 +126,9 @@ def payout_mark_paid(*, actor: Actor, payee: Payee, currency: str, amount_cents:
     open_rows = list(Transfer.objects.select_for_update(of=("self",)).select_related("earning")
                      .filter(status__in=OPEN, currency=currency, earning__created_at__lte=as_of, **payee.filter())
                      .order_by("id"))
+    if open_rows:
+        payable = LedgerAccount.objects.select_for_update().get(pk=payable_of(open_rows[0]).pk)
+        open_rows = coverable(open_rows, owed_by(payable))
     owed = sum(t.amount_cents for t in open_rows)
     if not open_rows:
         raise _err("payee", f"Nothing is owed to {payee.name} in {currency} up to {as_of.isoformat()}.")

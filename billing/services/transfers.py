@@ -6,6 +6,9 @@
   ``transfer:<earning's natural key>``.
 - No connected account, or payouts not enabled: the transfer is held (the earning stays owed) and is
   released when ``account.updated`` shows payouts enabled.
+- Never more than the payee's payable holds: a payee who owes money back (a read reversed after its
+  earning was paid) has later earnings held until what they earn covers the debt (``coverable``), so the
+  debt is netted, not paid twice.
 - A Stripe error or timeout leaves it pending; the next run retries with the same key, so Stripe answers
   with the transfer it already made, if it made one: never two.
 - Posted when Stripe confirms: reader payable debit, Stripe clearing credit (cash for a manual payout,
@@ -48,8 +51,28 @@ def transfers_discover() -> int:
     return len(rows)
 
 
-def _payable_of(transfer: Transfer) -> LedgerAccount:
+def payable_of(transfer: Transfer) -> LedgerAccount:
     return transfer.earning.postings.get(account__purpose=Purpose.READER_PAYABLE).account
+
+
+def owed_by(payable: LedgerAccount) -> int:
+    """What the payable owes its payee now, credit-positive (negative: the payee owes money back)."""
+    return -ledger.balance(payable)
+
+
+def coverable(open_transfers: list[Transfer], owed: int) -> list[Transfer]:
+    """Oldest first, the open transfers that what is owed covers; the rest wait for later earnings."""
+    taken = []
+    for transfer in open_transfers:
+        if transfer.amount_cents <= owed:
+            taken.append(transfer)
+            owed -= transfer.amount_cents
+    return taken
+
+
+def debt_reason(owed: int, currency: str) -> str:
+    return (f"Owed now is {owed / 100:.2f} {currency}, below this earning: the payee owes back a reversed read "
+            "already paid. Held until later earnings cover it.")
 
 
 def post_paid(transfer: Transfer, *, counter_purpose: str, memo: str, details: dict,
@@ -57,7 +80,7 @@ def post_paid(transfer: Transfer, *, counter_purpose: str, memo: str, details: d
     """The earning leaves the payable: reader payable debit, Stripe clearing (or cash) credit. Once."""
     amount = transfer.amount_cents
     return ledger.post(kind=Kind.PAYOUT, natural_key=transfer.idempotency_key, currency=transfer.currency,
-                       legs=[ledger.Leg(_payable_of(transfer), amount),
+                       legs=[ledger.Leg(payable_of(transfer), amount),
                              ledger.Leg(ledger.account(counter_purpose, transfer.currency), -amount)],
                        reference=transfer.reference, memo=memo, actor_user=actor_user,
                        details={"earning": transfer.earning.natural_key, "read_request": transfer.reference,
@@ -97,6 +120,12 @@ def transfer_send(transfer_id: int) -> Transfer | None:
         return transfer
     if not account.payouts_enabled:
         _hold(transfer, "Payouts are not enabled on the payee's Stripe account yet.", account)
+        return transfer
+    # The payable row locked: one payee's transfers are sent one at a time against what it owes.
+    payable = LedgerAccount.objects.select_for_update().get(pk=payable_of(transfer).pk)
+    owed = owed_by(payable)
+    if transfer.amount_cents > owed:
+        _hold(transfer, debt_reason(owed, transfer.currency), account)
         return transfer
     transfer.attempts += 1
     transfer.last_attempt_at = timezone.now()
@@ -153,7 +182,7 @@ def transfer_refresh(*, stripe_transfer_id: str) -> Transfer | None:
         ledger.post(kind=Kind.PAYOUT_REVERSED, natural_key=f"transfer_reversed:{transfer.earning.natural_key}",
                     currency=transfer.currency,
                     legs=[ledger.Leg(ledger.account(Purpose.STRIPE_CLEARING, transfer.currency), reversed_cents),
-                          ledger.Leg(_payable_of(transfer), -reversed_cents)],
+                          ledger.Leg(payable_of(transfer), -reversed_cents)],
                     reference=transfer.reference, memo=f"Transfer {remote.id} reversed",
                     details={"transfer": remote.id, "read_request": transfer.reference})
         transfer.status = Transfer.Status.REVERSED

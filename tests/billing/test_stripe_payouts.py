@@ -138,3 +138,25 @@ def test_an_earning_reversed_before_it_was_paid_is_no_longer_owed_nor_paid(cast,
                      reference="BANK-1", as_of=as_of)
     assert Transfer.objects.get(earning=kept).status == Transfer.Status.PAID_MANUALLY
     assert _owed(ledger.account(Purpose.READER_PAYABLE, "USD", radiologist=first)) == 0
+
+
+def test_a_payee_who_owes_back_a_reversed_paid_read_is_owed_only_what_later_earnings_cover(
+        cast, readers, finance, stripe_off):
+    first, _ = readers
+    paid = earning(cast.center, first, 10_000)
+    payout_mark_paid(actor=finance, payee=connect.Payee(radiologist=first), currency="USD", amount_cents=8_500,
+                     reference="BANK-1", as_of=timezone.now())
+    ledger.reverse(entry=paid, reason="Read cancelled after signing")  # owes 8,500 back
+    for cents in (6_000, 20_000):  # 5,100 and 17,000 earned
+        earning(cast.center, first, cents)
+    as_of = timezone.now()
+    [row] = _rows(payouts_owed_csv(actor=finance, as_of=as_of))
+    assert (row["earnings"], row["amount_cents"]) == ("1", "5100")  # 13,600 owed covers the older one only
+    with pytest.raises(ApplicationError) as refused:
+        payout_mark_paid(actor=finance, payee=connect.Payee(radiologist=first), currency="USD",
+                         amount_cents=22_100, reference="BANK-2", as_of=as_of)
+    assert "amount_cents" in refused.value.fields
+    payout_mark_paid(actor=finance, payee=connect.Payee(radiologist=first), currency="USD", amount_cents=5_100,
+                     reference="BANK-2", as_of=as_of)
+    payable = ledger.account(Purpose.READER_PAYABLE, "USD", radiologist=first)
+    assert _owed(payable) == 8_500  # the later earning less the debt, still owed

@@ -167,3 +167,23 @@ def test_with_stripe_off_nothing_is_sent_and_the_earning_stays_owed(cast, reader
     assert run_transfers.delay().get() == {"discovered": 1, "events_finished": 0, "refunds_done": 0}
     assert Transfer.objects.get(earning=entry).status == Transfer.Status.PENDING
     assert _payable(reader) == -8_500
+
+
+def test_a_payee_who_owes_back_a_reversed_paid_read_has_later_earnings_held_until_they_cover_it(
+        cast, reader, onboarded, fake_stripe):
+    paid = earning(cast.center, reader, 10_000)  # 8,500 to the reader, sent
+    assert run_transfers.delay().get()["sent"] == 1
+    ledger.reverse(entry=paid, reason="Read cancelled after signing")  # the reader now owes 8,500 back
+    smaller = earning(cast.center, reader, 6_000)  # 5,100 earned: not enough to cover the debt
+    assert run_transfers.delay().get()["held"] == 1
+    held = Transfer.objects.get(earning=smaller)
+    assert held.status == Transfer.Status.HELD and "owes back a reversed read" in held.held_reason
+    assert "-34.00 USD" in held.held_reason  # what is owed now: 5,100 - 8,500
+    assert len(fake_stripe.transfers_to(onboarded.stripe_account_id)) == 1
+    # Later earnings cover the debt: the older held one goes as soon as what is owed covers it.
+    larger = earning(cast.center, reader, 20_000)  # 17,000: owed is now 13,600
+    result = run_transfers.delay().get()
+    assert result["sent"] == 1 and result["held"] == 1
+    assert Transfer.objects.get(earning=smaller).status == Transfer.Status.SENT
+    assert Transfer.objects.get(earning=larger).status == Transfer.Status.HELD  # 17,000 > 8,500 still owed
+    assert _payable(reader) == -8_500  # still owed: the larger earning less the debt (netted, never paid twice)
