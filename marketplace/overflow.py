@@ -29,6 +29,12 @@ BACKLOG_WINDOW = timedelta(days=7)
 # process clear it; other processes see a change within the TTL, and the beat catches any hours-rule study missed.
 RULES_TTL_SECONDS = 10.0
 _rules_cache: dict[int, tuple[float, list[OverflowRule]]] = {}
+# Per-process memory of the (rule, study) pairs the ingest hook has just checked (posted, or not due): a study's
+# later instances skip the query for CHECKED_TTL_SECONDS. What a skip misses (a modality that came with a later
+# series) the beat's catch-up of hours rules posts within a minute.
+CHECKED_TTL_SECONDS = 60.0
+CHECKED_MAX = 10_000
+_checked: dict[tuple[int, int], float] = {}
 
 
 # --- sentences --------------------------------------------------------------------------------------------
@@ -78,8 +84,22 @@ def active_rules(center_id: int, *, cached: bool = True) -> list[OverflowRule]:
 
 
 def forget_rules(center_id: int) -> None:
-    """A rule of the center changed: the next ingest reads them again."""
+    """A rule of the center changed: the next ingest reads them again (and checks every study again)."""
     _rules_cache.pop(center_id, None)
+    _checked.clear()
+
+
+def unchecked(rule: OverflowRule, study_ids: list[int]) -> list[int]:
+    """The studies the ingest hook has not checked under ``rule`` in the last CHECKED_TTL_SECONDS."""
+    now = monotonic.monotonic()
+    return [pk for pk in study_ids if _checked.get((rule.pk, pk), 0.0) <= now]
+
+
+def mark_checked(rule: OverflowRule, study_ids: list[int]) -> None:
+    if len(_checked) >= CHECKED_MAX:
+        _checked.clear()  # a crude bound: forgetting costs one query per study, never a missed posting
+    until = monotonic.monotonic() + CHECKED_TTL_SECONDS
+    _checked.update(((rule.pk, pk), until) for pk in study_ids)
 
 
 def in_hours(rule: OverflowRule, at: datetime, zone: str) -> bool:

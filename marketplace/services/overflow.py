@@ -245,15 +245,18 @@ def _post_all(rule: OverflowRule, studies: list[Study], now: datetime) -> list[R
 
 def on_studies_received(*, organization_id: int, study_ids: list[int], source: str) -> None:
     """The ingest hook: post inline for an hours rule whose window is open now; the clock handles the others.
-    With no rule open now it costs the (cached) rules lookup alone."""
+    With no rule open now, or for a study checked moments ago (its earlier instances), it costs the (cached)
+    rules lookup alone."""
     rules = [r for r in overflow.active_rules(organization_id) if r.trigger == OverflowRule.Trigger.HOURS]
     if not rules:
         return
     now = timezone.now()
     center = rules[0].center  # fetched once per cached rule list
     for rule in rules:
-        if overflow.in_hours(rule, now, center.time_zone):
-            _post_all(rule, overflow.hours_due(rule, center, study_ids=study_ids), now)
+        fresh = overflow.unchecked(rule, study_ids)
+        if fresh and overflow.in_hours(rule, now, center.time_zone):
+            _post_all(rule, overflow.hours_due(rule, center, study_ids=fresh), now)
+            overflow.mark_checked(rule, fresh)
 
 
 def overflow_tick(now: datetime | None = None) -> int:

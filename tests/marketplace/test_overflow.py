@@ -110,6 +110,22 @@ def test_hours_rule_arrival_the_hook_missed_is_posted_by_the_clock_once(cast, re
     assert _posted(study) is not None
 
 
+def test_a_studys_later_instances_cost_the_ingest_hook_no_query(cast, reader, django_capture_on_commit_callbacks,
+                                                                django_assert_num_queries):
+    from marketplace.services.overflow import on_studies_received
+
+    _hours_rule(cast, modality="CT")
+    with django_capture_on_commit_callbacks(execute=True):
+        study = ingest_study(cast.center, modality="CT")
+    assert _posted(study) is not None
+    with django_assert_num_queries(0):  # the rules are cached and the study was checked moments ago
+        on_studies_received(organization_id=cast.center.pk, study_ids=[study.pk], source="stow")
+    overflow.forget_rules(cast.center.pk)  # a rule changed: every study is checked again
+    with django_assert_num_queries(3):  # the rules, their center, then the study (already posted: nothing more)
+        on_studies_received(organization_id=cast.center.pk, study_ids=[study.pk], source="stow")
+    assert ReadRequest.objects.filter(study=study).count() == 1
+
+
 def test_unread_rule_fires_by_the_clock_exactly_once(cast, reader, django_capture_on_commit_callbacks):
     _rule(cast, trigger="unread", minutes="30", modality="CT")
     with django_capture_on_commit_callbacks(execute=True):
