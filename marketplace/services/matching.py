@@ -382,8 +382,9 @@ def _availability_of(state: schedule.Availability, zone: str, read_request: Read
         return True, None, None
     if not state.has_hours:
         return False, None, "no reading hours entered"
-    if state.next_start is None:
-        return False, None, "no reading hours in the coming week"
+    if state.next_start is None:  # time off covering every window of the week says so (the more useful reason)
+        return False, None, ("on time off through the coming week" if state.on_time_off
+                             else "no reading hours in the coming week")
     allowance = READ_ALLOWANCE.get(read_request.priority, timedelta(hours=1))
     if state.next_start + allowance <= read_request.deadline:
         return False, state.next_start, None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
@@ -270,5 +271,8 @@ def test_radiologist_dashboard_shows_each_license_state_and_links_to_my_credenti
     states = dict(re.findall(r"<td>US-(\w\w)</td>.*?data-state=\"(\w+)\"", html, re.S))
     assert states == {"TX": "pending", "CO": "verified", "FL": "rejected", "NY": "expired", "CA": "expired"}
     assert "Number not found at the board" in html
-    assert "300 days left" in html  # the days to expiry stay next to the state
+    # The days to expiry stay next to the state, counted from today in the reader's own zone (a day more than
+    # from UTC's date in the hours when Chicago is still on yesterday).
+    local_today = timezone.localtime(timezone=ZoneInfo(cast.radiologist.time_zone)).date()
+    assert f"{(TODAY + timedelta(days=300) - local_today).days} days left" in html
     assert f'<a href="{reverse("credentials_mine")}">My credentials</a>' in html

@@ -157,6 +157,12 @@ def test_on_time_off(cast, rr):
     assert reasons_of(match(rr, at=AT), away) == ["on time off until Tue 10:00 America/Chicago"]
 
 
+def test_time_off_covering_every_window_of_the_week_ahead_says_so(cast, rr):
+    away = make_radiologist()
+    TimeOff.objects.create(radiologist=away, starts_at=AT - timedelta(hours=1), ends_at=AT + timedelta(days=9))
+    assert reasons_of(match(rr, at=AT), away) == ["on time off through the coming week"]
+
+
 def test_no_reading_hours(cast, rr):
     never = make_radiologist(hours="none")
     assert reasons_of(match(rr, at=AT), never) == ["no reading hours entered"]

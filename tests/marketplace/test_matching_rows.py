@@ -73,6 +73,9 @@ def test_weekly_hours_read_as_text_give_the_availability_of_the_rows(cast, ct_st
         elif state.next_start is not None:
             label = schedule.local_label(state.next_start, profile.home_time_zone, AT)
             assert candidate.reasons == [f"{'on time off' if state.on_time_off else 'off shift'} until {label}"]
+        else:
+            assert candidate.reasons == ["on time off through the coming week" if state.on_time_off
+                                         else "no reading hours in the coming week"]
     assert on_shift_seen, "nobody on shift: the comparison would prove little"
     assert off_shift_seen, "everyone on shift: the comparison would prove little"
 
