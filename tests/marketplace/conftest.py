@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.marketplace.helpers import ingest_study, make_radiologist
+from tests.marketplace.helpers import ingest_study, load_demo, make_radiologist
 
 
 @pytest.fixture
@@ -31,3 +31,11 @@ def flat_prices(db):
     for price in Price.objects.filter(price_list__isnull=False).exclude(band="day"):
         price.cents = day[(price.price_list_id, price.modality, price.priority)]
         price.save(update_fields=["cents"])
+
+
+@pytest.fixture
+def demo_output(db, settings, tmp_path) -> str:
+    """``load_demo`` with its studies stored in this test's own folder (as tests/accounts/test_demo.py does)."""
+    settings.STORAGES = {**settings.STORAGES, "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "media")}}}
+    return load_demo()

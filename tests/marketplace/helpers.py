@@ -4,10 +4,11 @@ reading hours and rates, and posted read requests (all through the real ingest a
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from io import BytesIO
+from io import BytesIO, StringIO
 from itertools import count
 from zoneinfo import ZoneInfo
 
+from django.core.management import call_command
 from django.utils import timezone
 
 from accounts import policy
@@ -143,4 +144,13 @@ def a_monday_ahead(hour: int = 10, zone: str = "America/Chicago") -> datetime:
     today = timezone.localdate()
     monday = today + timedelta(days=7 + (7 - today.weekday()) % 7)
     return datetime.combine(monday, time(hour), tzinfo=ZoneInfo(zone))
+
+
+
+
+def load_demo() -> str:
+    """``load_demo`` with tiny studies; returns what it printed."""
+    out = StringIO()
+    call_command("load_demo", studies="small", stdout=out)
+    return out.getvalue()
 

@@ -3,11 +3,8 @@ through the real services, and a second ``load_demo`` creates nothing."""
 
 from __future__ import annotations
 
-import io
 from datetime import timedelta
 
-import pytest
-from django.core.management import call_command
 from django.utils import timezone
 
 from accounts import policy
@@ -28,20 +25,7 @@ from marketplace.pricing import quote_for
 from marketplace.selectors import assignment_list
 from marketplace.services.matching import match
 from studies.selectors import study_get
-
-
-@pytest.fixture
-def demo_output(db, settings, tmp_path) -> str:
-    """``load_demo`` with tiny studies stored in this test's own folder (as tests/accounts/test_demo.py does)."""
-    settings.STORAGES = {**settings.STORAGES, "default": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "media")}}}
-    return load_demo()
-
-
-def load_demo() -> str:
-    out = io.StringIO()
-    call_command("load_demo", studies="small", stdout=out)
-    return out.getvalue()
+from tests.marketplace.helpers import load_demo
 
 
 def demo_read(key: str) -> ReadRequest:

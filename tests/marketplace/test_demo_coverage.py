@@ -4,11 +4,7 @@ HL7 orders, and that a second run, and a run after emptying the demo's reads and
 
 from __future__ import annotations
 
-import io
 import re
-
-import pytest
-from django.core.management import call_command
 
 from accounts import demo_hooks, policy
 from accounts.models import Organization, User
@@ -19,23 +15,11 @@ from marketplace.models import ReadRequest
 from marketplace.ris_models import Hl7Message, RisOrder
 from studies.models import Study
 from tests.accounts.test_demo import delete_demo_reads_and_studies
+from tests.marketplace.helpers import load_demo
 
 # Sydney's and Denver's clocks change on different days: the gap starts between 00:00 and 02:00 Denver time.
 SUMMIT_GAP = re.compile(r"Sat 0[0-2]:00–06:00: no MR reader licensed in US-CO")
 RIS_STATES = {"LKS-ORD-0001": "posted", "LKS-ORD-0002": "waiting", "LKS-ORD-0003": "cancelled"}
-
-
-@pytest.fixture
-def demo_output(db, settings, tmp_path) -> str:
-    settings.STORAGES = {**settings.STORAGES, "default": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "media")}}}
-    return load_demo()
-
-
-def load_demo() -> str:
-    out = io.StringIO()
-    call_command("load_demo", studies="small", stdout=out)
-    return out.getvalue()
 
 
 def summit_mr_coverage():
