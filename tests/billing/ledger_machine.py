@@ -3,7 +3,7 @@ bench/ledger_stateful.py (≥ 10,000 steps).
 
 It posts reads (retried: the same natural key again, even with other figures), cancellation fees,
 service-level credits, finance adjustments and reversals; and, through the fake Stripe
-(tests/billing/fake_stripe.py), card payments paid or declined, refunds, transfers of earnings, Stripe
+(billing/fake_stripe/), card payments paid or declined, refunds, transfers of earnings, Stripe
 payouts and payouts by hand, an account's payouts switched on and off, and the webhooks all of that
 raises, delivered signed in any order and replayed (``deliver`` picks any queued event; ``replay`` keeps it
 queued to come again). It keeps its own model of every account's balance. After every step: each
