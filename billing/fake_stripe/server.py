@@ -7,11 +7,11 @@ Bearer``, ``Stripe-Account``, ``Idempotency-Key``) and answers Stripe's document
 idempotency key seen before is answered with the first response (``Idempotent-Replayed: true``), and a
 key reused with other parameters is an ``idempotency_error``, as Stripe does. The events it raises are
 signed with Stripe's scheme (``Stripe-Signature: t=<unix>,v1=<HMAC-SHA256 of "t.payload">``) and handed to
-the test, which posts them to the webhook endpoint.
+the caller (a test posts them to the webhook endpoint; the demo drops them).
 
-Test controls (Python methods): ``fail_next`` (a 500, or a response delayed past the client's timeout,
-before or after the work is done), ``set_account`` (finish onboarding), ``create_payout``, ``reverse``
-and the reconciliation injections (``tamper``, ``duplicate``, ``unlink``, ``add_unknown``, ``move``).
+Controls (Python methods, for tests and the demo): ``fail_next`` (a 500, or a response delayed past the
+client's timeout, before or after the work is done), ``set_account`` (finish onboarding), ``create_payout``,
+``reverse`` and the reconciliation injections (``tamper``, ``duplicate``, ``unlink``, ``add_unknown``, ``move``).
 """
 
 from __future__ import annotations
