@@ -122,7 +122,9 @@ def test_one_reader_is_paid_out_through_the_fake_stripe_and_one_reconciliation_d
 
     # Platform finance traces every read behind the payout, on the page and in the CSV; Stripe is off now.
     finance = _signed_in(login, "finance@readroom.demo")
-    assert "1 difference" in finance.get(reverse("payout_list")).content.decode()
+    listing = finance.get(reverse("payout_list")).content.decode()
+    assert "1 difference" in listing
+    assert "Held: Payouts are not enabled on the payee&#x27;s Stripe account yet." in listing
     assert finance.get(reverse("finance_dashboard")).status_code == 200
     url = reverse("payout_detail", args=[payout.public_id])
     page = finance.get(url).content.decode()
