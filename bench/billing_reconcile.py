@@ -3,7 +3,7 @@ constant number of queries and under 10 s), at 1,000 and N.
 
 The world is built in bulk inside one database transaction that is rolled back at the end: the signed reads'
 earnings as ``post_read_signed`` writes them, their Transfer rows by ``transfers_discover``, each transfer
-registered in the fake Stripe (tests/billing/fake_stripe.py) by its own code without an HTTP call, and
+registered in the fake Stripe (billing/fake_stripe/) by its own code without an HTTP call, and
 posted (payable debit, Stripe clearing credit) as ``transfer_send`` posts it. One payout sweeps them all;
 ``payout_reconcile`` then reads its balance transactions from the fake over HTTP through the official SDK,
 100 a page, as it would from Stripe.
@@ -37,11 +37,11 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from accounts.policy import actor_for_user  # noqa: E402
+from billing import fake_stripe as fake_module  # noqa: E402
 from billing.models import JournalTransaction, LedgerAccount, Posting, Transfer  # noqa: E402
 from billing.services import connect, ledger, transfers  # noqa: E402
 from billing.services.reconcile import payout_reconcile  # noqa: E402
 from billing.services.webhooks import payout_refresh  # noqa: E402
-from tests.billing import fake_stripe as fake_module  # noqa: E402
 from tests.factories import OrganizationFactory  # noqa: E402
 from tests.marketplace.helpers import make_radiologist  # noqa: E402
 

@@ -30,7 +30,7 @@ from django.test import override_settings  # noqa: E402
 from hypothesis import HealthCheck, seed, settings  # noqa: E402
 from hypothesis.stateful import run_state_machine_as_test  # noqa: E402
 
-from tests.billing.fake_stripe import API_KEY, WEBHOOK_SECRET, FakeStripe  # noqa: E402
+from billing.fake_stripe import API_KEY, WEBHOOK_SECRET, FakeStripe  # noqa: E402
 from tests.billing.ledger_machine import LedgerMachine, stripe_world  # noqa: E402
 from tests.factories import MembershipFactory, OrganizationFactory  # noqa: E402
 from tests.marketplace.helpers import make_radiologist  # noqa: E402

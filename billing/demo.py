@@ -4,8 +4,10 @@ Through the real services: two active contracts (Lakeside with Night Hawk Radiol
 service level and its credit; Bayview with Atlantic Teleradiology Partners), and one proposed by
 Summit that awaits Night Hawk's acceptance. The signed demo reads were posted to the ledger when
 their reports were signed; this month's invoices are drafted for every center with something owed,
-and of those the first (by name) is issued and the second issued and recorded as paid. Stripe is off in the
-demo (the embedded default): the first reader owed is paid by hand, the others stay owed.
+and of those the first (by name) is issued and the second issued and recorded as paid. Payouts both ways:
+the first reader owed (by name) is paid by hand, as finance does with Stripe off (the embedded default);
+then, through the fake Stripe, one reader's earnings are transferred and paid out and his payout reconciled
+with one difference, and another's are held while her onboarding is unfinished (billing.demo_stripe).
 
 Idempotent: contracts are found by (center, name); invoices by center and month (an issued or paid
 one is left as it is).
@@ -22,6 +24,7 @@ from django.utils import timezone
 
 from accounts import policy
 from accounts.models import Organization, RadiologistProfile, Role, User
+from billing.demo_stripe import STRIPE_PAYEES, load_demo_stripe
 from billing.models import Contract, Invoice, LedgerAccount, ManualPayout
 from billing.services import connect, contracts, invoices, payouts
 
@@ -104,14 +107,17 @@ def _invoices(orgs: dict[str, Organization], report: BillingDemoReport) -> None:
 
 
 def _payout(report: BillingDemoReport) -> None:
-    """With Stripe off (the embedded default) finance pays by bank transfer: the first payee owed (by name) is
-    paid by hand, the others stay owed, so the Payouts page shows both."""
+    """With Stripe off (the embedded default) finance pays by bank transfer: the first payee owed (by name, leaving
+    out the two the Stripe demo pays) is paid by hand, so the Payouts page shows both ways."""
     finance = _member_with(Organization.objects.filter(kind=Organization.Kind.PLATFORM).first(), Role.FINANCE)
     if finance is None or ManualPayout.objects.filter(reference="DEMO-PAYOUT-0001").exists():
         return
     actor = policy.actor_for_user(finance)
     as_of = timezone.now()
-    owed = sorted(payouts.payouts_owed(actor=actor, as_of=as_of), key=lambda row: row.payee)
+    through_stripe = {str(public_id) for public_id in RadiologistProfile.objects.filter(
+        user__email__in=STRIPE_PAYEES).values_list("public_id", flat=True)}
+    owed = sorted((row for row in payouts.payouts_owed(actor=actor, as_of=as_of) if row.payee_id not in through_stripe),
+                  key=lambda row: row.payee)
     if not owed:
         return
     first = owed[0]
@@ -130,4 +136,5 @@ def load_demo_billing(orgs: dict[str, Organization], *, profile: str = "full") -
         _contract(spec, orgs, report)
     _invoices(orgs, report)
     _payout(report)
+    load_demo_stripe(report)
     return report

@@ -117,7 +117,8 @@ def payout_detail(request, public_id):
         rows += [[i["transfer"], i["balance_transaction"], i["stripe_cents"], i["read_request"], "",
                   f"{i['reason']}: {i['message']}"] for i in report.get("issues", [])]
         return _trace_csv(f"payout-{payout.stripe_payout_id}", rows)
-    return render(request, "billing/payout_detail.html", {"payout": payout, "report": report})
+    return render(request, "billing/payout_detail.html", {"payout": payout, "report": report,
+                                                          "stripe_on": stripe_client.enabled()})
 
 
 @login_required

@@ -79,6 +79,7 @@ class EarningsRow:
     net: int  # what the reader earns (positive) or is paid out (negative)
     transfer: str = ""  # the Stripe transfer, or the transfer's state (held, pending, paid by hand)
     payout: str = ""  # the Stripe payout or the payment by hand that carried it
+    held_reason: str = ""  # why a held transfer waits (no Stripe account, onboarding unfinished, a debt)
 
 
 def payable_accounts(*, actor: Actor, organization: Organization | None = None) -> QuerySet[LedgerAccount]:
@@ -111,7 +112,8 @@ def earnings(*, accounts: QuerySet[LedgerAccount], start: datetime, end: datetim
                                 accession=about.get("accession", ""), modality=about.get("modality", ""),
                                 priority=about.get("priority", ""), study=about.get("study", ""),
                                 gross=gross, fee=gross - net if gross >= net else 0, net=net,
-                                transfer=_transfer_label(transfer), payout=_payout_label(transfer)))
+                                transfer=_transfer_label(transfer), payout=_payout_label(transfer),
+                                held_reason=transfer.held_reason if transfer is not None else ""))
     return rows
 
 

@@ -325,7 +325,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # --- Stripe (off unless a key is set) -----------------------------------------------------------
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
-# Tests and the demo point the official SDK at a local fake (tests/billing/fake_stripe.py); empty: api.stripe.com.
+# Tests and the demo point the official SDK at a local fake (billing/fake_stripe/); empty: api.stripe.com.
 STRIPE_API_BASE = env_str("STRIPE_API_BASE")
 STRIPE_TIMEOUT_SECONDS = env_int("STRIPE_TIMEOUT_SECONDS", 30)
 # The SDK's own retries (same idempotency key); a transfer still failing is retried by the next run.

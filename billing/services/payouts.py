@@ -42,6 +42,7 @@ class Owed:
     first_posted_at: datetime
     last_posted_at: datetime
     stripe_account: str
+    held_reason: str = ""  # why Stripe transfers wait (no account, onboarding unfinished, a debt to net)
 
 
 def _finance(actor: Actor) -> None:
@@ -65,7 +66,8 @@ def payouts_owed(*, actor: Actor, as_of: datetime) -> list[Owed]:
     transfers_discover()
     by_payee: dict[tuple, list[Transfer]] = {}
     for transfer in (Transfer.objects.filter(status__in=OPEN, earning__created_at__lte=as_of)
-                     .only("radiologist", "organization", "currency", "amount_cents", "earning__created_at")
+                     .only("radiologist", "organization", "currency", "amount_cents", "held_reason",
+                           "earning__created_at")
                      .select_related("earning").order_by("id")):
         by_payee.setdefault((transfer.radiologist_id, transfer.organization_id, transfer.currency), []).append(transfer)
     balances = _payable_balances()
@@ -86,7 +88,8 @@ def payouts_owed(*, actor: Actor, as_of: datetime) -> list[Owed]:
             kind, public_id, name = "group", str(owner.public_id), owner.name
         posted = [t.earning.created_at for t in rows]
         owed.append(Owed(kind, public_id, name, currency, len(rows), sum(t.amount_cents for t in rows),
-                         min(posted), max(posted), accounts.get((radiologist_id, organization_id), "")))
+                         min(posted), max(posted), accounts.get((radiologist_id, organization_id), ""),
+                         next((t.held_reason for t in rows if t.held_reason), "")))
     return owed
 
 

@@ -1,5 +1,6 @@
-"""Fixtures of the billing tests: the fake Stripe (tests/billing/fake_stripe.py), Stripe switched off, and the
-money people of the cast (platform finance, the group's admin), enrolled in TOTP as they must be."""
+"""Fixtures of the billing tests: the fake Stripe (the server in billing/fake_stripe/, its fixtures in
+tests/billing/fake_stripe.py), Stripe switched off, and the money people of the cast (platform finance, the
+group's admin), enrolled in TOTP as they must be."""
 
 import pytest
 

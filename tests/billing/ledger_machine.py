@@ -3,7 +3,7 @@ bench/ledger_stateful.py (≥ 10,000 steps).
 
 It posts reads (retried: the same natural key again, even with other figures), cancellation fees,
 service-level credits, finance adjustments and reversals; and, through the fake Stripe
-(tests/billing/fake_stripe.py), card payments paid or declined, refunds, transfers of earnings, Stripe
+(billing/fake_stripe/), card payments paid or declined, refunds, transfers of earnings, Stripe
 payouts and payouts by hand, an account's payouts switched on and off, and the webhooks all of that
 raises, delivered signed in any order and replayed (``deliver`` picks any queued event; ``replay`` keeps it
 queued to come again). It keeps its own model of every account's balance. After every step: each
@@ -15,6 +15,7 @@ earning reversed before it was paid is never paid).
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter, defaultdict
 
 from django.db import connection, transaction
@@ -68,7 +69,9 @@ class LedgerMachine(RuleBasedStateMachine):
         # Invariants read this example's transactions only (ids above the last one before it), so that a
         # long run stays linear; the balance trigger and the model hold the rest.
         self.before = JournalTransaction.objects.order_by("-id").values_list("id", flat=True).first() or 0
-        self.run = self.before  # the natural keys of this example are unique to it
+        # The natural keys of this example are unique to it: the last id alone repeats after an example that
+        # posted nothing (a card payment whose events were never delivered), and its payment's reference with it.
+        self.run = f"{self.before}.{uuid.uuid4().hex[:6]}"
         self.posted_reads: set[str] = set()
         self.entries: list[JournalTransaction] = []
         self.steps = 0

@@ -184,8 +184,7 @@ def test_a_payee_who_owes_back_a_reversed_paid_read_has_later_earnings_held_unti
     # Later earnings cover the debt: the older held one goes as soon as what is owed covers it.
     larger = earning(cast.center, reader, 20_000)  # 17,000: owed is now 13,600
     result = run_transfers.delay().get()
-    assert result["sent"] == 1
-    assert result["held"] == 1
+    assert (result["sent"], result["held"]) == (1, 1)
     assert Transfer.objects.get(earning=smaller).status == Transfer.Status.SENT
     assert Transfer.objects.get(earning=larger).status == Transfer.Status.HELD  # 17,000 > 8,500 still owed
     assert _payable(reader) == -8_500  # still owed: the larger earning less the debt (netted, never paid twice)

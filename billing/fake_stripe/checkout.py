@@ -17,6 +17,8 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl
 
+from billing.fake_stripe.protocol import StripeFailure, get_object, new_id, stripe_now
+
 CHECKOUT_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Pay · fake Stripe Checkout</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head><body>
 <h1>Fake Stripe Checkout</h1><p id="description">{description}</p><p id="amount">{amount} {currency}</p>{body}
@@ -24,7 +26,7 @@ CHECKOUT_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><t
 
 
 class CheckoutFake:
-    """State and routes of Checkout; ``FakeStripe`` supplies ``lock``, ``url``, ``_get``, ``_event``, ``signed``."""
+    """State and routes of Checkout; ``FakeStripe`` supplies ``lock``, ``url``, ``events``, ``_event``, ``signed``."""
 
     def reset_checkout(self) -> None:
         self.sessions: dict[str, dict] = {}
@@ -36,8 +38,6 @@ class CheckoutFake:
         self.refund_status = "succeeded"
 
     def route_checkout(self, method: str, parts: list[str], params: dict) -> dict | None:
-        from tests.billing.fake_stripe import StripeFailure
-
         match method, parts:
             case "post", ["v1", "checkout", "sessions"]:
                 return self._create_session(params)
@@ -62,8 +62,6 @@ class CheckoutFake:
 
     # --- objects -------------------------------------------------------------------------------------
     def _create_session(self, params: dict) -> dict:
-        from tests.billing.fake_stripe import StripeFailure, _id, _now
-
         for field in ("mode", "success_url", "line_items"):
             if not params.get(field):
                 raise StripeFailure(400, "invalid_request_error", f"Missing required param: {field}.", field)
@@ -79,7 +77,7 @@ class CheckoutFake:
                                     f"line_items[{index}][price_data][unit_amount]") from None
             currency = price.get("currency")
             names.append((price.get("product_data") or {}).get("name", ""))
-        cs, created = f"cs_test_{_id('x')[2:]}", _now()
+        cs, created = f"cs_test_{new_id('x')[2:]}", stripe_now()
         self.sessions[cs] = {
             "id": cs, "object": "checkout.session", "mode": "payment", "status": "open", "payment_status": "unpaid",
             "amount_subtotal": total, "amount_total": total, "currency": currency, "created": created,
@@ -96,17 +94,13 @@ class CheckoutFake:
         return {k: v for k, v in obj.items() if not k.startswith("_")}
 
     def _get_shown(self, store: dict, object_id: str, kind: str) -> dict:
-        from tests.billing.fake_stripe import FakeStripe
-
-        return self._shown(FakeStripe._get(store, object_id, kind))
+        return self._shown(get_object(store, object_id, kind))
 
     def _complete(self, cs: str) -> list[dict]:
         """The payer paid: a succeeded payment intent (the declined attempts' one, if any) and its charge; the
         session complete. Raises ``checkout.session.completed`` and ``payment_intent.succeeded``, as Stripe does."""
-        from tests.billing.fake_stripe import _id, _now
-
         session = self.sessions[cs]
-        pi, ch, created = session["payment_intent"] or _id("pi"), _id("ch"), _now()
+        pi, ch, created = session["payment_intent"] or new_id("pi"), new_id("ch"), stripe_now()
         amount, currency = session["amount_total"], session["currency"]
         self.card_charges[ch] = {
             "id": ch, "object": "charge", "amount": amount, "amount_captured": amount, "amount_refunded": 0,
@@ -126,10 +120,8 @@ class CheckoutFake:
     def _decline(self, cs: str, message: str, decline_code: str) -> dict:
         """The payer's card was declined: the intent waits for another payment method with the error of the
         failed charge (``last_payment_error``); the session stays open (Stripe's Checkout lets them retry)."""
-        from tests.billing.fake_stripe import _id, _now
-
         session = self.sessions[cs]
-        pi, ch, created = session["payment_intent"] or _id("pi"), _id("ch"), _now()
+        pi, ch, created = session["payment_intent"] or new_id("pi"), new_id("ch"), stripe_now()
         amount, currency = session["amount_total"], session["currency"]
         self.card_charges[ch] = {
             "id": ch, "object": "charge", "amount": amount, "amount_captured": 0, "amount_refunded": 0,
@@ -155,8 +147,6 @@ class CheckoutFake:
         return self._shown(session)
 
     def _create_refund(self, params: dict) -> dict:
-        from tests.billing.fake_stripe import StripeFailure, _id, _now
-
         intent = self.payment_intents.get(params.get("payment_intent", ""))
         charge = self.card_charges.get(params.get("charge") or (intent or {}).get("latest_charge") or "")
         if charge is None:
@@ -171,10 +161,10 @@ class CheckoutFake:
         if amount > left:
             raise StripeFailure(400, "invalid_request_error", "Refund amount is greater than unrefunded amount.",
                                 "amount", "amount_too_large")
-        re = _id("re")
+        re = new_id("re")
         self.refunds[re] = {"id": re, "object": "refund", "amount": amount, "charge": charge["id"],
                             "payment_intent": charge["payment_intent"], "currency": charge["currency"],
-                            "status": "pending", "reason": params.get("reason"), "created": _now(),
+                            "status": "pending", "reason": params.get("reason"), "created": stripe_now(),
                             "metadata": params.get("metadata", {})}
         if self.refund_status == "succeeded":
             self._refund_succeeds(re)
