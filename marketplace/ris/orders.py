@@ -146,11 +146,13 @@ def _order_new(center, data: OrderData, source, interface, actor) -> RisOrder:
             order = RisOrder.objects.create(center=center, source=source, interface=interface, **fields)
     except IntegrityError:  # the same order from a concurrent message
         return RisOrder.objects.get(center=center, placer_order_number=data.placer_order_number)
+    # The study looked up before the audit record: appending to the audit chain takes its lock until commit,
+    # which every listener worker waits on (bench/hl7_orders.py), so the less that follows it the better.
+    study = study_for_accession(center, order.accession_number, order.patient_id)
     audit_record(action="ris_order.received", actor=getattr(actor, "user", None), organization=center,
                  object_type="marketplace.risorder", object_id=str(order.public_id),
                  extra={"source": source, "accession": order.accession_number,
                         "placer_order_number": order.placer_order_number, "priority": order.priority})
-    study = study_for_accession(center, order.accession_number, order.patient_id)
     if study is not None:
         return order_match(order=order, study=study, actor=actor)
     return order
