@@ -26,6 +26,7 @@ from reporting.models import Report
 from reporting.quality.peer_review import refresh_reader_quality
 from reporting.quality_models import ARBITRATED_SCORES, PeerReview, SamplingCursor
 from reporting.services.reports import default_template
+from studies.demo import DEMO_STUDIES
 from studies.models import Study
 
 KEY = "demo-history:"
@@ -47,7 +48,10 @@ def load_history(organizations: dict[str, Organization], readers: dict[str, Radi
     if ReadRequest.objects.filter(idempotency_key__startswith=KEY).exists():
         report.unchanged += 1
         return
-    studies = {slug: [s for s in Study.objects.filter(organization=organizations[slug], deleted_at__isnull=True)
+    # Only the demo's own archive (studies.demo's accessions: prefix, yymmdd, index), not the CTs the coverage and
+    # RIS demos add, which must stay unread for the overflow rules and the RIS orders to show what they do.
+    studies = {slug: [s for s in Study.objects.filter(organization=organizations[slug], deleted_at__isnull=True,
+                                                      accession_number__regex=rf"^{DEMO_STUDIES[slug][0]}\d{{9}}$")
                       .order_by("pk") if _readable_by_anyone(s)]
                for slug in set(READERS.values()) if slug in organizations}
     cast = {name: readers[name] for name in READERS if name in readers and studies.get(READERS[name])}
