@@ -144,6 +144,14 @@ class PostData:
     levels: int = 1  # 2: a second reader signs before the report is final (a primary read only)
     payer: Organization | None = None  # else the center (a group's own peer-review programme pays itself)
 
+    @classmethod
+    def review_of(cls, original: ReadRequest, *, kind: str, priority: str, **fields) -> PostData:
+        """A read of ``original``'s study about its report (a second level, an overread, a peer review): the
+        same study, subspecialty, history, reason and jurisdiction, pointing back at it."""
+        return cls(study=original.study, kind=kind, priority=priority, subspecialty=original.subspecialty,
+                   clinical_history=original.clinical_history, reason_for_exam=original.reason_for_exam,
+                   original_request=original, jurisdiction=original.jurisdiction, **fields)
+
 
 def body_hash(data: dict) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()

@@ -66,13 +66,10 @@ def is_held(report: Report) -> bool:
 
 def post_second_level(read_request: ReadRequest, now: datetime) -> ReadRequest:
     """The first reader of a two-level read signed: ask for the second level, due by the read's deadline."""
-    data = PostData(study=read_request.study, kind=Kind.OVERREAD, priority=read_request.priority,
-                    subspecialty=read_request.subspecialty, clinical_history=read_request.clinical_history,
-                    reason_for_exam=read_request.reason_for_exam, original_request=read_request,
-                    special_instructions="Second level of a two-level read: the first report reaches the center as "
-                                         "final when you sign.",
-                    deadline=max(read_request.deadline, now + SECOND_LEVEL_AT_LEAST),
-                    jurisdiction=read_request.jurisdiction)
+    data = PostData.review_of(read_request, kind=Kind.OVERREAD, priority=read_request.priority,
+                              special_instructions="Second level of a two-level read: the first report reaches the "
+                                                   "center as final when you sign.",
+                              deadline=max(read_request.deadline, now + SECOND_LEVEL_AT_LEAST))
     second, _ = read_request_create(actor=ANONYMOUS, center=read_request.center, data=data)
     return second
 
@@ -196,10 +193,8 @@ def overread_order_by_group(*, actor: Actor, report: Report, request: HttpReques
         raise NotFound("Report not found.")
     original = report.read_request
     priority = Priority.URGENT if original.priority == Priority.STAT else original.priority  # QA is not STAT
-    data = PostData(study=original.study, kind=Kind.OVERREAD, priority=priority, subspecialty=original.subspecialty,
-                    clinical_history=original.clinical_history, reason_for_exam=original.reason_for_exam,
-                    original_request=original,
-                    special_instructions="Overread for the reading group's quality assurance.",
-                    jurisdiction=original.jurisdiction, payer=Organization.objects.get(pk=group_id))
+    data = PostData.review_of(original, kind=Kind.OVERREAD, priority=priority,
+                              special_instructions="Overread for the reading group's quality assurance.",
+                              payer=Organization.objects.get(pk=group_id))
     overread, _ = read_request_create(actor=actor, center=original.center, data=data, request=request)
     return overread

@@ -45,11 +45,9 @@ def _refused(message: str, code: str, **fields) -> ApplicationError:
 def peer_review_request(*, report: Report, programme_id: int, group_pays: bool, modality: str) -> PeerReview | None:
     """Post the blind review of a sampled report (None when its study is gone: nothing to review)."""
     original = report.read_request
-    data = PostData(study=original.study, kind=Kind.PEER_REVIEW, priority=Priority.ROUTINE,
-                    subspecialty=original.subspecialty, clinical_history=original.clinical_history,
-                    reason_for_exam=original.reason_for_exam, original_request=original,
-                    deadline=timezone.now() + timedelta(days=REVIEW_DAYS), jurisdiction=original.jurisdiction,
-                    payer=Organization.objects.get(pk=programme_id) if group_pays else None)
+    data = PostData.review_of(original, kind=Kind.PEER_REVIEW, priority=Priority.ROUTINE,
+                              deadline=timezone.now() + timedelta(days=REVIEW_DAYS),
+                              payer=Organization.objects.get(pk=programme_id) if group_pays else None)
     try:
         with transaction.atomic():
             review_request, _ = read_request_create(actor=ANONYMOUS, center=original.center, data=data)
