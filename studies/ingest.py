@@ -7,13 +7,12 @@ meta the door wrote around it (compared by the content fingerprint, the data set
 Information, and element by element when the encodings differ); a different data set under a known
 SOPInstanceUID is a conflict and is never written. Any failure leaves nothing
 behind: no row without its file, no file without its row. On a local folder each file and its folder
-entry are synced to disk before the transaction that indexes it commits (``_Written``), so an instance
+entry are synced to disk before the transaction that indexes it commits (``Written``), so an instance
 answered "stored" survives a crash.
 """
 
 from __future__ import annotations
 
-import errno
 import functools
 import hashlib
 import logging
@@ -22,13 +21,11 @@ import tempfile
 import threading
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from django.conf import settings
-from django.core.files import File
-from django.core.files.storage import FileSystemStorage, default_storage, storages
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, close_old_connections, connection, connections, transaction
 from django.utils import timezone
 
@@ -45,6 +42,7 @@ from studies.dicom import (
     read_instance,
     same_data_set,
 )
+from studies.durable_write import Written, write_file
 from studies.models import Instance, Series, Study
 
 logger = logging.getLogger(__name__)
@@ -555,10 +553,10 @@ def _store_together(pending: list[_Pending], rows: RowCache | None = None,
                 _remember(flush, item, study, series, series_created, modality)
             _insert_rows(new)
             # The files last (the rows are in, pending the commit), each durable before the commit.
-            written = _Written()
+            written = Written()
             for item, instance in stored:
                 flush.written.append(instance.storage_key)
-                _write_file(instance.storage_key, item.path, written)
+                write_file(instance.storage_key, item.path, written)
             written.sync()
             for item, instance in stored:
                 item.outcome.status, item.outcome.instance = Status.STORED, instance
@@ -654,8 +652,8 @@ def _store_one(item: _Pending, flush: _Flush, *, defer_cache: bool = False):
     instance = _new_instance(item, study, series, timezone.now())
     instance.save(force_insert=True)
     flush.written.append(instance.storage_key)
-    written = _Written()
-    _write_file(instance.storage_key, item.path, written)
+    written = Written()
+    write_file(instance.storage_key, item.path, written)
     written.sync()
     item.outcome.status, item.outcome.instance = Status.STORED, instance
     stored = (study, series, series_created, modality)
@@ -911,152 +909,6 @@ def _add_counters(flush: _Flush) -> None:
                 params.append(current)
             cursor.execute(f"UPDATE {study_table} SET {', '.join(assignments)} WHERE id = %s",  # noqa: S608 - values bound
                            [*params, pk])
-
-
-class _Written:
-    """What a transaction wrote to a local folder, made durable (``sync``) before it commits.
-
-    The answer "stored" must survive a crash: each file's bytes (``fdatasync``) and its name (``fsync`` of
-    its directory, and of the parent of every directory created for it) reach the disk before the index
-    row is committed. A crash before the commit leaves at most a file without a row, which the next
-    ingest of that instance replaces. Remote storages (S3) are durable when their write returns."""
-
-    def __init__(self) -> None:
-        self.files: list[str] = []
-        self.directories: set[str] = set()
-
-    def sync(self) -> None:
-        if not self.files and not self.directories:
-            return
-        if len(self.files) > 1:
-            # The disk takes the flushes together: in parallel, a batch costs about one flush, not one each.
-            list(_sync_pool().map(_fdatasync, self.files))
-        else:
-            for path in self.files:
-                _fdatasync(path)
-        for directory in sorted(self.directories, key=len, reverse=True):
-            _fsync_directory(directory)
-
-
-_SYNC_POOL = None
-_SYNC_POOL_LOCK = threading.Lock()
-
-
-def _sync_pool():
-    global _SYNC_POOL
-    with _SYNC_POOL_LOCK:
-        if _SYNC_POOL is None:
-            _SYNC_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ingest-fsync")
-        return _SYNC_POOL
-
-
-def _fdatasync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_directory(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _local_storage() -> FileSystemStorage | None:
-    """The default storage when it is exactly Django's local-folder storage (written by link, synced)."""
-    storage = storages["default"]
-    return storage if type(storage) is FileSystemStorage else None
-
-
-def _ensure_directory(directory: str, written: _Written) -> None:
-    """Create ``directory`` (and missing parents) as the storage would, noting which names need a sync."""
-    if os.path.isdir(directory):
-        return
-    missing = []
-    current = directory
-    while not os.path.isdir(current):
-        missing.append(current)
-        parent = os.path.dirname(current)
-        if parent == current:
-            break
-        current = parent
-    storage = _local_storage()
-    mode = storage.directory_permissions_mode if storage is not None else None
-    for path in reversed(missing):
-        try:
-            if mode is not None:
-                old_umask = os.umask(0o777 & ~mode)
-                try:
-                    os.mkdir(path, mode)
-                finally:
-                    os.umask(old_umask)
-            else:
-                os.mkdir(path)
-        except FileExistsError:
-            pass
-        written.directories.add(os.path.dirname(path))  # the new name lives in the parent
-
-
-def _write_file(key: str, path: str, written: _Written | None = None) -> None:
-    """Write under exactly ``key``, as the last step of the indexing transaction.
-
-    A file already at the key has no row (a crash between write and commit left it): replace it.
-    If the write fails, the exception rolls the index back and the partial file is removed. On a local
-    folder the spooled file gets its final name by a hard link (no copy) and ``written`` collects what to
-    sync before the commit.
-    """
-    written = written if written is not None else _Written()
-    try:
-        storage = _local_storage()
-        if storage is not None and _link_into_place(storage, key, path, written):
-            return
-        if default_storage.exists(key):
-            default_storage.delete(key)
-        with open(path, "rb") as fh:
-            saved = default_storage.save(key, File(fh, name=os.path.basename(key)))
-        if saved != key:
-            default_storage.delete(saved)
-            raise OSError(f"storage saved {saved!r} instead of {key!r}")
-        if storage is not None:
-            final = storage.path(key)
-            written.files.append(final)
-            written.directories.add(os.path.dirname(final))
-    except Exception:
-        logger.exception("storing %s failed; the index change is rolled back", key)
-        if default_storage.exists(key):
-            default_storage.delete(key)
-        raise
-
-
-_NO_LINK_ERRNOS = {errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK, errno.EOPNOTSUPP}
-
-
-def _link_into_place(storage: FileSystemStorage, key: str, path: str, written: _Written) -> bool:
-    """Give the spooled file its final name in the local folder by a hard link; False where links are
-    not possible (another file system): the caller copies then. The spooled name stays, so that a
-    rolled-back batch can still store it one instance at a time."""
-    final = storage.path(key)
-    directory = os.path.dirname(final)
-    _ensure_directory(directory, written)
-    try:
-        try:
-            os.link(path, final)
-        except FileExistsError:
-            os.unlink(final)  # no row points at it (we hold the instance's index row, not yet committed)
-            os.link(path, final)
-    except OSError as exc:
-        if exc.errno in _NO_LINK_ERRNOS:
-            return False
-        raise
-    if storage.file_permissions_mode is not None:
-        os.chmod(final, storage.file_permissions_mode)
-    written.files.append(final)
-    written.directories.add(directory)
-    return True
 
 
 def ingest_files(*, organization: Organization, files: list[tuple[str, BinaryIO]], source: str,

@@ -443,10 +443,10 @@ def test_a_stored_instance_is_on_disk_before_its_row_is_committed(cast, ct_files
     created for it) reach the disk inside the indexing transaction, before the commit answers "stored"."""
     from django.db import connection
 
-    from studies import ingest
+    from studies import durable_write
 
     synced: list[tuple[str, str, bool]] = []
-    real_fdatasync, real_fsync, real_sync = os.fdatasync, os.fsync, ingest._Written.sync
+    real_fdatasync, real_fsync, real_sync = os.fdatasync, os.fsync, durable_write.Written.sync
     inside = {"transaction": False}  # the state of the ingesting thread (the flushes may run in a pool)
 
     def record(kind, real):
@@ -464,7 +464,7 @@ def test_a_stored_instance_is_on_disk_before_its_row_is_committed(cast, ct_files
 
     monkeypatch.setattr(os, "fdatasync", record("data", real_fdatasync))
     monkeypatch.setattr(os, "fsync", record("name", real_fsync))
-    monkeypatch.setattr(ingest._Written, "sync", sync)
+    monkeypatch.setattr(durable_write.Written, "sync", sync)
     with IngestBatch() as batch:
         outcomes = _batch_ingest(cast.center, ct_files[:3], batch=batch)
     assert [o.status for o in outcomes] == [Status.STORED] * 3
