@@ -40,7 +40,9 @@ TESTS_FOR: dict[str, list[str]] = {
     "accounts/npi.py": ["tests/accounts/test_npi.py"],
     "accounts/credentials/eligibility.py": ["tests/accounts/test_eligibility.py",
                                             "tests/accounts/test_eligibility_rules.py"],
-    "accounts/policy.py": ["tests/accounts/test_policy.py", "tests/accounts/test_policy_rules.py"],
+    # The route check first: it alone reads ``ROUTES`` (a route left undeclared, a name that is no route).
+    "accounts/policy.py": ["tests/test_route_policy.py", "tests/accounts/test_policy.py",
+                           "tests/accounts/test_policy_rules.py"],
     "studies/deid.py": ["tests/studies/test_deid.py", "tests/studies/test_deid_allow_list.py"],
 }
 
