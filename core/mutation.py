@@ -40,8 +40,15 @@ TESTS_FOR: dict[str, list[str]] = {
     "accounts/npi.py": ["tests/accounts/test_npi.py"],
     "accounts/credentials/eligibility.py": ["tests/accounts/test_eligibility.py",
                                             "tests/accounts/test_eligibility_rules.py"],
-    "accounts/policy.py": ["tests/accounts/test_policy.py", "tests/accounts/test_policy_rules.py"],
+    # The route check first: it alone reads ``ROUTES`` (a route left undeclared, a name that is no route).
+    "accounts/policy.py": ["tests/test_route_policy.py", "tests/accounts/test_policy.py",
+                           "tests/accounts/test_policy_rules.py"],
     "studies/deid.py": ["tests/studies/test_deid.py", "tests/studies/test_deid_allow_list.py"],
+    "marketplace/services/matching.py": ["tests/marketplace/test_matching.py",
+                                         "tests/marketplace/test_matching_rows.py",
+                                         "tests/marketplace/test_matching_hot_path.py",
+                                         "tests/marketplace/test_follow_the_sun.py",
+                                         "tests/marketplace/test_ranking_quality.py"],
 }
 
 COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "var", "node_modules", "__pycache__", ".ruff_cache",

@@ -3,13 +3,16 @@ admin site, what an anonymous or deactivated user is, who is a patient, and what
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends.db import SessionStore
 from django.test import RequestFactory
 
 from accounts import policy, services
-from accounts.models import Membership, OrganizationApiKey, User
+from accounts.models import Membership, OrganizationApiKey, PatientProfile, User
+from accounts.patients import patient_details_save
 from tests.factories import MembershipFactory, UserFactory
 
 
@@ -156,3 +159,27 @@ def test_the_request_actor_follows_the_session_choice_and_the_current_user(cast)
     bare = RequestFactory().get("/")
     bare.user = AnonymousUser()
     assert policy.actor_from_request(bare) is policy.ANONYMOUS
+
+
+def test_a_platform_person_who_also_belongs_to_a_center_keeps_their_platform_role(cast):
+    MembershipFactory(user=cast.platform_staff, organization=cast.center, roles=["viewer"])
+    finance = _platform_member(cast, ["finance"])
+    MembershipFactory(user=finance, organization=cast.other_center, roles=["viewer"])
+    ops = actor(cast.platform_staff)
+    assert ops.is_platform_staff
+    assert ops.is_platform_operations
+    assert policy.can_view_every_organization(ops)
+    assert actor(finance).is_platform_finance
+    assert policy.can_view_audit_log(actor(finance))
+
+
+def test_a_patient_acts_in_their_own_private_space_and_nobody_else_has_one(cast):
+    assert actor(cast.patient).personal_space_id is None  # no details yet: no space
+    other_patient = UserFactory(kind=User.Kind.PATIENT)
+    for user in (other_patient, cast.patient):
+        patient_details_save(actor=actor(user), date_of_birth=dt.date(1980, 5, 1), country="US", region="TX")
+    for user in (cast.patient, other_patient):
+        assert actor(user).personal_space_id == PatientProfile.objects.get(user=user).space_id, user.email
+    assert actor(cast.patient).personal_space_id != actor(other_patient).personal_space_id
+    assert actor(cast.radiologist).personal_space_id is None
+    assert policy.actor_for_api_key(OrganizationApiKey(organization=cast.center, name="k")).personal_space_id is None
