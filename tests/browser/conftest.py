@@ -64,12 +64,18 @@ def chromium_page(chromium_path: str, profile_dir=None):
             browser.close()
 
 
+# A request the browser itself cancels when the page moves on (a favicon or thumbnail still loading) is no fault
+# of the server's: anything the server got wrong shows as an HTTP status, which is still recorded.
+ABORTED_BY_NAVIGATION = "net::ERR_ABORTED"
+
+
 def watch(page, problems: list[str]) -> None:
     """Record the page's console errors and warnings, page errors, failed requests and HTTP errors."""
     page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
             if msg.type in {"error", "warning"} else None)
     page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    page.on("requestfailed", lambda req: problems.append(f"request failed: {req.url} {req.failure}"))
+    page.on("requestfailed", lambda req: problems.append(f"request failed: {req.url} {req.failure}")
+            if req.failure != ABORTED_BY_NAVIGATION else None)
     page.on("response", lambda resp: problems.append(f"HTTP {resp.status}: {resp.url}")
             if resp.status >= 400 else None)
 

@@ -135,8 +135,6 @@ def test_a_patient_orders_pays_and_reads_a_second_opinion_on_a_phone(
         finally:
             browser.close()
 
-    # Thumbnails still loading when the patient moved on are cancelled by the browser (net::ERR_ABORTED).
     # The fake Stripe answers its hosted page's favicon request 401 (it serves only the API and that page).
-    left = [p for p in problems if not (p.startswith("request failed:") and p.endswith("net::ERR_ABORTED"))]
-    assert left in ([], ["console error: Failed to load resource: the server responded with a status of 401 "
-                         "(Unauthorized)"]), left
+    assert problems in ([], ["console error: Failed to load resource: the server responded with a status of 401 "
+                         "(Unauthorized)"]), problems
