@@ -205,7 +205,9 @@ def _apply(message: hl7.Message, interface: Hl7Interface) -> list:
     applied: list = []
     try:  # in _process's transaction: all the message's orders, or (on a refusal) none of them
         for data in read_orders(message, kind):
-            applied.append(order_apply(center=interface.center, data=data, source="hl7", interface=interface))
+            # The message's own audit event (``_audit``) names the orders it created: one chain append a message.
+            applied.append(order_apply(center=interface.center, data=data, source="hl7", interface=interface,
+                                       receipt_audited=True))
     except Refusal:
         raise
     except ApplicationError as exc:

@@ -115,8 +115,11 @@ def ris_order_transition(*, order: RisOrder, to: str, actor: Actor | None, reaso
 
 @transaction.atomic
 def order_apply(*, center: Organization, data: OrderData, source: str, interface: Hl7Interface | None = None,
-                actor=None) -> RisOrder:
+                actor=None, receipt_audited: bool = False) -> RisOrder:
     """Apply one order message to the center's orders: create (NW), cancel (CA) or amend (XO) it.
+
+    ``receipt_audited``: the caller's own audit event records the message and names the orders it created (the
+    HL7 listener's ``hl7.message_received``), so a new order's receipt is not recorded a second time.
 
     Raises ``core.errors.ApplicationError`` naming the field (``fields``: HL7 location such as "ORC-2" or
     the FHIR path) when the message cannot be applied; the listener answers AE with it.
@@ -125,7 +128,7 @@ def order_apply(*, center: Organization, data: OrderData, source: str, interface
         raise ApplicationError("Orders are taken for imaging centers only.", code="not_a_center", status_code=422)
     data = _clean(data, source)
     if data.control == NEW:
-        return _order_new(center, data, source, interface, actor)
+        return _order_new(center, data, source, interface, actor, receipt_audited)
     order = RisOrder.objects.select_for_update().filter(center=center,
                                                         placer_order_number=data.placer_order_number).first()
     if order is None:
@@ -136,26 +139,28 @@ def order_apply(*, center: Organization, data: OrderData, source: str, interface
     return _order_change(order, data, source, actor)
 
 
-def _order_new(center, data: OrderData, source, interface, actor) -> RisOrder:
-    earlier = RisOrder.objects.filter(center=center, placer_order_number=data.placer_order_number).first()
-    if earlier is not None:
-        return earlier  # a repeated NW (a resend, another message id): the order once
+def _order_new(center, data: OrderData, source, interface, actor, receipt_audited: bool) -> RisOrder:
     fields = {name: getattr(data, name) for name in OrderData.__dataclass_fields__ if name != "control"}
-    try:
+    try:  # inserted first, not looked up first: a repeat is rare and every new order saves a query
         with transaction.atomic():
             order = RisOrder.objects.create(center=center, source=source, interface=interface, **fields)
-    except IntegrityError:  # the same order from a concurrent message
+    except IntegrityError:  # a repeated NW (a resend, another message id, a concurrent copy): the order once
         return RisOrder.objects.get(center=center, placer_order_number=data.placer_order_number)
     # The study looked up before the audit record: appending to the audit chain takes its lock until commit,
     # which every listener worker waits on (bench/hl7_orders.py), so the less that follows it the better.
     study = study_for_accession(center, order.accession_number, order.patient_id)
+    if not receipt_audited:
+        _audit_receipt(order, center, source, actor)
+    if study is not None:
+        return order_match(order=order, study=study, actor=actor)
+    return order
+
+
+def _audit_receipt(order: RisOrder, center, source: str, actor) -> None:
     audit_record(action="ris_order.received", actor=getattr(actor, "user", None), organization=center,
                  object_type="marketplace.risorder", object_id=str(order.public_id),
                  extra={"source": source, "accession": order.accession_number,
                         "placer_order_number": order.placer_order_number, "priority": order.priority})
-    if study is not None:
-        return order_match(order=order, study=study, actor=actor)
-    return order
 
 
 def _order_cancel(order: RisOrder, source: str, actor) -> RisOrder:

@@ -302,6 +302,10 @@ def test_a_new_order_is_accepted_and_becomes_an_order_waiting_for_its_images(lis
     assert saved.ordering_physician == "Gregory House"
     row = Hl7Message.objects.get()
     assert (row.ack_code, row.order, row.interface) == ("AA", saved, interface)
+    # One audit event for the message, naming the order it created (one append to the chain per message).
+    event = AuditEvent.objects.get()
+    assert (event.action, event.object_id, event.organization_id) == ("hl7.message_received", str(row.pk), center.pk)
+    assert event.extra["orders"] == [str(saved.public_id)]
 
 
 def test_a_repeated_new_order_is_applied_once(listener):
