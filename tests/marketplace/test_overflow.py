@@ -94,11 +94,19 @@ def test_hours_rule_outside_its_window_posts_nothing(cast, reader, django_captur
     assert overflow_tick() == 0
 
 
-def test_hours_rule_of_another_modality_posts_nothing(cast, reader, django_capture_on_commit_callbacks):
+def test_hours_rule_of_another_modality_posts_nothing(cast, reader, django_capture_on_commit_callbacks,
+                                                     django_assert_num_queries):
+    from marketplace.services.overflow import on_studies_received
+
     _hours_rule(cast, modality="MR")
     with django_capture_on_commit_callbacks(execute=True):
         study = ingest_study(cast.center, modality="CT")
     assert _posted(study) is None
+    overflow.forget_rules(cast.center.pk)
+    overflow.active_rules(cast.center.pk)[0].center  # noqa: B018 - the rules and their center, cached
+    with django_assert_num_queries(1) as queries:  # the plain look at the arrival; postings are not asked about
+        on_studies_received(organization_id=cast.center.pk, study_ids=[study.pk], source="stow")
+    assert "EXISTS" not in queries.captured_queries[0]["sql"]
 
 
 def test_hours_rule_arrival_the_hook_missed_is_posted_by_the_clock_once(cast, reader):
@@ -121,7 +129,8 @@ def test_a_studys_later_instances_cost_the_ingest_hook_no_query(cast, reader, dj
     with django_assert_num_queries(0):  # the rules are cached and the study was checked moments ago
         on_studies_received(organization_id=cast.center.pk, study_ids=[study.pk], source="stow")
     overflow.forget_rules(cast.center.pk)  # a rule changed: every study is checked again
-    with django_assert_num_queries(3):  # the rules, their center, then the study (already posted: nothing more)
+    # The rules, their center, the study's plain look, then whether it is posted (it is: nothing more).
+    with django_assert_num_queries(4):
         on_studies_received(organization_id=cast.center.pk, study_ids=[study.pk], source="stow")
     assert ReadRequest.objects.filter(study=study).count() == 1
 
