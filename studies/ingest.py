@@ -26,12 +26,11 @@ from typing import BinaryIO
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, close_old_connections, connection, connections, transaction
+from django.db import IntegrityError, close_old_connections, connections, transaction
 from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import Organization
-from core.sql import sent_together
 from studies import hooks
 from studies.dicom import (
     PART10_PREFIX,
@@ -43,7 +42,19 @@ from studies.dicom import (
     same_data_set,
 )
 from studies.durable_write import Written, write_file
-from studies.models import Instance, Series, Study
+from studies.ingest_rows import (
+    Flush,
+    RowCache,
+    add_counters,
+    create_rows,
+    existing_uids,
+    insert_rows,
+    new_instance,
+    remember,
+    rows_for,
+    unknown_rows,
+)
+from studies.models import Instance
 
 logger = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
@@ -92,11 +103,6 @@ class IngestOutcome:
         return {"file": self.filename, "status": self.status, "reason": self.reason, "code": self.code,
                 "sop_instance_uid": self.sop_instance_uid, "study_instance_uid": self.study_instance_uid,
                 "size": self.size, "warnings": self.warnings}
-
-
-def storage_key(organization: Organization, study_uid: str, series_uid: str, sop_uid: str) -> str:
-    """Built by the server from validated UIDs only: never from file names or DICOMDIR paths."""
-    return f"{organization.public_id}/{study_uid}/{series_uid}/{sop_uid}.dcm"
 
 
 def _spool(stream: BinaryIO, limit: int) -> tuple[str, int, str, str, bool]:
@@ -243,26 +249,6 @@ def _index_and_store(*, organization, parsed: ParsedInstance, path, size, sha256
                     content_sha256=content_sha256)
     _store_items([item], raise_errors=True)
     return item.outcome
-
-
-def _study_defaults(organization: Organization, parsed: ParsedInstance, jurisdiction) -> dict:
-    country, region = jurisdiction or (organization.country, organization.region)
-    f = parsed.field
-    return {
-        "patient_id": f("PatientID"),
-        "patient_name": f("PatientName"),
-        "patient_birth_date": f("PatientBirthDate"),
-        "patient_sex": f("PatientSex"),
-        "accession_number": f("AccessionNumber"),
-        "study_description": f("StudyDescription"),
-        "study_date": f("StudyDate"),
-        "study_time": f("StudyTime"),
-        "study_id": f("StudyID"),
-        "referring_physician_name": f("ReferringPhysicianName"),
-        "institution_name": f("InstitutionName"),
-        "jurisdiction_country": country,
-        "jurisdiction_region": region,
-    }
 
 
 @dataclass
@@ -448,45 +434,6 @@ def _unlink(path: str) -> None:
 PROCESSING_FAILURE_REASON = "the instance could not be stored because of a server-side failure; retry later"
 
 
-class RowCache:
-    """Study and series rows known to exist, kept across the transactions of one batch or gateway.
-
-    A flush starts from a copy and hands its rows back only once its transaction committed, so a
-    rolled-back row is never reused. Counters are never written from these objects (``F()`` updates by
-    primary key), so stale counter values do not matter. A row deleted meanwhile (a purged study) makes
-    the next insert fail: that instance is answered "retry later" and the cache is emptied.
-    """
-
-    MAX_ROWS = 2000
-
-    def __init__(self) -> None:
-        self.studies: dict[tuple[int, str], Study] = {}
-        self.series: dict[tuple[int, str], Series] = {}
-
-    def keep(self, flush: _Flush) -> None:
-        if len(self.studies) + len(self.series) > self.MAX_ROWS:
-            self.clear()
-        self.studies.update(flush.studies)
-        self.series.update(flush.series)
-
-    def clear(self) -> None:
-        self.studies.clear()
-        self.series.clear()
-
-
-class _Flush:
-    """What one transaction of a batch learned: rows to reuse, counters to add, files written."""
-
-    def __init__(self, rows: RowCache | None = None) -> None:
-        self.studies: dict[tuple[int, str], Study] = dict(rows.studies) if rows else {}
-        self.series: dict[tuple[int, str], Series] = dict(rows.series) if rows else {}
-        self.series_counts: dict[int, list[int]] = {}  # series pk -> [instances, bytes]
-        self.study_counts: dict[int, list[int]] = {}  # study pk -> [instances, bytes, new series]
-        self.new_modalities: dict[int, list[str]] = {}
-        self.created_series: set[int] = set()  # by this transaction, not counted in its study yet
-        self.written: list[str] = []
-
-
 def _store_items(pending: list[_Pending], *, raise_errors: bool, rows: RowCache | None = None,
                  before_commit: Callable[[], object] | None = None) -> bool:
     """Store ``pending`` in one transaction: all at once when nothing goes wrong, else one savepoint each.
@@ -515,7 +462,7 @@ def _store_together(pending: list[_Pending], rows: RowCache | None = None,
     then one commit. Any error rolls the whole transaction back, removes the files
     it wrote and answers False: the caller then stores the batch again one savepoint per instance, so
     that each instance's own failure is reported and the others are still stored."""
-    flush = _Flush(rows)
+    flush = Flush(rows)
     try:
         with transaction.atomic():
             existing: dict[tuple[int, str], Instance] = {}
@@ -525,13 +472,13 @@ def _store_together(pending: list[_Pending], rows: RowCache | None = None,
             for org_pk, uids in by_org.items():
                 # The studies and series not known yet come with the same query (a one-instance request
                 # then costs one SELECT before its INSERT).
-                known = _existing_uids(org_pk, uids, flush, wanted=_unknown_rows(pending, flush, org_pk))
+                known = existing_uids(org_pk, uids, flush, wanted=unknown_rows(pending, flush, org_pk))
                 if not known:  # the common case: one cheap query, no rows to build
                     continue
                 for instance in (Instance.objects.select_related("study", "series")
                                  .filter(organization_id=org_pk, sop_instance_uid__in=known)):
                     existing[(org_pk, instance.sop_instance_uid)] = instance
-            _create_rows(pending, flush)
+            create_rows(pending, flush)
             first: dict[tuple[int, str], _Pending] = {}
             repeats: list[tuple[_Pending, _Pending]] = []
             new: list[Instance] = []
@@ -546,12 +493,12 @@ def _store_together(pending: list[_Pending], rows: RowCache | None = None,
                     repeats.append((item, first[uid]))
                     continue
                 first[uid] = item
-                study, series, series_created, modality = _rows_for(item, flush)
-                instance = _new_instance(item, study, series, now)
+                study, series, series_created, modality = rows_for(item, flush)
+                instance = new_instance(item, study, series, now)
                 new.append(instance)
                 stored.append((item, instance))
-                _remember(flush, item, study, series, series_created, modality)
-            _insert_rows(new)
+                remember(flush, item, study, series, series_created, modality)
+            insert_rows(new)
             # The files last (the rows are in, pending the commit), each durable before the commit.
             written = Written()
             for item, instance in stored:
@@ -562,7 +509,7 @@ def _store_together(pending: list[_Pending], rows: RowCache | None = None,
                 item.outcome.status, item.outcome.instance = Status.STORED, instance
             for item, original in repeats:
                 _set_existing(item, original.outcome.instance, stored_path=original.path)
-            _add_counters(flush)
+            add_counters(flush)
             if before_commit is not None:
                 before_commit()
     except Exception:  # noqa: BLE001 - retried one instance at a time, where each failure is reported
@@ -582,7 +529,7 @@ def _store_one_by_one(pending: list[_Pending], *, raise_errors: bool, rows: RowC
                       before_commit: Callable[[], object] | None = None) -> bool:
     """Store ``pending`` in one transaction, one savepoint per instance when there are several; answers
     whether it committed."""
-    flush = _Flush(rows)
+    flush = Flush(rows)
     alone = len(pending) == 1
     try:
         with transaction.atomic():
@@ -600,8 +547,8 @@ def _store_one_by_one(pending: list[_Pending], *, raise_errors: bool, rows: RowC
                     _resolve_failure(item, exc, raise_errors=False)
                 else:
                     if stored is not None:
-                        _remember(flush, item, *stored)
-            _add_counters(flush)
+                        remember(flush, item, *stored)
+            add_counters(flush)
             if before_commit is not None:
                 before_commit()
         if rows is not None:
@@ -640,7 +587,7 @@ def _resolve_failure(item: _Pending, exc: Exception, *, raise_errors: bool) -> N
     item.outcome.instance = None
 
 
-def _store_one(item: _Pending, flush: _Flush, *, defer_cache: bool = False):
+def _store_one(item: _Pending, flush: Flush, *, defer_cache: bool = False):
     """Index one instance and write its file, as the last step (the caller's transaction or savepoint)."""
     organization, parsed = item.organization, item.parsed
     found = (Instance.objects.filter(organization=organization, sop_instance_uid=parsed.sop_uid)
@@ -648,8 +595,8 @@ def _store_one(item: _Pending, flush: _Flush, *, defer_cache: bool = False):
     if found:
         _set_existing(item, _find_existing(organization, parsed.sop_uid))
         return None
-    study, series, series_created, modality = _rows_for(item, flush)
-    instance = _new_instance(item, study, series, timezone.now())
+    study, series, series_created, modality = rows_for(item, flush)
+    instance = new_instance(item, study, series, timezone.now())
     instance.save(force_insert=True)
     flush.written.append(instance.storage_key)
     written = Written()
@@ -658,257 +605,8 @@ def _store_one(item: _Pending, flush: _Flush, *, defer_cache: bool = False):
     item.outcome.status, item.outcome.instance = Status.STORED, instance
     stored = (study, series, series_created, modality)
     if not defer_cache:
-        _remember(flush, item, *stored)
+        remember(flush, item, *stored)
     return stored
-
-
-def _rows_for(item: _Pending, flush: _Flush) -> tuple[Study, Series, bool, str]:
-    """The study and series rows of an instance (created when new; reused within one transaction).
-
-    Rows already known to this transaction (or to the batch's ``RowCache``) cost nothing; else one query
-    looks both up; only a new study or series goes through ``get_or_create``."""
-    organization, parsed = item.organization, item.parsed
-    modality = parsed.field("Modality")
-    study = flush.studies.get((organization.pk, parsed.study_uid))
-    series = flush.series.get((study.pk, parsed.series_uid)) if study is not None else None
-    if series is not None:
-        # the first instance of a series this flush created counts it (``_remember``)
-        created = series.pk in flush.created_series
-        flush.created_series.discard(series.pk)
-        return study, series, created, modality
-    found_study, found_series = _lookup_rows(organization.pk, parsed.study_uid, parsed.series_uid)
-    study = study or found_study
-    if study is None:
-        study, _ = Study.objects.get_or_create(
-            organization=organization, study_instance_uid=parsed.study_uid,
-            defaults=_study_defaults(organization, parsed, item.jurisdiction))
-    series_created = False
-    series = found_series if found_series is not None and found_series.study_id == study.pk else None
-    if series is None:
-        series, series_created = Series.objects.get_or_create(
-            study=study, series_instance_uid=parsed.series_uid, defaults=_series_defaults(parsed))
-    return study, series, series_created, modality
-
-
-def _series_defaults(parsed: ParsedInstance) -> dict:
-    f = parsed.field
-    return {"modality": f("Modality"), "series_number": f("SeriesNumber"),
-            "series_description": f("SeriesDescription"), "body_part_examined": f("BodyPartExamined"),
-            "series_date": f("SeriesDate")}
-
-
-def _lookup_rows(organization_pk: int, study_uid: str, series_uid: str) -> tuple[Study | None, Series | None]:
-    """The study (and its series) by UID in one query, as model instances whose other fields load lazily."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT st.id, se.id " + _rows_from_clause(), [series_uid, organization_pk, study_uid])
-        row = cursor.fetchone()
-    return _rows_from(organization_pk, study_uid, series_uid, row)
-
-
-def _rows_from_clause() -> str:
-    """A study by UID and its series by UID (parameters: series UID, organization, study UID)."""
-    return (f"FROM {_qn(Study._meta.db_table)} st LEFT OUTER JOIN {_qn(Series._meta.db_table)} se "
-            "ON se.study_id = st.id AND se.series_instance_uid = %s "
-            "WHERE st.organization_id = %s AND st.study_instance_uid = %s")
-
-
-def _rows_from(organization_pk: int, study_uid: str, series_uid: str, row) -> tuple[Study | None, Series | None]:
-    if row is None:
-        return None, None
-    study = Study.from_db(connection.alias, ["id", "organization_id", "study_instance_uid"],
-                          [int(row[0]), organization_pk, study_uid])
-    series = None
-    if row[1] is not None:
-        series = Series.from_db(connection.alias, ["id", "study_id", "series_instance_uid"],
-                                [int(row[1]), study.pk, series_uid])
-        series.study = study
-    return study, series
-
-
-def _qn(name: str) -> str:
-    return connection.ops.quote_name(name)
-
-
-def _new_instance(item: _Pending, study: Study, series: Series, now) -> Instance:
-    """The index row of one instance (not saved yet), under the server-built storage key."""
-    organization, parsed = item.organization, item.parsed
-    f = parsed.field
-    return Instance(
-        organization=organization, study=study, series=series, sop_instance_uid=parsed.sop_uid,
-        sop_class_uid=parsed.sop_class_uid, instance_number=f("InstanceNumber"),
-        transfer_syntax_uid=parsed.transfer_syntax_uid, number_of_frames=f("NumberOfFrames") or 1,
-        rows=f("Rows"), columns=f("Columns"), bits_allocated=f("BitsAllocated"),
-        samples_per_pixel=f("SamplesPerPixel"), burned_in_annotation=f("BurnedInAnnotation").upper(),
-        size=item.size, sha256=item.sha256, content_sha256=item.content_sha256,
-        storage_key=storage_key(organization, parsed.study_uid, parsed.series_uid, parsed.sop_uid),
-        pixel_data_offset=parsed.pixel_data_offset, pixel_data_length=parsed.pixel_data_length,
-        dicom_json=parsed.dicom_json, received_at=now, received_via=item.source)
-
-
-def _insert_rows(objects: list, *, unique: tuple[str, ...] | None = None) -> list:
-    """One multi-row INSERT of new rows of one model (their primary keys set from RETURNING); returns the
-    objects inserted. ``unique``: the columns of a unique constraint; a row that would break it is skipped
-    (ON CONFLICT DO NOTHING) and left out of the result.
-
-    Written here rather than with ``bulk_create``: Django compiles and adapts every value of every row
-    (and on PostgreSQL escapes each into an UNNEST array literal), which cost more CPU than the rest of
-    the indexing; and ``bulk_create`` sets no primary key when it ignores conflicts."""
-    if not objects:
-        return []
-    model = type(objects[0])
-    if not connection.features.can_return_rows_from_bulk_insert:
-        if unique is not None:
-            return []  # the caller creates each row on its own
-        model.objects.bulk_create(objects)
-        return objects
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    columns = ", ".join(_qn(f.column) for f in fields)
-    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    conflict = f" ON CONFLICT ({', '.join(_qn(c) for c in unique)}) DO NOTHING" if unique else ""
-    unique_fields = [model._meta.get_field(c) for c in unique or ()]
-    returning = ", ".join(_qn(c) for c in (model._meta.pk.column, *(f.column for f in unique_fields)))
-    size = max(1, connection.ops.bulk_batch_size(fields, objects) or len(objects))
-    inserted = []
-    with connection.cursor() as cursor:
-        for start in range(0, len(objects), size):
-            chunk = objects[start:start + size]
-            params = []
-            for obj in chunk:
-                params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
-            sql = (f"INSERT INTO {_qn(model._meta.db_table)} ({columns}) VALUES "  # noqa: S608 - values bound
-                   f"{', '.join([row_sql] * len(chunk))}{conflict} RETURNING {returning}")
-            cursor.execute(sql, params)
-            returned = cursor.fetchall()
-            if unique:
-                by_key = {tuple(getattr(obj, f.attname) for f in unique_fields): obj for obj in chunk}
-                chunk = [by_key[tuple(row[1:])] for row in returned]
-            for obj, row in zip(chunk, returned, strict=True):
-                obj.pk = row[0]
-                obj._state.adding = False
-                obj._state.db = connection.alias
-                inserted.append(obj)
-    return inserted
-
-
-def _unknown_rows(pending: list[_Pending], flush: _Flush, organization_pk: int) -> list[tuple[str, str]]:
-    """The (study UID, series UID) pairs of the organization's instances whose rows this flush does not know."""
-    wanted = {}
-    for item in pending:
-        if item.organization.pk != organization_pk:
-            continue
-        study = flush.studies.get((organization_pk, item.parsed.study_uid))
-        if study is None or (study.pk, item.parsed.series_uid) not in flush.series:
-            wanted[(item.parsed.study_uid, item.parsed.series_uid)] = None
-    return list(wanted)
-
-
-def _existing_uids(organization_pk: int, uids: list[str], flush: _Flush, *, wanted: list[tuple[str, str]]
-                   ) -> set[str]:
-    """Which of these SOP Instance UIDs the organization already holds; in the same query, the studies and
-    series of the ``wanted`` (study UID, series UID) pairs that exist, kept in ``flush``."""
-    instance_table = _qn(Instance._meta.db_table)
-    sql = (f"SELECT 0, sop_instance_uid, NULL, NULL, NULL FROM {instance_table} "  # noqa: S608 - values bound
-           f"WHERE organization_id = %s AND sop_instance_uid IN ({', '.join(['%s'] * len(uids))})")
-    params: list = [organization_pk, *uids]
-    if wanted:
-        study_uids = list(dict.fromkeys(study for study, _series in wanted))
-        series_uids = list(dict.fromkeys(series for _study, series in wanted))
-        series_in, studies_in = ", ".join(["%s"] * len(series_uids)), ", ".join(["%s"] * len(study_uids))
-        sql += (" UNION ALL SELECT 1, st.study_instance_uid, st.id, se.series_instance_uid, se.id "  # noqa: S608
-                f"FROM {_qn(Study._meta.db_table)} st LEFT OUTER JOIN {_qn(Series._meta.db_table)} se "
-                f"ON se.study_id = st.id AND se.series_instance_uid IN ({series_in}) "
-                f"WHERE st.organization_id = %s AND st.study_instance_uid IN ({studies_in})")
-        params += [*series_uids, organization_pk, *study_uids]
-    known: set[str] = set()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        for kind, uid, study_pk, series_uid, series_pk in cursor.fetchall():
-            if kind == 0:
-                known.add(uid)
-                continue
-            found_study, found_series = _rows_from(organization_pk, uid, series_uid, (study_pk, series_pk))
-            study = flush.studies.setdefault((organization_pk, uid), found_study)
-            if found_series is not None:
-                found_series.study = study
-                flush.series.setdefault((study.pk, series_uid), found_series)
-    return known
-
-
-def _create_rows(pending: list[_Pending], flush: _Flush) -> None:
-    """Create the studies, then the series, that no row exists for yet, each kind in one INSERT (a batch of
-    many small studies would otherwise cost a lookup and two ``get_or_create`` per study). A row another
-    transaction created meanwhile is skipped here (ON CONFLICT DO NOTHING) and found by ``_rows_for``."""
-    studies: dict[tuple[int, str], Study] = {}
-    for item in pending:  # sorted by UIDs: rows are inserted, and locked, in the global order
-        key = (item.organization.pk, item.parsed.study_uid)
-        if key not in flush.studies and key not in studies:
-            studies[key] = Study(organization=item.organization, study_instance_uid=item.parsed.study_uid,
-                                 **_study_defaults(item.organization, item.parsed, item.jurisdiction))
-    for study in _insert_rows(list(studies.values()), unique=("organization_id", "study_instance_uid")):
-        flush.studies[(study.organization_id, study.study_instance_uid)] = study
-    series_rows: dict[tuple[int, str], Series] = {}
-    for item in pending:
-        study = flush.studies.get((item.organization.pk, item.parsed.study_uid))
-        if study is None or (study.pk, item.parsed.series_uid) in flush.series:
-            continue
-        series_rows.setdefault((study.pk, item.parsed.series_uid), Series(
-            study=study, series_instance_uid=item.parsed.series_uid, **_series_defaults(item.parsed)))
-    for series in _insert_rows(list(series_rows.values()), unique=("study_id", "series_instance_uid")):
-        flush.series[(series.study_id, series.series_instance_uid)] = series
-        flush.created_series.add(series.pk)
-
-
-def _remember(flush: _Flush, item: _Pending, study: Study, series: Series, series_created: bool,
-              modality: str) -> None:
-    """Once an instance is in (its savepoint released): reuse its rows, count it."""
-    flush.studies[(item.organization.pk, study.study_instance_uid)] = study
-    flush.series[(study.pk, series.series_instance_uid)] = series
-    series_counts = flush.series_counts.setdefault(series.pk, [0, 0])
-    series_counts[0] += 1
-    series_counts[1] += item.size
-    study_counts = flush.study_counts.setdefault(study.pk, [0, 0, 0])
-    study_counts[0] += 1
-    study_counts[1] += item.size
-    if series_created:
-        study_counts[2] += 1
-        if modality:
-            flush.new_modalities.setdefault(study.pk, []).append(modality)
-
-
-def _add_counters(flush: _Flush) -> None:
-    """Add the counters of this transaction: increments in SQL, rows in primary-key order (series, then
-    studies) so that concurrent batches never deadlock and never lose an update."""
-    series_table, study_table = _qn(Series._meta.db_table), _qn(Study._meta.db_table)
-    modalities = {}
-    if flush.new_modalities:
-        # Read under a lock (FOR NO KEY UPDATE: inserts referencing the study are not blocked).
-        modalities = dict(Study.objects.select_for_update(no_key=True).filter(pk__in=flush.new_modalities)
-                          .order_by("pk").values_list("pk", "modalities_in_study"))
-    now = Study._meta.get_field("last_received_at").get_db_prep_save(timezone.now(), connection)
-    with sent_together(), connection.cursor() as cursor:
-        for pk in sorted(flush.series_counts):
-            count, size = flush.series_counts[pk]
-            sql = (f"UPDATE {series_table} SET number_of_instances = number_of_instances + %s, "  # noqa: S608
-                   "total_size = total_size + %s WHERE id = %s")
-            cursor.execute(sql, [count, size, pk])
-        for pk in sorted(flush.study_counts):
-            count, size, new_series = flush.study_counts[pk]
-            # new images for a deleted study bring it back (deleted_at cleared)
-            assignments = ["number_of_instances = number_of_instances + %s", "total_size = total_size + %s",
-                           "last_received_at = %s", "deleted_at = NULL"]
-            params = [count, size, now]
-            if new_series:
-                assignments.append("number_of_series = number_of_series + %s")
-                params.append(new_series)
-            if pk in flush.new_modalities:
-                current = modalities.get(pk) or ""
-                for modality in flush.new_modalities[pk]:
-                    if f"\\{modality}\\" not in current:
-                        current = (current or "\\") + f"{modality}\\"
-                assignments.append("modalities_in_study = %s")
-                params.append(current)
-            cursor.execute(f"UPDATE {study_table} SET {', '.join(assignments)} WHERE id = %s",  # noqa: S608 - values bound
-                           [*params, pk])
 
 
 def ingest_files(*, organization: Organization, files: list[tuple[str, BinaryIO]], source: str,

@@ -30,7 +30,8 @@ from studies.archive import (
     media_storage_sop_class,
     upload_ingest,
 )
-from studies.ingest import Status, storage_key
+from studies.ingest import Status
+from studies.ingest_rows import storage_key
 from studies.models import Instance, Study
 
 

@@ -15,7 +15,8 @@ from pydicom.uid import ImplicitVRLittleEndian
 
 from studies import synthetic
 from studies.dicom import file_meta_end
-from studies.ingest import PREAMBLE_ADDED, IngestBatch, Source, Status, ingest_files, ingest_stream, storage_key
+from studies.ingest import PREAMBLE_ADDED, IngestBatch, Source, Status, ingest_files, ingest_stream
+from studies.ingest_rows import storage_key
 from studies.models import Instance, Series, Study
 
 

@@ -32,7 +32,8 @@ from django.conf import settings as django_settings
 from django.core.files.storage import default_storage
 
 from studies import synthetic
-from studies.ingest import Source, Status, ingest_stream, storage_key
+from studies.ingest import Source, Status, ingest_stream
+from studies.ingest_rows import storage_key
 from studies.models import Instance, Study
 from tests.conftest import require_or_skip
 

@@ -16,7 +16,7 @@ from accounts.models import AuditEvent, OrganizationApiKey
 from accounts.policy import actor_for_user
 from studies import synthetic
 from studies.dicomweb import stow
-from studies.ingest import storage_key
+from studies.ingest_rows import storage_key
 from studies.models import Instance, Study
 from tests.factories import MembershipFactory
 
