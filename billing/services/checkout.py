@@ -209,26 +209,37 @@ def checkout_settle(session_id: str) -> Payment:
         return _expire(payment, note="Stripe expired the checkout session.")
     if session.get("status") != "complete" or session.get("payment_status") != "paid":
         return payment
-    _check_session_matches(payment, session)
+    payment_check_matches(payment, session, amount_key="amount_total", what="session")
     intent = session.get("payment_intent") or ""
     return _settle(payment, payment_intent=intent if isinstance(intent, str) else intent.get("id", ""))
 
 
 def checkout_settle_intent(payment: Payment, *, intent_id: str) -> Payment:
-    """A succeeded PaymentIntent, re-read and checked by the caller, settles its payment if nothing else has."""
+    """A succeeded PaymentIntent, re-read and checked by the caller (``payment_check_matches``), settles its
+    payment if nothing else has."""
     return _settle(payment, payment_intent=intent_id)
 
 
-def _check_session_matches(payment: Payment, session: dict) -> None:
-    """A session whose amount, currency or reference differs from ours settles nothing (audited)."""
-    paid = (session.get("amount_total"), str(session.get("currency") or "").upper(),
-            (session.get("metadata") or {}).get("reference"))
-    if paid != (payment.amount_cents, payment.currency, payment.reference):
-        message = (f"Stripe's session {session.get('id')} is for {paid[0]} {paid[1]} ({paid[2]}), the payment for "
-                   f"{payment.amount_cents} {payment.currency} ({payment.reference}): it is not settled.")
+# How each Stripe object states its amount, then ours: a session says what it asks, an intent what it took.
+_MISMATCH_WORDING = {
+    "amount_total": "is for {theirs}, the payment for {ours}",
+    "amount_received": "received {theirs}, the payment is for {ours}",
+}
+
+
+def payment_check_matches(payment: Payment, paid: dict, *, amount_key: str, what: str) -> None:
+    """A Stripe session or intent (``what``) whose amount (under ``amount_key``), currency or reference differs
+    from the payment's settles nothing: the mismatch is audited and refused (409)."""
+    theirs = (paid.get(amount_key), str(paid.get("currency") or "").upper(),
+              (paid.get("metadata") or {}).get("reference"))
+    if theirs != (payment.amount_cents, payment.currency, payment.reference):
+        compared = _MISMATCH_WORDING[amount_key].format(
+            theirs=f"{theirs[0]} {theirs[1]} ({theirs[2]})",
+            ours=f"{payment.amount_cents} {payment.currency} ({payment.reference})")
+        message = f"Stripe's {what} {paid.get('id')} {compared}: it is not settled."
         audit_record(action="payment.mismatch", organization_id=payment.payer_id, object_type="billing.payment",
                      object_id=str(payment.public_id), outcome="failure", reason=message[:500])
-        raise _err("amount_total", message, code="amount_mismatch", status_code=409)
+        raise _err(amount_key, message, code="amount_mismatch", status_code=409)
 
 
 def _settle(payment: Payment, *, payment_intent: str, actor: Actor | None = None) -> Payment:

@@ -17,13 +17,11 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 
-from accounts.audit import audit_record
 from accounts.models import Membership, Notification, Organization, PatientProfile, User
 from billing import stripe_client
 from billing.models import PAYMENT_PAYABLE, PAYMENT_TRANSITIONS, Payment
 from billing.policy import MONEY_ROLES
 from billing.services import checkout, states
-from core.errors import ApplicationError
 from core.links import absolute_url
 from core.money import format_money
 
@@ -39,7 +37,7 @@ def payment_intent_apply(intent_id: str) -> Payment | None:
         return None
     if intent.get("status") == "succeeded":
         if payment.status in PAYMENT_PAYABLE:
-            _check_intent_matches(payment, intent)
+            checkout.payment_check_matches(payment, intent, amount_key="amount_received", what="payment intent")
             return checkout.checkout_settle_intent(payment, intent_id=intent["id"])
         return payment
     error = intent.get("last_payment_error")
@@ -59,18 +57,6 @@ def _payment_of(intent: dict) -> Payment | None:
         if found is not None:
             return found
     return Payment.objects.filter(stripe_payment_intent_id=intent.get("id") or "-").first()
-
-
-def _check_intent_matches(payment: Payment, intent: dict) -> None:
-    """An intent that received another amount, currency or reference settles nothing (audited)."""
-    paid = (intent.get("amount_received"), str(intent.get("currency") or "").upper(),
-            (intent.get("metadata") or {}).get("reference"))
-    if paid != (payment.amount_cents, payment.currency, payment.reference):
-        message = (f"Stripe's payment intent {intent.get('id')} received {paid[0]} {paid[1]} ({paid[2]}), the payment "
-                   f"is for {payment.amount_cents} {payment.currency} ({payment.reference}): it is not settled.")
-        audit_record(action="payment.mismatch", organization_id=payment.payer_id, object_type="billing.payment",
-                     object_id=str(payment.public_id), outcome="failure", reason=message[:500])
-        raise ApplicationError.for_field("amount_received", message, code="amount_mismatch")
 
 
 def _declined(payment: Payment, intent: dict, error: dict) -> Payment:

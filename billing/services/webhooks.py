@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing import stripe_client
-from billing.models import ConnectedAccount, StripeEvent, StripePayout
+from billing.models import ConnectedAccount, Payment, StripeEvent, StripePayout
 from billing.services import checkout, connect, payment_intents, transfers
 from core.errors import ApplicationError
 
@@ -88,32 +88,34 @@ def _checkout_session(event: StripeEvent) -> str:
     return f"Payment {payment.reference} is {payment.status}."
 
 
-def _charge_refunded(event: StripeEvent) -> str:
+def _refresh(event: StripeEvent, apply: Callable[[str], Payment | None], *, known_as: str, ours_as: str) -> str:
+    """Re-read the event's object through ``apply`` and say what became of its payment: an object Stripe no
+    longer has, or one that is not ours (``known_as``/``ours_as`` name it in the note), changes nothing."""
     try:
-        payment = checkout.payment_refund_confirm(charge_id=event.object_id)
+        payment = apply(event.object_id)
     except stripe.InvalidRequestError as error:
         if error.code != "resource_missing":
             raise
-        return f"Not a charge Stripe knows: {event.object_id}."
+        return f"Not a {known_as} Stripe knows: {event.object_id}."
     if payment is None:
-        return f"Not a charge of ours: {event.object_id}."
+        return f"Not a {ours_as} of ours: {event.object_id}."
     return f"Payment {payment.reference} is {payment.status}."
+
+
+def _charge_refunded(event: StripeEvent) -> str:
+    """``charge.refunded``: re-read the charge; fully refunded, its payment is marked refunded. No refusal is
+    noted: the money has gone back already, so an ApplicationError (none is raised today) leaves the event open."""
+    return _refresh(event, lambda charge_id: checkout.payment_refund_confirm(charge_id=charge_id),
+                    known_as="charge", ours_as="charge")
 
 
 def _payment_intent(event: StripeEvent) -> str:
     """``payment_intent.succeeded``/``payment_failed``: re-read the intent and apply what it says now (settle if
     the session's event has not; a decline marks the payment failed and tells the payer)."""
     try:
-        payment = payment_intents.payment_intent_apply(event.object_id)
-    except ApplicationError as refusal:
+        return _refresh(event, payment_intents.payment_intent_apply, known_as="payment intent", ours_as="payment")
+    except ApplicationError as refusal:  # not what we asked for: recorded, never retried
         return f"Refused: {refusal.message}"
-    except stripe.InvalidRequestError as error:
-        if error.code != "resource_missing":
-            raise
-        return f"Not a payment intent Stripe knows: {event.object_id}."
-    if payment is None:
-        return f"Not a payment of ours: {event.object_id}."
-    return f"Payment {payment.reference} is {payment.status}."
 
 
 def _invoice_paid(event: StripeEvent) -> str:
