@@ -86,3 +86,7 @@ def test_overflow_ingest_bench_runs_both_ways_through_gunicorn_and_prints_its_ta
     assert rows["answers other than 200"] == ["0", "0"]
     assert rows["studies posted (the hours rule is for MR)"] == ["0", "0"]
     assert rows["rounds where the rules added < 2 ms"][-1] == "1/1"
+    wall, slash, p95, *target = rows["the hook alone per request, wall median / p95"]
+    assert slash == "/"
+    assert float(wall) <= float(p95)
+    assert target == ["<", "2"]
