@@ -66,13 +66,17 @@ def handle_message(raw: bytes, peer: str) -> bytes:
     interface, refusal = identify(message, peer)
     if refusal is not None:
         return _refuse(raw, peer, message, codec, refusal, center=interface.center if interface else None)
-    try:
-        return _process(raw, peer, message, codec, interface)
+    try:  # kept as new first: a repeat (rare) meets the unique constraint and costs the new ones no look-up
+        return _process(raw, peer, message, codec, interface, None)
     except IntegrityError:
-        # The same MSH-10 was being processed on another connection and won: answer its ACK.
+        # This MSH-10 was kept before (a resend, or a copy on another connection that won): its ACK, unless
+        # the first try ended in a server-side error the sender was told to retry, which is applied now.
         stored = _stored(interface, _msh(message, 10))
         if stored is None:
             raise
+        if stored.ack_code == ERROR and stored.error == RETRY_TEXT:
+            return _process(raw, peer, message, codec, interface, stored)
+        logger.info("HL7 message %s from %s repeated: answering the stored ACK", stored.control_id, interface)
         return bytes(stored.ack)
 
 
@@ -161,16 +165,14 @@ def peer_host(peer: str) -> str:
     return peer.rsplit(":", 1)[0] if peer.count(":") == 1 else peer
 
 
-def _process(raw: bytes, peer: str, message: hl7.Message, codec: str, interface: Hl7Interface) -> bytes:
-    """Apply the message and keep it with its ACK in one transaction; a refused message rolls back whatever
-    its orders did and is kept in a transaction of its own. Two copies processed at once: the second insert
-    hits the unique constraint and its whole transaction rolls back (``handle_message`` answers the first's)."""
-    control_id = _msh(message, 10)
-    stored = _stored(interface, control_id)
-    if stored is not None and not (stored.ack_code == ERROR and stored.error == RETRY_TEXT):
-        logger.info("HL7 message %s from %s repeated: answering the stored ACK", control_id, interface)
-        return bytes(stored.ack)
-    record = stored or Hl7Message(interface=interface, direction=Hl7Message.Direction.IN, control_id=control_id)
+def _process(raw: bytes, peer: str, message: hl7.Message, codec: str, interface: Hl7Interface,
+             stored: Hl7Message | None) -> bytes:
+    """Apply the message and keep it with its ACK (as new, or over ``stored``, a try to be retried) in one
+    transaction; a refused message rolls back whatever its orders did and is kept in a transaction of its own.
+    A message kept before: the insert hits the unique constraint and the whole transaction rolls back, orders
+    and all (``handle_message`` answers the stored ACK)."""
+    record = stored or Hl7Message(interface=interface, direction=Hl7Message.Direction.IN,
+                                  control_id=_msh(message, 10))
     try:
         with transaction.atomic():
             orders = _apply(message, interface)

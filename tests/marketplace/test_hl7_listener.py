@@ -192,6 +192,24 @@ def test_a_repeated_control_id_answers_the_same_ack_and_is_kept_once(listener):
     assert AuditEvent.objects.filter(action="hl7.message_received").count() == 1
 
 
+def test_a_message_whose_first_try_failed_on_our_side_is_applied_when_sent_again(listener, interface):
+    from marketplace.ris.hl7_in import RETRY_TEXT
+
+    # What a first try that failed inside ReadRoom left: the message kept with an AE asking for a resend.
+    message = orm_o01(Order(control_id="RETRY-1", placer="PL-R1", accession="ACC-R1"))
+    Hl7Message.objects.create(interface=interface, direction=Hl7Message.Direction.IN, control_id="RETRY-1",
+                              message_type="ORM^O01", raw=message.encode(), ack=b"MSH|...", ack_code="AE",
+                              error=RETRY_TEXT)
+
+    ack = exchange(listener.port, message)
+
+    assert msa(ack) == ("AA", "RETRY-1")
+    row = Hl7Message.objects.get()  # the same row, now with the order and its AA
+    assert (row.ack_code, row.error, row.order) == ("AA", "", RisOrder.objects.get(placer_order_number="PL-R1"))
+    assert msa(exchange(listener.port, message)) == ("AA", "RETRY-1")  # and a resend of it answers the same
+    assert RisOrder.objects.count() == 1
+
+
 def test_the_ack_is_a_valid_v2_5_message_for_hl7apy(listener):
     ack = Connection(listener.port)
     ack.send(orm_o01(Order(control_id="VALID-1", patient_id="")))
