@@ -22,58 +22,27 @@ import argparse
 import http.client
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
+import _harness
+
 ROOT = Path(__file__).resolve().parent.parent
 DB = os.environ.get("READROOM_BENCH_DB", "readroom_bench_claim")
-PG = os.environ.get("READROOM_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 PORT = int(os.environ.get("READROOM_BENCH_PORT", "18091"))
 VAR = tempfile.mkdtemp(prefix="readroom-claim-")
 TARGET = "exactly 1 winner per round, 0 5xx"
 SERVER_LOG = Path(VAR) / "gunicorn.log"
 
 sys.path.insert(0, str(ROOT))
-os.environ["DATABASE_URL"] = f"{PG}/{DB}"
+os.environ["DATABASE_URL"] = f"{_harness.PG}/{DB}"
 os.environ["READROOM_VAR_DIR"] = VAR
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ["EMAIL_BACKEND"] = "django.core.mail.backends.dummy.EmailBackend"
-
-
-def psql(statement: str) -> None:
-    subprocess.run(["psql", f"{PG}/postgres", "-q", "-c", statement], check=True, capture_output=True)
-
-
-def server_env() -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_ALLOW")}
-    env.update({"DATABASE_URL": f"{PG}/{DB}", "READROOM_VAR_DIR": VAR, "DEBUG": "false",
-                "DJANGO_SETTINGS_MODULE": "config.settings", "ALLOWED_HOSTS": "127.0.0.1,localhost",
-                "LOG_LEVEL": "ERROR", "CELERY_TASK_ALWAYS_EAGER": "true"})
-    return env
-
-
-def serve(workers: int) -> subprocess.Popen:
-    """gunicorn as deployed (config/gunicorn.py: threaded workers, connections kept open)."""
-    log = open(SERVER_LOG, "w")  # noqa: SIM115 - the server's for its lifetime; every 409 is logged there
-    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi",
-                            "-b", f"127.0.0.1:{PORT}", "-w", str(workers), "--log-level", "warning"],
-                           cwd=ROOT, env=server_env(), stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=1)
-            return web
-        except OSError:
-            if web.poll() is not None:
-                raise SystemExit("gunicorn exited before answering /healthz") from None
-            time.sleep(0.2)
-    web.terminate()
-    raise SystemExit("gunicorn did not answer /healthz")
 
 
 def build(claimants: int):
@@ -132,7 +101,8 @@ def run(*, claimants: int, rounds: int, workers: int, out=print) -> dict:
     from marketplace.services.requests import PostData, read_request_post
 
     admin, study, readers = build(claimants)
-    web = serve(workers)
+    env = _harness.server_env(db=DB, var_dir=VAR, LOG_LEVEL="ERROR", CELERY_TASK_ALWAYS_EAGER="true")
+    web = _harness.serve_gunicorn(env, PORT, workers, SERVER_LOG)  # every 409 is logged there
     try:
         jobs: list = [None] * rounds
         results = [[None] * claimants for _ in range(rounds)]
@@ -206,21 +176,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4, help="gunicorn processes (4 threads each)")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
-    psql(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-    psql(f'CREATE DATABASE "{DB}"')
-    try:
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-        from django.db import connections
-
-        call_command("migrate", verbosity=0, interactive=False)
+    with _harness.migrated_database(DB, keep=args.keep):
         figures = run(claimants=args.claimants, rounds=args.rounds, workers=args.workers)
-        connections.close_all()
-    finally:
-        if not args.keep:
-            psql(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
     sys.exit(0 if figures["one_winner"] == args.rounds and figures["server_errors"] == 0 else 1)
 
 

@@ -30,16 +30,16 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+import _harness
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "bench"
 WORK = Path(os.environ.get("READROOM_BENCH_DIR", "/tmp/readroom-bench"))
 DATA = Path(os.environ.get("READROOM_BENCH_DATA", "/tmp/bench-dicom"))
 DB = os.environ.get("READROOM_BENCH_DB", "readroom_bench")
-PG = os.environ.get("READROOM_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 HTTP_PORT = int(os.environ.get("READROOM_BENCH_HTTP_PORT", "18080"))
 DIMSE_PORT = int(os.environ.get("READROOM_BENCH_DIMSE_PORT", "11190"))
 AE = "READROOM"
@@ -50,18 +50,8 @@ def run(cmd, env=None, check=True, **kwargs):
 
 
 def server_env() -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_ALLOW")}
-    env.update({
-        "DATABASE_URL": f"{PG}/{DB}",
-        "READROOM_VAR_DIR": str(WORK / "var"),
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "LOG_LEVEL": "WARNING",
-        "TCP_NODELAY": "1",
-        # As deployed: DEBUG on would wrap every query in Django's debug cursor (SQL formatted and kept).
-        "DEBUG": "0",
-    })
-    return env
+    # As deployed: DEBUG on would wrap every query in Django's debug cursor (SQL formatted and kept).
+    return _harness.server_env(db=DB, var_dir=WORK / "var", LOG_LEVEL="WARNING", TCP_NODELAY="1", DEBUG="0")
 
 
 def manage(*args, env):
@@ -70,9 +60,8 @@ def manage(*args, env):
 
 def setup_database(env) -> str:
     """Fresh database; one center with an API key, an AE title and the harness's calling AE allowed."""
-    run(["psql", f"{PG}/postgres", "-q", "-c", f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)'])
+    _harness.fresh_database(DB, capture=False)
     shutil.rmtree(WORK / "var" / "media", ignore_errors=True)  # the files of the dropped database's rows
-    run(["psql", f"{PG}/postgres", "-q", "-c", f'CREATE DATABASE "{DB}"'])
     manage("migrate", "--noinput", env=env)
     script = f"""
 from accounts.models import Organization
@@ -93,24 +82,20 @@ def analyze() -> None:
     """Statistics for the planner, as autovacuum keeps them in production: this machine's PostgreSQL runs with
     autovacuum off (conf.d/90-ci.conf), so a freshly loaded table would be planned as if it were empty (a
     PatientID search then filters every study of the organization instead of using its index)."""
-    run(["psql", f"{PG}/{DB}", "-q", "-c", "VACUUM ANALYZE"])
+    _harness.psql("VACUUM ANALYZE", database=DB, capture=False)
 
 
 def start_servers(env, workers: int):
-    # As deployed (README, Production): config/gunicorn.py's threaded workers, which keep connections open.
-    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi",
-                            "-b", f"127.0.0.1:{HTTP_PORT}", "-w", str(workers), "--log-level", "warning"],
-                           cwd=ROOT, env=env)
-    # As the README advises: one gateway process per core, sharing the port.
+    # As the README advises: one gateway process per core, sharing the port; started first, so that they come
+    # up while gunicorn does (nothing waits for them).
     gateways = [subprocess.Popen([sys.executable, "manage.py", "dicom_gateway", "--host", "127.0.0.1",
                                   "--port", str(DIMSE_PORT), "--shared-port"], cwd=ROOT, env=env)
                 for _ in range(os.cpu_count() or 1)]
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{HTTP_PORT}/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
+    try:
+        web = _harness.serve_gunicorn(env, HTTP_PORT, workers)
+    except SystemExit:
+        stop_servers(*gateways)
+        raise
     return web, gateways
 
 

@@ -27,22 +27,19 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import _harness
+
 ROOT = Path(__file__).resolve().parent.parent
 DB = os.environ.get("READROOM_BENCH_DB", "readroom_bench_hl7")
-PG = os.environ.get("READROOM_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 PORT = int(os.environ.get("READROOM_BENCH_PORT", "18575"))
 VAR = tempfile.mkdtemp(prefix="readroom-hl7-")
 TARGET_RATE, TARGET_P95_MS = 200, 50
 LOG = Path(VAR) / "listener.log"
 
 sys.path.insert(0, str(ROOT))
-os.environ["DATABASE_URL"] = f"{PG}/{DB}"
+os.environ["DATABASE_URL"] = f"{_harness.PG}/{DB}"
 os.environ["READROOM_VAR_DIR"] = VAR
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-
-
-def psql(statement: str) -> None:
-    subprocess.run(["psql", f"{PG}/postgres", "-q", "-c", statement], check=True, capture_output=True)
 
 
 def listen(workers: int, processes: int) -> list[subprocess.Popen]:
@@ -185,23 +182,9 @@ def main() -> None:
                         help="listener processes sharing the port (--shared-port), e.g. one per core")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
-    psql(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-    psql(f'CREATE DATABASE "{DB}"')
     figures = {}
-    try:
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-        from django.db import connections
-
-        call_command("migrate", verbosity=0, interactive=False)
-        connections.close_all()
+    with _harness.migrated_database(DB, keep=args.keep):
         figures = run(senders=args.senders, orders=args.orders, workers=args.workers, processes=args.processes)
-        connections.close_all()
-    finally:
-        if not args.keep:
-            psql(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
     ok = (figures.get("accepted") == args.senders * args.orders and figures.get("rate", 0) >= TARGET_RATE
           and figures.get("p95", 1e9) < TARGET_P95_MS)
     sys.exit(0 if ok else 1)

@@ -30,20 +30,19 @@ import http.client
 import io
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from datetime import timedelta
 from itertools import count
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import _harness
+
 ROOT = Path(__file__).resolve().parent.parent
 DB = os.environ.get("READROOM_BENCH_DB", "readroom_bench_overflow")
-PG = os.environ.get("READROOM_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 PORT = int(os.environ.get("READROOM_BENCH_PORT", "18094"))
 VAR = tempfile.mkdtemp(prefix="readroom-overflow-")
 TARGET_MS = 2.0
@@ -51,35 +50,10 @@ SERVER_LOG = Path(VAR) / "gunicorn.log"
 BOUNDARY = "readroom-bench-overflow"
 
 sys.path.insert(0, str(ROOT))
-os.environ["DATABASE_URL"] = f"{PG}/{DB}"
+os.environ["DATABASE_URL"] = f"{_harness.PG}/{DB}"
 os.environ["READROOM_VAR_DIR"] = VAR
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 _uids = count(1)
-
-
-def psql(statement: str) -> None:
-    subprocess.run(["psql", f"{PG}/postgres", "-q", "-c", statement], check=True, capture_output=True)
-
-
-def serve(workers: int) -> subprocess.Popen:
-    """gunicorn as deployed (config/gunicorn.py: threaded workers, connections kept open)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_ALLOW")}
-    env.update({"DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1,localhost", "LOG_LEVEL": "ERROR",
-                "CELERY_TASK_ALWAYS_EAGER": "true"})
-    log = open(SERVER_LOG, "w")  # noqa: SIM115 - the server's for its lifetime
-    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi",
-                            "-b", f"127.0.0.1:{PORT}", "-w", str(workers), "--log-level", "warning"],
-                           cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=1)
-            return web
-        except OSError:
-            if web.poll() is not None:
-                raise SystemExit(f"gunicorn exited before answering /healthz: see {SERVER_LOG}") from None
-            time.sleep(0.2)
-    web.terminate()
-    raise SystemExit("gunicorn did not answer /healthz")
 
 
 def build(*, rules: bool = True) -> dict[str, str]:
@@ -205,14 +179,17 @@ def run(*, clients: int = 4, requests: int = 50, rounds: int = 6, per_request: i
     from studies.models import Instance
 
     secrets = build(rules=rules)
-    web = serve(workers)
+    # The settings this process was set up with (config.settings unless DJANGO_SETTINGS_MODULE names others).
+    env = _harness.server_env(db=DB, var_dir=VAR, DJANGO_SETTINGS_MODULE=os.environ["DJANGO_SETTINGS_MODULE"],
+                              LOG_LEVEL="ERROR", CELERY_TASK_ALWAYS_EAGER="true")
+    web = _harness.serve_gunicorn(env, PORT, workers, SERVER_LOG)
     try:
         for label in ("without", "with"):  # warm both up and give each center studies
             one_round(secrets[label], clients=clients, requests=requests, per_request=per_request)
         # Planner statistics, as autovacuum keeps them in production (this machine's PostgreSQL runs with it off,
         # bench/README.md): unanalysed, a table filled since it was created is planned as if empty, and the
         # hook's query of the studies just stored then scans every study of the center instead of using the key.
-        subprocess.run(["psql", f"{PG}/{DB}", "-q", "-c", "VACUUM ANALYZE"], check=True, capture_output=True)
+        _harness.psql("VACUUM ANALYZE", database=DB)
         per_round: dict[str, list[float]] = {"without": [], "with": []}
         every: dict[str, list[float]] = {"without": [], "with": []}
         wall: dict[str, float] = {"without": 0.0, "with": 0.0}
@@ -278,24 +255,10 @@ def main() -> None:
     parser.add_argument("--no-rules", action="store_true",
                         help="no rule at either center: an A/A run, the noise floor of the difference")
     args = parser.parse_args()
-    psql(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-    psql(f'CREATE DATABASE "{DB}"')
     figures = {}
-    try:
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-        from django.db import connections
-
-        call_command("migrate", verbosity=0, interactive=False)
-        connections.close_all()
+    with _harness.migrated_database(DB, keep=args.keep):
         figures = run(clients=args.clients, requests=args.requests, rounds=args.rounds,
                       per_request=args.per_request, workers=args.workers, rules=not args.no_rules)
-        connections.close_all()
-    finally:
-        if not args.keep:
-            psql(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
     ok = figures.get("failures") == 0 and figures.get("added_ms", 1e9) < TARGET_MS
     sys.exit(0 if ok else 1)
 

@@ -29,13 +29,13 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import date
 from pathlib import Path
+
+import _harness
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -43,7 +43,6 @@ from tests.browser.conftest import CHROMIUM_ARGS  # noqa: E402 - the same Chromi
 
 WORK = Path(os.environ.get("READROOM_BENCH_DIR", "/tmp/readroom-bench-patients"))
 DB = os.environ.get("READROOM_BENCH_DB", "readroom_bench_patients")
-PG = os.environ.get("READROOM_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 PORT = int(os.environ.get("READROOM_BENCH_PORT", "18094"))
 EMAIL = "cd.patient@bench.test"
 PAGE_TARGET_BYTES = 500 * 1024
@@ -89,32 +88,12 @@ WEIGHTS = """() => {
 }"""
 
 
-def server_env() -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_ALLOW")}
-    env.update({"DATABASE_URL": f"{PG}/{DB}", "READROOM_VAR_DIR": str(WORK / "var"), "DEBUG": "false",
-                "DJANGO_SETTINGS_MODULE": "config.settings", "ALLOWED_HOSTS": "127.0.0.1,localhost",
-                "LOG_LEVEL": "WARNING", "DEMO_STUDIES": "none", "CELERY_TASK_ALWAYS_EAGER": "true"})
-    return env
-
-
-def manage(env, *args) -> str:
-    done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, text=True, capture_output=True)
-    if done.returncode:
-        raise SystemExit(f"manage.py {args[0]} failed:\n{done.stderr[-3000:]}")
-    return done.stdout
-
-
-def psql(statement: str) -> None:
-    subprocess.run(["psql", f"{PG}/postgres", "-q", "-c", statement], check=True)
-
-
 def setup(env) -> dict:
-    psql(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-    psql(f'CREATE DATABASE "{DB}"')
+    _harness.fresh_database(DB, capture=False)
     shutil.rmtree(WORK, ignore_errors=True)
-    manage(env, "migrate", "--noinput")
-    manage(env, "collectstatic", "--noinput")
-    out = manage(env, "shell", "-c", SETUP.replace("EMAIL", EMAIL))
+    _harness.manage(env, "migrate", "--noinput")
+    _harness.manage(env, "collectstatic", "--noinput")
+    out = _harness.manage(env, "shell", "-c", SETUP.replace("EMAIL", EMAIL))
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -131,21 +110,6 @@ def cd_export(folder: Path, instances: int, size: int) -> list[Path]:
         path.write_bytes(synthetic.to_bytes(ds))
         paths.append(path)
     return paths
-
-
-def serve(env, workers: int) -> subprocess.Popen:
-    """gunicorn as deployed (config/gunicorn.py: threaded workers, connections kept open), on PORT."""
-    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi",
-                            "-b", f"127.0.0.1:{PORT}", "-w", str(workers), "--log-level", "warning"],
-                           cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    for _ in range(150):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=1)
-            return web
-        except OSError:
-            time.sleep(0.2)
-    web.terminate()
-    raise SystemExit("gunicorn did not answer /healthz")
 
 
 def stow(base: str, key: str, paths: list[Path]) -> tuple[float, int, int]:
@@ -214,7 +178,8 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    env = server_env()
+    env = _harness.server_env(db=DB, var_dir=WORK / "var", LOG_LEVEL="WARNING", DEMO_STUDIES="none",
+                              CELERY_TASK_ALWAYS_EAGER="true")
     print(f"setting up {DB}: a patient, two readers, a center; a {args.instances}-file CD export …", flush=True)
     data = setup(env)
     folder = Path(tempfile.mkdtemp(prefix="readroom-bench-cd-"))
@@ -222,7 +187,7 @@ def main() -> None:
     try:
         paths = cd_export(folder, args.instances, args.size)
         megabytes = sum(path.stat().st_size for path in paths) / 1e6
-        web = serve(env, args.workers)
+        web = _harness.serve_gunicorn(env, PORT, args.workers, quiet=True)
         base = f"http://127.0.0.1:{PORT}"
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
@@ -235,7 +200,7 @@ def main() -> None:
             browser.close()
         stow_s, status, body_bytes = stow(base, data["key"], paths)
         print(f"STOW-RS: {stow_s:.2f} s, HTTP {status} (load {os.getloadavg()[0]:.1f})", flush=True)
-        counted = manage(env, "shell", "-c", COUNT.replace("EMAIL", EMAIL)).strip().splitlines()[-1]
+        counted = _harness.manage(env, "shell", "-c", COUNT.replace("EMAIL", EMAIL)).strip().splitlines()[-1]
         in_space, in_center = (int(n) for n in counted.split())
     finally:
         if web is not None:
@@ -243,7 +208,7 @@ def main() -> None:
             web.wait(timeout=30)
         shutil.rmtree(folder, ignore_errors=True)
         shutil.rmtree(WORK, ignore_errors=True)
-        psql(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
+        _harness.drop_database(DB, capture=False)
 
     n = args.instances
     print(f"\nfigures ({n} CT files of {args.size}x{args.size}, {megabytes:.1f} MB; 2 cores shared with the browser "

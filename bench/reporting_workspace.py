@@ -35,11 +35,12 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import _harness
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -48,7 +49,6 @@ from tests.browser.viewer_probes import FIRST_IMAGE  # noqa: E402
 
 WORK = Path(os.environ.get("READROOM_BENCH_DIR", "/tmp/readroom-bench-workspace"))
 DB = os.environ.get("READROOM_BENCH_DB", "readroom_bench_workspace")
-PG = os.environ.get("READROOM_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 REDIS = os.environ.get("READROOM_BENCH_REDIS", "redis://127.0.0.1:6379/4")
 PORT = int(os.environ.get("READROOM_BENCH_PORT", "18093"))
 TARGETS = {"open_warm_ms": 2000, "autosave_p95_ms": 50, "sign_p95_ms": 200}
@@ -136,40 +136,6 @@ OPENED = """() => {
 }"""
 
 
-def server_env() -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_ALLOW")}
-    env.update({"DATABASE_URL": f"{PG}/{DB}", "READROOM_VAR_DIR": str(WORK / "var"), "DEBUG": "false",
-                "DJANGO_SETTINGS_MODULE": "config.settings", "ALLOWED_HOSTS": "127.0.0.1,localhost",
-                "LOG_LEVEL": "WARNING", "DEMO_STUDIES": "none", "REDIS_URL": REDIS, "CELERY_BROKER_URL": REDIS,
-                "CELERY_TASK_ALWAYS_EAGER": "false",
-                "VIEWER_DIR": os.environ.get("VIEWER_DIR", str(ROOT / "var" / "viewer"))})
-    return env
-
-
-def manage(env, *args) -> str:
-    done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, text=True, capture_output=True)
-    if done.returncode:
-        raise SystemExit(f"manage.py {args[0]} failed:\n{done.stderr[-3000:]}")
-    return done.stdout
-
-
-def serve(env, workers: int) -> subprocess.Popen:
-    """gunicorn as deployed (config/gunicorn.py: threaded workers, connections kept open), on PORT."""
-    import urllib.request
-
-    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi",
-                            "-b", f"127.0.0.1:{PORT}", "-w", str(workers), "--log-level", "warning"],
-                           cwd=ROOT, env=env, stdout=subprocess.DEVNULL)  # (the console e-mails of signing)
-    for _ in range(150):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=1)
-            return web
-        except OSError:
-            time.sleep(0.2)
-    web.terminate()
-    raise SystemExit("gunicorn did not answer /healthz")
-
-
 def flush_redis() -> None:
     import redis
 
@@ -179,13 +145,12 @@ def flush_redis() -> None:
 def setup(env, slices: int, signs: int) -> dict:
     import json
 
-    for statement in (f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)', f'CREATE DATABASE "{DB}"'):
-        subprocess.run(["psql", f"{PG}/postgres", "-q", "-c", statement], check=True)
+    _harness.fresh_database(DB, capture=False)
     shutil.rmtree(WORK, ignore_errors=True)
-    manage(env, "migrate", "--noinput")
-    manage(env, "collectstatic", "--noinput")
-    manage(env, "install_viewer")
-    out = manage(env, "shell", "-c", SETUP.replace("SLICES", str(slices)).replace("SIGNS", str(signs)))
+    _harness.manage(env, "migrate", "--noinput")
+    _harness.manage(env, "collectstatic", "--noinput")
+    _harness.manage(env, "install_viewer")
+    out = _harness.manage(env, "shell", "-c", SETUP.replace("SLICES", str(slices)).replace("SIGNS", str(signs)))
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -236,11 +201,13 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    env = server_env()
+    env = _harness.server_env(db=DB, var_dir=WORK / "var", LOG_LEVEL="WARNING", DEMO_STUDIES="none",
+                              REDIS_URL=REDIS, CELERY_BROKER_URL=REDIS, CELERY_TASK_ALWAYS_EAGER="false",
+                              VIEWER_DIR=os.environ.get("VIEWER_DIR", str(ROOT / "var" / "viewer")))
     flush_redis()
     print(f"setting up {DB}: a {args.slices}-slice 512x512 CT read and {args.signs} drafts to sign …", flush=True)
     data = setup(env, args.slices, args.signs)
-    web = serve(env, args.workers)
+    web = _harness.serve_gunicorn(env, PORT, args.workers, quiet=True)  # (the console e-mails of signing)
     base = f"http://127.0.0.1:{PORT}"
     workspace = f"{base}/worklist/reads/{data['workspace']}/"
     profile = tempfile.TemporaryDirectory(prefix="readroom-bench-workspace-profile-")
@@ -267,7 +234,7 @@ def main() -> None:
         web.terminate()
         web.wait(timeout=30)
         profile.cleanup()
-    final = int(manage(env, "shell", "-c", CHECK).strip().splitlines()[-1])
+    final = int(_harness.manage(env, "shell", "-c", CHECK).strip().splitlines()[-1])
     import redis
 
     queued = redis.Redis.from_url(REDIS).llen("celery")

@@ -28,9 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import _harness
+
 ROOT = Path(__file__).resolve().parent.parent
 DB = os.environ.get("READROOM_BENCH_DB", "readroom_bench_ris")
-PG = os.environ.get("READROOM_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 BROKER = os.environ.get("READROOM_BENCH_REDIS", "redis://127.0.0.1:6379/14")
 VAR = tempfile.mkdtemp(prefix="readroom-ris-")
 TARGET_P95_S = 1.0
@@ -38,14 +39,10 @@ LOG = Path(VAR) / "worker.log"
 
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-os.environ.update({"DATABASE_URL": f"{PG}/{DB}", "READROOM_VAR_DIR": VAR, "CELERY_BROKER_URL": BROKER,
+os.environ.update({"DATABASE_URL": f"{_harness.PG}/{DB}", "READROOM_VAR_DIR": VAR, "CELERY_BROKER_URL": BROKER,
                    "CELERY_RESULT_BACKEND": BROKER, "CELERY_TASK_ALWAYS_EAGER": "false",
                    "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "false", "LOG_LEVEL": "ERROR",
                    "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend"})
-
-
-def psql(statement: str) -> None:
-    subprocess.run(["psql", f"{PG}/postgres", "-q", "-c", statement], check=True, capture_output=True)
 
 
 def start_worker() -> subprocess.Popen:
@@ -137,21 +134,8 @@ def main() -> None:
     parser.add_argument("--studies", type=int, default=40, help="studies timed in each arrival order")
     parser.add_argument("--readers", type=int, default=300)
     args = parser.parse_args()
-    psql(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-    psql(f'CREATE DATABASE "{DB}"')
-    try:
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0, interactive=False)
+    with _harness.migrated_database(DB):
         run(studies=args.studies, readers=args.readers)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        psql(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -35,12 +35,12 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+import _harness
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -49,26 +49,10 @@ from tests.browser.viewer_probes import FIRST_IMAGE, overlay_shows  # noqa: E402
 
 WORK = Path(os.environ.get("READROOM_BENCH_DIR", "/tmp/readroom-bench-viewer"))
 DB = os.environ.get("READROOM_BENCH_DB", "readroom_bench_viewer")
-PG = os.environ.get("READROOM_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 PORT = int(os.environ.get("READROOM_BENCH_PORT", "18090"))
 DICOMWEB_BEFORE = """(until) => performance.getEntriesByType('resource')
   .filter(e => e.name.includes('/dicomweb/') && e.startTime < until)
   .map(e => [e.name.split('/dicomweb/')[1].split('?')[0].replace(/[0-9.]{20,}/g, '…'), e.startTime, e.responseEnd])"""
-
-
-def server_env() -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_ALLOW")}
-    env.update({"DATABASE_URL": f"{PG}/{DB}", "READROOM_VAR_DIR": str(WORK / "var"), "DEBUG": "false",
-                "DJANGO_SETTINGS_MODULE": "config.settings", "ALLOWED_HOSTS": "127.0.0.1,localhost",
-                "LOG_LEVEL": "WARNING", "DEMO_STUDIES": "none",
-                "VIEWER_DIR": os.environ.get("VIEWER_DIR", str(ROOT / "var" / "viewer"))})
-    return env
-
-
-def manage(env, *args, capture=True) -> str:
-    done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, text=True, check=True,
-                          capture_output=capture)
-    return done.stdout or ""
 
 
 SETUP = """
@@ -87,31 +71,15 @@ print(secret, study.study_instance_uid)
 
 
 def setup(env, slices: int) -> tuple[str, str]:
-    for statement in (f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)', f'CREATE DATABASE "{DB}"'):
-        subprocess.run(["psql", f"{PG}/postgres", "-q", "-c", statement], check=True)
+    _harness.fresh_database(DB, capture=False)
     shutil.rmtree(WORK, ignore_errors=True)
-    manage(env, "migrate", "--noinput")
-    manage(env, "collectstatic", "--noinput")
-    manage(env, "install_viewer")
-    manage(env, "load_demo")
-    out = manage(env, "shell", "-c", SETUP.replace("SLICES", str(slices)))
+    _harness.manage(env, "migrate", "--noinput")
+    _harness.manage(env, "collectstatic", "--noinput")
+    _harness.manage(env, "install_viewer")
+    _harness.manage(env, "load_demo")
+    out = _harness.manage(env, "shell", "-c", SETUP.replace("SLICES", str(slices)))
     secret, study_uid = out.strip().splitlines()[-1].split()
     return secret, study_uid
-
-
-def serve(env, workers: int) -> subprocess.Popen:
-    # As deployed (README, Production): config/gunicorn.py's threaded workers, connections kept open.
-    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi",
-                            "-b", f"127.0.0.1:{PORT}", "-w", str(workers), "--log-level", "warning"],
-                           cwd=ROOT, env=env)
-    for _ in range(150):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=1)
-            return web
-        except OSError:
-            time.sleep(0.2)
-    web.terminate()
-    raise SystemExit("gunicorn did not answer /healthz")
 
 
 def sign_in(page, base: str, secret: str) -> None:
@@ -186,7 +154,8 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    env = server_env()
+    env = _harness.server_env(db=DB, var_dir=WORK / "var", LOG_LEVEL="WARNING", DEMO_STUDIES="none",
+                              VIEWER_DIR=os.environ.get("VIEWER_DIR", str(ROOT / "var" / "viewer")))
     saved = WORK / "bench-study.txt"
     if args.reuse and saved.exists():
         secret, study_uid = saved.read_text().split()
@@ -194,7 +163,7 @@ def main() -> None:
         print(f"setting up {DB} with a {args.slices}-slice 512x512 CT …", flush=True)
         secret, study_uid = setup(env, args.slices)
         saved.write_text(f"{secret} {study_uid}")
-    web = serve(env, args.workers)
+    web = _harness.serve_gunicorn(env, PORT, args.workers)
     base = f"http://127.0.0.1:{PORT}"
     url = f"{base}/viewer/viewer?StudyInstanceUIDs={study_uid}"
     profile = tempfile.TemporaryDirectory(prefix="readroom-bench-viewer-profile-")
