@@ -217,7 +217,7 @@ def main() -> None:
             context = browser_context(playwright, False, profile.name)
             page = context.new_page()
             sign_in(page, base, data)  # the second factor is fresh for the next 5 minutes: sign first
-            page.goto(f"{base}/worklist/")
+            page.goto(f"{base}/")  # any page of ours: the signing requests below are sent from it
             signs = page.evaluate(SIGN_ALL, data["to_sign"])
             for run in range(args.runs + 1):
                 tab, image_ms, editor_ms = open_once(context, workspace)
