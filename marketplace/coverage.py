@@ -28,7 +28,7 @@ from accounts.policy import Actor
 from core.errors import ApplicationError, NotFound
 from marketplace import policy, schedule
 from marketplace.models import CenterSettings
-from marketplace.services.matching import _parse_hours, _time_off, _weekly_hours
+from marketplace.services.matching_pool import parse_hours, time_off, weekly_hours
 from studies.models import Study
 
 DAYS = 7
@@ -164,14 +164,14 @@ def coverage_map(*, actor: Actor, center: Organization, modality: str | None = N
     blocked = CenterSettings.blocked_radiologists.through.objects.filter(
         centersettings__center_id=center.pk, radiologistprofile_id=OuterRef("pk"))
     rows = list(pool.annotate(full_name=F("user__full_name"), email=F("user__email"), reads=as_text("modalities"),
-                              specialties=as_text("subspecialties"), weekly_hours=_weekly_hours(),
+                              specialties=as_text("subspecialties"), weekly_hours=weekly_hours(),
                               blocked=Exists(blocked))
                 .values_list("id", "display_name", "home_time_zone", "full_name", "email", "reads", "specialties",
                              "weekly_hours", "blocked", named=True))
     questions = {day: EligibilityQuestion(jurisdiction=center.jurisdiction, modalities=[modality],
                                           subspecialty=subspecialty or None, center=center, at=day) for day in utc_days}
     credentials = questions[utc_days[0]].credentials(ids)
-    off, extra = _time_off(ids, starts_at)
+    off, extra = time_off(ids, starts_at)
 
     cell_days = [(utc_days.index(c.starts_at.date()), utc_days.index((c.ends_at - _EPSILON).date())) for c in cells]
     shift_masks: dict[tuple, int] = {}
@@ -194,7 +194,7 @@ def coverage_map(*, actor: Actor, center: Organization, modality: str | None = N
         if eligible_days not in eligible_masks:
             eligible_masks[eligible_days] = sum(1 << i for i, (a, b) in enumerate(cell_days)
                                                 if eligible_days[a] and eligible_days[b])
-        hours = _parse_hours(row.weekly_hours)
+        hours = parse_hours(row.weekly_hours)
         own_off, own_extra = off.get(row.id, []), extra.get(row.id, [])
         key = (row.home_time_zone, hours) if not own_off and not own_extra else None
         shift = shift_masks.get(key) if key else None

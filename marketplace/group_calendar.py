@@ -18,7 +18,7 @@ from accounts.models import Organization, RadiologistProfile
 from accounts.policy import Actor
 from core.errors import NotFound
 from marketplace import policy, schedule
-from marketplace.services.matching import _parse_hours, _time_off, _weekly_hours
+from marketplace.services.matching_pool import parse_hours, time_off, weekly_hours
 
 
 @dataclass
@@ -71,13 +71,13 @@ def group_calendar(*, actor: Actor, group: Organization, week: date | None = Non
     ends_at = datetime.combine(monday + timedelta(days=7), time(0), tzinfo=zone).astimezone(UTC)
     pool = RadiologistProfile.objects.filter(user__memberships__organization=group, user__memberships__is_active=True,
                                              user__is_active=True)
-    rows = list(pool.annotate(full_name=F("user__full_name"), email=F("user__email"), weekly_hours=_weekly_hours())
+    rows = list(pool.annotate(full_name=F("user__full_name"), email=F("user__email"), weekly_hours=weekly_hours())
                 .values_list("id", "display_name", "home_time_zone", "full_name", "email", "weekly_hours", named=True))
-    off, extra = _time_off(pool.values("pk"), starts_at)
+    off, extra = time_off(pool.values("pk"), starts_at)
     members = []
     for row in rows:
         own_off, own_extra = off.get(row.id, []), extra.get(row.id, [])
-        on = schedule.on_shift_intervals(_parse_hours(row.weekly_hours), row.home_time_zone, own_off, own_extra,
+        on = schedule.on_shift_intervals(parse_hours(row.weekly_hours), row.home_time_zone, own_off, own_extra,
                                          starts_at, ends_at)
         cells = zip(_by_day(on, zone, days), _by_day(own_extra, zone, days), _by_day(own_off, zone, days), strict=True)
         members.append(MemberWeek(name=row.display_name or row.full_name or row.email,

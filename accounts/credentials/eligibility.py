@@ -135,7 +135,7 @@ def as_text(field_name: str) -> Cast:
     return Cast(field_name, output_field=TextField())
 
 
-def _by_radiologist(queryset: QuerySet, row_type) -> dict[int, list]:
+def by_radiologist(queryset: QuerySet, row_type) -> dict[int, list]:
     """``(radiologist_id, *row)`` tuples grouped by radiologist, each row as ``row_type``."""
     grouped: dict[int, list] = {}
     make = row_type._make
@@ -144,7 +144,7 @@ def _by_radiologist(queryset: QuerySet, row_type) -> dict[int, list]:
     return grouped
 
 
-def _insurance_by_radiologist(queryset: QuerySet) -> dict[int, list[InsuranceRow]]:
+def insurance_by_radiologist(queryset: QuerySet) -> dict[int, list[InsuranceRow]]:
     grouped: dict[int, list] = {}
     for radiologist_id, effective_on, expires_on, coverage in queryset.order_by().values_list(
             "radiologist_id", "effective_on", "expires_on", as_text("coverage_jurisdictions")):
@@ -184,15 +184,20 @@ class EligibilityQuestion:
         question needs them — one query per kind. ``licensed_on_day``: the caller kept only radiologists
         that ``licensed_on`` returns, so their licenses are not read."""
         ids = radiologists if isinstance(radiologists, QuerySet) else list(radiologists)
-        licenses = None if licensed_on_day else _by_radiologist(License.objects.filter(
+        licenses = None if licensed_on_day else by_radiologist(License.objects.filter(
             radiologist_id__in=ids, country=self.country, region=self.region, status__in=COUNTED), LicenseRow)
-        insurance = _insurance_by_radiologist(
+        insurance = insurance_by_radiologist(
             MalpracticeInsurance.objects.filter(radiologist_id__in=ids, status__in=COUNTED))
-        mqsa = _by_radiologist(MqsaQualification.objects.filter(
+        mqsa = by_radiologist(MqsaQualification.objects.filter(
             radiologist_id__in=ids, status__in=COUNTED), MqsaRow) if self.needs_mqsa else {}
-        privileges = _by_radiologist(FacilityPrivilege.objects.filter(
-            radiologist_id__in=ids, center=self.center), PrivilegeRow) if self.needs_privileges else {}
-        return Credentials(licenses=licenses, insurance=insurance, mqsa=mqsa, privileges=privileges)
+        return Credentials(licenses=licenses, insurance=insurance, mqsa=mqsa, privileges=self.privileges(ids))
+
+    def privileges(self, radiologists: QuerySet | list[int]) -> dict[int, list[PrivilegeRow]]:
+        """The center's privileges of ``radiologists`` when it requires them (one query), else none read."""
+        if not self.needs_privileges:
+            return {}
+        return by_radiologist(FacilityPrivilege.objects.filter(radiologist_id__in=radiologists, center=self.center),
+                              PrivilegeRow)
 
     def reasons(self, radiologist_id: int, *, is_active: bool, modalities: list[str], subspecialties: list[str],
                 credentials: Credentials) -> list[str]:

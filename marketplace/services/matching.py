@@ -34,38 +34,16 @@ from datetime import datetime, time, timedelta
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-from django.db.models import (
-    Aggregate,
-    Count,
-    Exists,
-    F,
-    IntegerField,
-    Max,
-    OuterRef,
-    Q,
-    QuerySet,
-    Subquery,
-    TextField,
-    Value,
-)
-from django.db.models.functions import Cast, Concat
+from django.db.models import Count, Exists, F, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value
 from django.utils import timezone
 
-from accounts.credentials.eligibility import EligibilityQuestion, as_text, json_values, licensed_on
+from accounts.credentials.eligibility import Credentials, EligibilityQuestion, as_text, json_values, licensed_on
 from accounts.credentials.vocab import modality_read_by, parse_jurisdiction
 from accounts.models import License, Membership, Organization, RadiologistProfile
 from billing.models import Contract
 from marketplace import schedule
-from marketplace.coverage_models import ExtraShift
-from marketplace.models import (
-    Assignment,
-    Audience,
-    CenterSettings,
-    MinimumRate,
-    ReadingHours,
-    ReadRequest,
-    TimeOff,
-)
+from marketplace.models import Assignment, Audience, CenterSettings, MinimumRate, ReadRequest
+from marketplace.services.matching_pool import parse_hours, pool_for, time_off, weekly_hours
 
 # How long a reader needs once on shift: someone off shift now is available when their next shift
 # starts at least this long before the deadline.
@@ -85,11 +63,6 @@ DAYTIME_STARTS, DAYTIME_ENDS = time(7), time(19)
 # Zones held alive: ``ZoneInfo(key)`` keeps only 8 zones strongly and re-read the tz file of the others on
 # nearly every schedule worked out (a dozen zones per call at 10,000 radiologists).
 _ZONES: dict[str, ZoneInfo] = {}
-
-# The profile columns matching and the eligibility rule read (with every annotation of ``_annotated``; the
-# JSON lists come as text, decoded once per distinct list by ``json_values``).
-ROW_FIELDS = ("id", "display_name", "home_time_zone", "max_concurrent_cases")
-
 
 @dataclass(eq=False, slots=True)
 class Candidate:
@@ -228,15 +201,6 @@ def _pool(read_request: ReadRequest, *, radiologist_ids: list[int] | None, every
     return profiles.filter(named)
 
 
-def _audience_only(pool: QuerySet, read_request: ReadRequest) -> QuerySet:
-    """A direct request's pool is its one reader or its group's members (the rule would refuse everyone else)."""
-    if read_request.audience != Audience.DIRECT:
-        return pool
-    if read_request.direct_radiologist_id:
-        return pool.filter(pk=read_request.direct_radiologist_id)
-    return pool.filter(user__in=_group_memberships([read_request.direct_group_id]).values("user"))
-
-
 def _caseload(radiologist_ids: QuerySet) -> dict[int, tuple[int, int, int]]:
     """Active, finished and on-time reads of the pool (``radiologist_ids``, a subquery), in one grouped query.
     As three correlated counts in the profiles' query they cost more, and pushed that query's estimate over
@@ -248,25 +212,23 @@ def _caseload(radiologist_ids: QuerySet) -> dict[int, tuple[int, int, int]]:
     return {row[0]: row[1:] for row in counts.values_list("radiologist_id", "load", "finished", "on_time")}
 
 
-def _annotated(pool: QuerySet, read_request: ReadRequest, *, explain: bool) -> QuerySet:
-    """Conflicts, preference, minimum rate, weekly hours and (``explain``: shown) the group's name: one query
-    with the profiles."""
+def _annotated(pool: QuerySet, read_request: ReadRequest) -> QuerySet:
+    """Conflicts, preference, minimum rate, weekly hours and the group's name (shown): one query with the
+    profiles."""
     rate = (MinimumRate.objects.filter(radiologist=OuterRef("pk"), modality__in=read_request.modalities,
                                        priority=read_request.priority, currency=read_request.currency)
             .values("radiologist").annotate(top=Max("cents")).values("top"))
     queryset = pool.annotate(
-        full_name=F("user__full_name"), email=F("user__email"), is_active=F("user__is_active"),
         reads=as_text("modalities"), specialties=as_text("subspecialties"), takes=as_text("priorities"),
-        weekly_hours=_weekly_hours(),
+        weekly_hours=weekly_hours(),
         minimum_rate=Subquery(rate, output_field=IntegerField()),
         # A left join on the one-to-one (no row: no reviews), not a correlated subquery: cheaper to plan and run.
         peer_reviews=F("quality__reviews"), peer_concordant=F("quality__concordant"),
     )
-    if explain:
-        queryset = queryset.annotate(group_name=Subquery(
-            Membership.objects.filter(user=OuterRef("user"), is_active=True,
-                                      organization__kind=Organization.Kind.RADIOLOGY_GROUP)
-            .order_by("organization__name").values("organization__name")[:1]))
+    queryset = queryset.annotate(group_name=Subquery(
+        Membership.objects.filter(user=OuterRef("user"), is_active=True,
+                                  organization__kind=Organization.Kind.RADIOLOGY_GROUP)
+        .order_by("organization__name").values("organization__name")[:1]))
     if read_request.original_reader_id:
         reader_groups = _group_memberships(Organization.objects.all()).filter(
             user__radiologist_profile=read_request.original_reader_id).values("organization")
@@ -296,67 +258,20 @@ def _annotated(pool: QuerySet, read_request: ReadRequest, *, explain: bool) -> Q
             centersettings__center_id=read_request.center_id, radiologistprofile_id=OuterRef("pk"))))
 
 
-class _Joined(Aggregate):
-    """Text values joined with commas, in no particular order (PostgreSQL's STRING_AGG, SQLite's GROUP_CONCAT)."""
-
-    function = "STRING_AGG"
-    template = "%(function)s(%(expressions)s, ',')"
-    output_field = TextField()
-
-    def as_sqlite(self, compiler, connection, **extra_context):
-        return super().as_sql(compiler, connection, function="GROUP_CONCAT", **extra_context)
-
-
-def _weekly_hours() -> Subquery:
-    """A radiologist's weekly reading hours as one text (``weekday starts ends`` joined with commas): one
-    column of the profiles' query instead of a query of ten thousand rows, and the few dozen distinct
-    schedules are parsed once (``_parse_hours``)."""
-    window = Concat(Cast("weekday", TextField()), Value(" "), Cast("starts", TextField()), Value(" "),
-                    Cast("ends", TextField()), output_field=TextField())
-    return Subquery(ReadingHours.objects.filter(radiologist=OuterRef("pk")).order_by().values("radiologist")
-                    .annotate(joined=_Joined(window)).values("joined"), output_field=TextField())
-
-
-def _parse_hours(text: str | None) -> tuple[tuple[int, time, time], ...]:
-    """``_weekly_hours``'s text back as (weekday, starts, ends) windows, sorted."""
-    if not text:
-        return ()
-    windows = []
-    for item in text.split(","):
-        weekday, starts, ends = item.split(" ")
-        windows.append((int(weekday), time.fromisoformat(starts), time.fromisoformat(ends)))
-    return tuple(sorted(windows))
-
-
-def _time_off(radiologist_ids: QuerySet, at: datetime) -> tuple[dict[int, list], dict[int, list]]:
-    """Time off and extra shifts of the pool (``radiologist_ids``, a subquery) in the coming days, as plain
-    tuples by radiologist: one query (a UNION), so extra shifts cost matching no query of their own."""
-    off: dict[int, list] = {}
-    extra: dict[int, list] = {}
-    horizon = at + timedelta(days=schedule.LOOKAHEAD_DAYS)
-
-    def rows(model, kind: int):
-        return model.objects.filter(radiologist_id__in=radiologist_ids, ends_at__gt=at, starts_at__lt=horizon
-                                    ).order_by().values_list("radiologist_id", "starts_at", "ends_at", Value(kind))
-
-    for radiologist_id, starts_at, ends_at, kind in rows(TimeOff, 0).union(rows(ExtraShift, 1), all=True):
-        (extra if kind else off).setdefault(radiologist_id, []).append((starts_at, ends_at))
-    return off, extra
-
-
-def _conflict_and_audience_reasons(row, read_request: ReadRequest) -> list[str]:
+def _conflict_and_audience_reasons(read_request: ReadRequest, radiologist_id: int, *, in_original_group: bool,
+                                   blocked: bool, in_direct_group: bool, group_name: str = "") -> list[str]:
     reasons = []
-    if read_request.original_reader_id and row.id == read_request.original_reader_id:
+    if read_request.original_reader_id and radiologist_id == read_request.original_reader_id:
         reasons.append("original reader of this study")
-    elif getattr(row, "in_original_group", False):
-        group = getattr(row, "group_name", None)  # loaded to be shown: not on the hot path
-        reasons.append(f"in the original reader's group ({group})" if group else "in the original reader's group")
-    if getattr(row, "blocked", False):
+    elif in_original_group:  # the group's name is loaded to be shown: not on the hot path
+        reasons.append(f"in the original reader's group ({group_name})" if group_name
+                       else "in the original reader's group")
+    if blocked:
         reasons.append(f"blocked by {read_request.center.name}")
     if read_request.audience == Audience.DIRECT:
-        if read_request.direct_radiologist_id and row.id != read_request.direct_radiologist_id:
+        if read_request.direct_radiologist_id and radiologist_id != read_request.direct_radiologist_id:
             reasons.append("sent directly to another radiologist")
-        elif read_request.direct_group_id and not getattr(row, "in_direct_group", False):
+        elif read_request.direct_group_id and not in_direct_group:
             reasons.append("sent directly to another group")
     return reasons
 
@@ -418,74 +333,172 @@ def _rank(candidates: list[Candidate]) -> None:
         c.rank = position
 
 
+@dataclass
+class _Judge:
+    """One call's verdict on each radiologist: the eligibility rule's reasons, then the request's own (priority,
+    conflicts, capacity, price, hours), with what the ranking reads."""
+
+    read_request: ReadRequest
+    at: datetime
+    question: EligibilityQuestion
+    credentials: Credentials
+    off: dict[int, list]
+    extra: dict[int, list]
+    seen: dict = field(default_factory=dict)  # availability by (zone, hours), for readers with no time off
+
+    def candidate(self, radiologist_id: int, counts: tuple[int, int, int], *, name: str, zone: str, capacity: int,
+                  is_active: bool, reads: frozenset[str], specialties: frozenset[str], takes: frozenset[str],
+                  hours: tuple, minimum_rate: int | None, reviews: int, concordant: int, preferred: bool,
+                  conflicts: list[str], profile: RadiologistProfile | None = None,
+                  group_name: str = "") -> Candidate:
+        read_request = self.read_request
+        load, finished, on_time = counts
+        candidate = Candidate(
+            radiologist_id=radiologist_id, name=name, home_time_zone=zone, read_request=read_request, at=self.at,
+            profile=profile, group_name=group_name,
+            reasons=self.question.reasons(radiologist_id, is_active=is_active, modalities=reads,
+                                          subspecialties=specialties, credentials=self.credentials),
+            load=load, capacity=capacity, finished=finished, on_time=on_time, reviews=reviews,
+            concordant=concordant, preferred=preferred)
+        if read_request.priority not in takes:
+            candidate.reasons.append(f"does not take {read_request.get_priority_display()} reads")
+        candidate.reasons += conflicts
+        if load >= capacity:
+            candidate.reasons.append(f"at capacity ({load} of {capacity})")
+        if minimum_rate is not None and minimum_rate > read_request.quoted_cents:
+            candidate.reasons.append(f"minimum rate {minimum_rate} cents above quote {read_request.quoted_cents}")
+        candidate.on_shift, candidate.available_from, reason = _availability(
+            hours, self.off.get(radiologist_id, []), zone, read_request, self.at, self.seen,
+            self.extra.get(radiologist_id, ()))
+        if reason:
+            candidate.reasons.append(reason)
+        return candidate
+
+
+def _result(read_request: ReadRequest, at: datetime, judged: list[Candidate]) -> MatchResult:
+    candidates = [c for c in judged if not c.reasons]
+    excluded = sorted((c for c in judged if c.reasons), key=lambda c: c.name)
+    follow_the_sun(candidates, read_request, at)
+    _rank(candidates)
+    return MatchResult(read_request=read_request, at=at, candidates=candidates, excluded=excluded)
+
+
 def match(read_request: ReadRequest, *, at: datetime | None = None, radiologist_ids: list[int] | None = None,
           everyone: bool = False, eligible_only: bool = False) -> MatchResult:
     """Every considered radiologist for ``read_request`` at ``at``: the eligible ranked, the rest with reasons.
 
     ``eligible_only``: the same ranked candidates, by id (no profile loaded), and ``excluded`` holds only
-    those who got past the SQL narrowing (active, licensed today, under capacity) — for callers that never
+    those who got past the pool's narrowing (active, licensed today, under capacity) — for callers that never
     show reasons."""
     at = at or timezone.now()
     _load_center(read_request)
     if eligible_only:
-        # Narrowed in SQL to an active account with a counted license covering the day (what
-        # ``may_be_eligible`` keeps): the narrowing's own subquery also selects the pool's credentials,
-        # caseload and time off — a superset of the pool, cheaper than evaluating the pool again.
-        ids = licensed_on(read_request.jurisdiction, at)
-        pool = RadiologistProfile.objects.filter(pk__in=ids, user__is_active=True)
-        if radiologist_ids is not None:
-            pool = pool.filter(pk__in=radiologist_ids)
-        pool = _audience_only(pool, read_request)
-        if radiologist_ids is not None or read_request.audience == Audience.DIRECT:
-            ids = pool.values("pk")  # a handful: their own ids are the cheaper subquery
-        annotated = _annotated(pool, read_request, explain=False)
-        rows = annotated.values_list(*ROW_FIELDS, *annotated.query.annotations, named=True)
-    else:
-        pool = _pool(read_request, radiologist_ids=radiologist_ids, everyone=everyone)
-        ids = pool.values("pk")
-        rows = _annotated(pool, read_request, explain=True).select_related("user")
-    question = EligibilityQuestion(jurisdiction=read_request.jurisdiction, modalities=read_request.modalities,
-                                   subspecialty=read_request.subspecialty or None, center=read_request.center, at=at)
-    rows = list(rows)
-    credentials = question.credentials(ids, licensed_on_day=eligible_only)
+        return _match_pool(read_request, at, radiologist_ids)
+    pool = _pool(read_request, radiologist_ids=radiologist_ids, everyone=everyone)
+    ids = pool.values("pk")
+    rows = list(_annotated(pool, read_request).select_related("user"))
+    question = _question(read_request, at)
     caseload = _caseload(ids)
-    off, extra = _time_off(ids, at)
-    candidates, excluded, seen, schedules = [], [], {}, {}
-    priority_label = read_request.get_priority_display()
+    judge = _Judge(read_request, at, question, question.credentials(ids), *time_off(ids, at))
+    schedules: dict[str | None, tuple] = {}
+    judged = []
     for row in rows:
-        load, finished, on_time = caseload.get(row.id, NO_CASELOAD)
-        if eligible_only and load >= row.max_concurrent_cases:
+        if row.weekly_hours not in schedules:
+            schedules[row.weekly_hours] = parse_hours(row.weekly_hours)
+        judged.append(judge.candidate(
+            row.id, caseload.get(row.id, NO_CASELOAD), name=row.name, zone=row.home_time_zone,
+            capacity=row.max_concurrent_cases, is_active=row.user.is_active, reads=json_values(row.reads),
+            specialties=json_values(row.specialties), takes=json_values(row.takes),
+            hours=schedules[row.weekly_hours], minimum_rate=row.minimum_rate, reviews=row.peer_reviews or 0,
+            concordant=row.peer_concordant or 0,
+            preferred=bool(row.center_preferred or getattr(row, "named_reader", False)
+                           or getattr(row, "in_named_group", False) or row.contract_preferred),
+            conflicts=_conflict_and_audience_reasons(
+                read_request, row.id, in_original_group=getattr(row, "in_original_group", False),
+                blocked=row.blocked, in_direct_group=getattr(row, "in_direct_group", False),
+                group_name=row.group_name or ""),
+            profile=row, group_name=row.group_name or ""))
+    return _result(read_request, at, judged)
+
+
+def _question(read_request: ReadRequest, at: datetime) -> EligibilityQuestion:
+    return EligibilityQuestion(jurisdiction=read_request.jurisdiction, modalities=read_request.modalities,
+                               subspecialty=read_request.subspecialty or None, center=read_request.center, at=at)
+
+
+def _match_pool(read_request: ReadRequest, at: datetime, radiologist_ids: list[int] | None) -> MatchResult:
+    """The hot path: the jurisdiction's pool (``matching_pool``: active, licensed on the day; a snapshot while
+    nothing it reads has changed) with the request's own parts read now — its lists, the caseload and the
+    center's privileges. Readers at capacity are left out without a reason."""
+    pool = pool_for(read_request.jurisdiction, at)
+    rows = pool.rows
+    if radiologist_ids is not None:
+        wanted = set(radiologist_ids)
+        rows = [row for row in rows if row.id in wanted]
+    if read_request.audience == Audience.DIRECT:  # its one reader or its group's members: the rule refuses others
+        rows = [row for row in rows if row.id == read_request.direct_radiologist_id
+                or (not read_request.direct_radiologist_id and read_request.direct_group_id in row.groups)]
+    few = radiologist_ids is not None or read_request.audience == Audience.DIRECT
+    ids = [row.id for row in rows] if few else licensed_on(read_request.jurisdiction, at)  # a superset, as a subquery
+    lists = _request_lists(read_request)
+    question = _question(read_request, at)
+    credentials = Credentials(licenses=None, insurance=pool.insurance, mqsa=pool.mqsa,
+                              privileges=question.privileges(ids))
+    caseload = _caseload(ids)
+    judge = _Judge(read_request, at, question, credentials, *pool.time_off_at(at))
+    preferred = lists["center_preferred"] | lists["contract_preferred"] | lists["named_reader"]
+    modalities, priority, currency = read_request.modalities, read_request.priority, read_request.currency
+    judged = []
+    for row in rows:
+        counts = caseload.get(row.id, NO_CASELOAD)
+        if counts[0] >= row.capacity:
             continue  # at capacity: the hot path reports only who is left after the narrowing
-        candidate = Candidate(
-            radiologist_id=row.id, name=row.display_name or row.full_name or row.email,  # RadiologistProfile.name
-            home_time_zone=row.home_time_zone, read_request=read_request, at=at,
-            profile=None if eligible_only else row, group_name=getattr(row, "group_name", None) or "",
-            reasons=question.reasons(row.id, is_active=row.is_active, modalities=json_values(row.reads),
-                                     subspecialties=json_values(row.specialties), credentials=credentials),
-            load=load, capacity=row.max_concurrent_cases, finished=finished, on_time=on_time,
-            reviews=row.peer_reviews or 0, concordant=row.peer_concordant or 0,
-            preferred=bool(getattr(row, "center_preferred", False) or getattr(row, "named_reader", False)
-                           or getattr(row, "in_named_group", False) or getattr(row, "contract_preferred", False)))
-        if read_request.priority not in json_values(row.takes):
-            candidate.reasons.append(f"does not take {priority_label} reads")
-        candidate.reasons += _conflict_and_audience_reasons(row, read_request)
-        if load >= row.max_concurrent_cases:
-            candidate.reasons.append(f"at capacity ({load} of {row.max_concurrent_cases})")
-        if row.minimum_rate is not None and row.minimum_rate > read_request.quoted_cents:
-            candidate.reasons.append(f"minimum rate {row.minimum_rate} cents above quote "
-                                     f"{read_request.quoted_cents}")
-        hours = schedules.get(row.weekly_hours)
-        if hours is None:
-            hours = schedules[row.weekly_hours] = _parse_hours(row.weekly_hours)
-        candidate.on_shift, candidate.available_from, reason = _availability(
-            hours, off.get(row.id, []), row.home_time_zone, read_request, at, seen, extra.get(row.id, ()))
-        if reason:
-            candidate.reasons.append(reason)
-        (excluded if candidate.reasons else candidates).append(candidate)
-    follow_the_sun(candidates, read_request, at)
-    _rank(candidates)
-    excluded.sort(key=lambda c: c.name)
-    return MatchResult(read_request=read_request, at=at, candidates=candidates, excluded=excluded)
+        judged.append(judge.candidate(
+            row.id, counts, name=row.name, zone=row.home_time_zone, capacity=row.capacity, is_active=True,
+            reads=row.reads, specialties=row.specialties, takes=row.takes, hours=row.hours,
+            minimum_rate=row.minimum_rate(modalities, priority, currency), reviews=row.reviews,
+            concordant=row.concordant,
+            preferred=row.id in preferred or not lists["named_group"].isdisjoint(row.groups),
+            conflicts=_conflict_and_audience_reasons(
+                read_request, row.id, in_original_group=not lists["original_group"].isdisjoint(row.groups),
+                blocked=row.id in lists["blocked"],
+                in_direct_group=read_request.direct_group_id in row.groups)))
+    return _result(read_request, at, judged)
+
+
+LISTS = ("center_preferred", "contract_preferred", "blocked", "named_reader", "named_group", "original_group")
+
+
+def _request_lists(read_request: ReadRequest) -> dict[str, frozenset[int]]:
+    """The request's own lists, in one query (a UNION): the center's preferred and blocked readers and its
+    contracts' preferred readers in force today (profile ids); a preferred request's named readers (profile ids)
+    and groups (organization ids); the original reader's groups (organization ids)."""
+    today = timezone.localdate()
+    center = read_request.center_id
+    parts = [
+        ("center_preferred", CenterSettings.preferred_radiologists.through.objects.filter(
+            centersettings__center_id=center), "radiologistprofile_id"),
+        ("contract_preferred", Contract.preferred_readers.through.objects.filter(
+            contract__center_id=center, contract__status=Contract.Status.ACTIVE, contract__starts_on__lte=today)
+         .filter(Q(contract__ends_on__isnull=True) | Q(contract__ends_on__gte=today)), "radiologistprofile_id"),
+        ("blocked", CenterSettings.blocked_radiologists.through.objects.filter(centersettings__center_id=center),
+         "radiologistprofile_id"),
+    ]
+    if read_request.audience == Audience.PREFERRED:
+        parts += [
+            ("named_reader", ReadRequest.preferred_radiologists.through.objects.filter(
+                readrequest_id=read_request.pk), "radiologistprofile_id"),
+            ("named_group", ReadRequest.preferred_groups.through.objects.filter(readrequest_id=read_request.pk),
+             "organization_id")]
+    if read_request.original_reader_id:
+        parts.append(("original_group", _group_memberships(Organization.objects.all()).filter(
+            user__radiologist_profile=read_request.original_reader_id), "organization_id"))
+    queries = [queryset.order_by().annotate(list=Value(LISTS.index(name)), member=F(column))
+               .values_list("list", "member") for name, queryset, column in parts]
+    lists: dict[str, set[int]] = {name: set() for name in LISTS}
+    for index, member in queries[0].union(*queries[1:], all=True):
+        lists[LISTS[index]].add(member)
+    return {name: frozenset(members) for name, members in lists.items()}
 
 
 def reads_modalities(profile: RadiologistProfile, modalities: list[str]) -> bool:
