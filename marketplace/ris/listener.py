@@ -38,6 +38,7 @@ from django.db import close_old_connections, connections
 from hl7.mllp.streams import CARRIAGE_RETURN, END_BLOCK, START_BLOCK
 
 from marketplace.ris.hl7_in import handle_message, handle_too_large
+from marketplace.ris.interfaces import InterfaceCache
 
 logger = logging.getLogger(__name__)
 
@@ -164,12 +165,14 @@ class Hl7Listener:
         task = asyncio.current_task()
         self._connections.add(task)
         loop = asyncio.get_running_loop()
+        interfaces = InterfaceCache()  # the sender is looked up again every INTERFACE_RECHECK_SECONDS, not per message
         try:
             while True:
                 message = await self._read_message(reader, peer)
                 if message is None:
                     break
-                ack = await loop.run_in_executor(self._executor, self._handle, handle_message, message, peer)
+                ack = await loop.run_in_executor(self._executor, self._handle, handle_message, message, peer,
+                                                 interfaces)
                 if ack is None:  # our failure: no ACK, so the sender sends the message again
                     break
                 writer.write(frame(ack))
