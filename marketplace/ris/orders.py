@@ -231,8 +231,8 @@ def _order_change(order: RisOrder, data: OrderData, source: str, actor) -> RisOr
 
 def study_for_accession(center: Organization, accession: str, patient_id: str) -> Study | None:
     """The center's study with this accession number (the patient's own first, then the newest)."""
-    # Two columns first: a new order usually comes before its images, and building the whole study's query for
-    # nothing was a fifth of the listener's CPU per order.
+    # Two columns first: a new order usually comes before its images, so the study's many columns are built into
+    # a query and read only when there is one (the listener's hot path).
     candidates = list(Study.objects.filter(organization=center, accession_number=accession, deleted_at__isnull=True)
                       .order_by("-received_at").values_list("pk", "patient_id")[:10])
     if not candidates:
