@@ -4,7 +4,8 @@
 checks, in order, each answered with an ACK naming the field (``hl7_ack``):
 
 1. HL7 v2 at all, in the character set MSH-18 declares (else UTF-8, else Latin-1) — AR;
-2. the sender: an active ``Hl7Interface`` for MSH-3/MSH-4, from one of its allowed hosts; MSH-10 present — AR;
+2. the sender: an active ``Hl7Interface`` for MSH-3/MSH-4, from one of its allowed hosts; MSH-10 present — AR
+   (the listener's connection reuses the interface it found for ``INTERFACE_RECHECK_SECONDS``, 5 s);
 3. repeated MSH-10 from the same interface: the stored ACK again, nothing done twice (a unique constraint
    settles two copies arriving at once; the one that loses the race answers the winner's ACK);
 4. version 2.3 to 2.5.1 (MSH-12) and type ORM^O01 or OMI^O23 (MSH-9) — AR;
@@ -22,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
+from dataclasses import dataclass
 
 import hl7
 from django.db import IntegrityError, transaction
@@ -32,6 +34,7 @@ from core.errors import ApplicationError
 from marketplace.ris import hl7_ack
 from marketplace.ris.hl7_ack import ACCEPT, ERROR, REJECT, Refusal
 from marketplace.ris.hl7_orm import OMI, ORM, read_orders
+from marketplace.ris.interfaces import InterfaceCache
 from marketplace.ris.orders import order_apply
 from marketplace.ris_models import Hl7Interface, Hl7Message
 
@@ -57,25 +60,43 @@ _HL7_CODES = {"required": hl7_ack.REQUIRED_FIELD_MISSING, "too_long": hl7_ack.DA
               "not_found": hl7_ack.UNKNOWN_KEY, "unknown_order": hl7_ack.UNKNOWN_KEY}
 
 
-def handle_message(raw: bytes, peer: str) -> bytes:
-    """Process one received message (the bytes inside its MLLP frame) and return the ACK to send back."""
+@dataclass(frozen=True)
+class Header:
+    """The MSH fields the listener acts on, read once per message."""
+
+    application: str = ""  # MSH-3
+    facility: str = ""  # MSH-4
+    control_id: str = ""  # MSH-10
+    version: str = ""  # MSH-12
+    code: str = ""  # MSH-9.1, e.g. ORM
+    trigger: str = ""  # MSH-9.2, e.g. O01
+
+    @property
+    def type(self) -> str:
+        return "^".join(part for part in (self.code, self.trigger) if part)[:20]
+
+
+def handle_message(raw: bytes, peer: str, interfaces: InterfaceCache | None = None) -> bytes:
+    """Process one received message (the bytes inside its MLLP frame) and return the ACK to send back.
+    ``interfaces``: the connection's cache of senders (the listener's); without one, the sender is looked up."""
     try:
         message, codec = parse(raw)
     except Refusal as refusal:
-        return _refuse(raw, peer, None, "latin-1", refusal)
-    interface, refusal = identify(message, peer)
+        return _refuse(raw, peer, None, Header(), "latin-1", refusal)
+    header = read_header(message)
+    interface, refusal = identify(header, peer, interfaces or InterfaceCache())
     if refusal is not None:
-        return _refuse(raw, peer, message, codec, refusal, center=interface.center if interface else None)
+        return _refuse(raw, peer, message, header, codec, refusal, center=interface.center if interface else None)
     try:  # kept as new first: a repeat (rare) meets the unique constraint and costs the new ones no look-up
-        return _process(raw, peer, message, codec, interface, None)
+        return _process(raw, peer, message, header, codec, interface, None)
     except IntegrityError:
         # This MSH-10 was kept before (a resend, or a copy on another connection that won): its ACK, unless
         # the first try ended in a server-side error the sender was told to retry, which is applied now.
-        stored = _stored(interface, _msh(message, 10))
+        stored = _stored(interface, header.control_id)
         if stored is None:
             raise
         if stored.ack_code == ERROR and stored.error == RETRY_TEXT:
-            return _process(raw, peer, message, codec, interface, stored)
+            return _process(raw, peer, message, header, codec, interface, stored)
         logger.info("HL7 message %s from %s repeated: answering the stored ACK", stored.control_id, interface)
         return bytes(stored.ack)
 
@@ -88,8 +109,8 @@ def handle_too_large(head: bytes, peer: str, limit: int) -> bytes:
     try:
         message, codec = parse(first_segment)
     except Refusal:
-        return _refuse(head, peer, None, "latin-1", refusal)
-    return _refuse(head, peer, message, codec, refusal)
+        return _refuse(head, peer, None, Header(), "latin-1", refusal)
+    return _refuse(head, peer, message, read_header(message), codec, refusal)
 
 
 def parse(raw: bytes) -> tuple[hl7.Message, str]:
@@ -121,19 +142,32 @@ def parse(raw: bytes) -> tuple[hl7.Message, str]:
     return message, codec
 
 
-def identify(message: hl7.Message, peer: str) -> tuple[Hl7Interface | None, Refusal | None]:
+def read_header(message: hl7.Message) -> Header:
+    """MSH-3, 4, 9, 10 and 12 of a parsed message (``parse`` checked that it has an MSH of 12 fields or more)."""
+    msh = message.segment("MSH")
+
+    def value(field: int, component: int = 1) -> str:
+        try:
+            return str(msh.extract_field(1, field, 1, component, 1)).strip()
+        except (IndexError, KeyError):
+            return ""
+
+    return Header(application=value(3), facility=value(4), control_id=value(10), version=value(12), code=value(9),
+                  trigger=value(9, 2))
+
+
+def identify(header: Header, peer: str, interfaces: InterfaceCache) -> tuple[Hl7Interface | None, Refusal | None]:
     """The registered, active interface named by MSH-3/MSH-4, and why the message is refused if it is (the
     peer's address is not one the interface may use, or MSH-10 is missing)."""
-    application, facility = _msh(message, 3), _msh(message, 4)
-    interface = (Hl7Interface.objects.select_related("center")
-                 .filter(sending_application=application, sending_facility=facility, active=True).first())
+    application, facility = header.application, header.facility
+    interface = interfaces.get(application, facility)
     if interface is None:
         return None, Refusal(REJECT, "MSH-4", f"sending application {application!r} at facility {facility!r} "
                              "is not a registered interface", hl7_ack.UNKNOWN_KEY)
     host = peer_host(peer)
     if not host_allowed(host, interface.allowed_hosts):
         return interface, Refusal(REJECT, "MSH-4", f"{interface} may not send from {host}", hl7_ack.UNKNOWN_KEY)
-    if not _msh(message, 10):
+    if not header.control_id:
         return interface, Refusal(REJECT, "MSH-10", "message control id is required",
                                   hl7_ack.REQUIRED_FIELD_MISSING)
     return interface, None
@@ -165,29 +199,29 @@ def peer_host(peer: str) -> str:
     return peer.rsplit(":", 1)[0] if peer.count(":") == 1 else peer
 
 
-def _process(raw: bytes, peer: str, message: hl7.Message, codec: str, interface: Hl7Interface,
+def _process(raw: bytes, peer: str, message: hl7.Message, header: Header, codec: str, interface: Hl7Interface,
              stored: Hl7Message | None) -> bytes:
     """Apply the message and keep it with its ACK (as new, or over ``stored``, a try to be retried) in one
     transaction; a refused message rolls back whatever its orders did and is kept in a transaction of its own.
     A message kept before: the insert hits the unique constraint and the whole transaction rolls back, orders
     and all (``handle_message`` answers the stored ACK)."""
     record = stored or Hl7Message(interface=interface, direction=Hl7Message.Direction.IN,
-                                  control_id=_msh(message, 10))
+                                  control_id=header.control_id)
     try:
         with transaction.atomic():
-            orders = _apply(message, interface)
-            return _keep(record, raw, peer, message, codec, interface, orders, None)
+            orders = _apply(message, header, interface)
+            return _keep(record, raw, peer, message, header, codec, interface, orders, None)
     except Refusal as refusal:
         with transaction.atomic():
-            return _keep(record, raw, peer, message, codec, interface, [], refusal)
+            return _keep(record, raw, peer, message, header, codec, interface, [], refusal)
 
 
-def _keep(record: Hl7Message, raw: bytes, peer: str, message: hl7.Message, codec: str, interface: Hl7Interface,
-          orders: list, refusal: Refusal | None) -> bytes:
+def _keep(record: Hl7Message, raw: bytes, peer: str, message: hl7.Message, header: Header, codec: str,
+          interface: Hl7Interface, orders: list, refusal: Refusal | None) -> bytes:
     code = refusal.ack_code if refusal is not None else ACCEPT
     ack = hl7_ack.build_ack(message, code, refusal).encode(codec, "replace")
     first = orders[0] if orders else None
-    record.message_type, record.raw, record.ack, record.ack_code = _type(message), raw, ack, code
+    record.message_type, record.raw, record.ack, record.ack_code = header.type, raw, ack, code
     record.error, record.peer = str(refusal or "")[:500], peer[:100]
     record.order, record.read_request_id = first, getattr(first, "read_request_id", None)
     record.save()
@@ -195,27 +229,29 @@ def _keep(record: Hl7Message, raw: bytes, peer: str, message: hl7.Message, codec
     return ack
 
 
-def _apply(message: hl7.Message, interface: Hl7Interface) -> list:
-    version = _msh(message, 12)
+def _apply(message: hl7.Message, header: Header, interface: Hl7Interface) -> list:
+    version = header.version
     if version not in VERSIONS:
         raise Refusal(REJECT, "MSH-12", f"version {version!r} is not supported (2.3 to 2.5.1)",
                       hl7_ack.UNSUPPORTED_VERSION)
-    kind = MESSAGE_TYPES.get((_msh(message, 9), _msh(message, 9, component=2)))
+    kind = MESSAGE_TYPES.get((header.code, header.trigger))
     if kind is None:
-        raise Refusal(REJECT, "MSH-9", f"message type {_type(message)!r} is not accepted (ORM^O01 or OMI^O23)",
+        raise Refusal(REJECT, "MSH-9", f"message type {header.type!r} is not accepted (ORM^O01 or OMI^O23)",
                       hl7_ack.UNSUPPORTED_MESSAGE_TYPE)
     applied: list = []
     try:  # in _process's transaction: all the message's orders, or (on a refusal) none of them
         for data in read_orders(message, kind):
             # The message's own audit event (``_audit``) names the orders it created: one chain append a message.
+            # savepoint=False: a refused order rolls back the whole message anyway (``_process``), so a savepoint
+            # of its own would be two round trips for nothing.
             applied.append(order_apply(center=interface.center, data=data, source="hl7", interface=interface,
-                                       receipt_audited=True))
+                                       receipt_audited=True, savepoint=False))
     except Refusal:
         raise
     except ApplicationError as exc:
         raise _application_refusal(exc, kind, sequence=len(applied) + 1) from exc
     except Exception as exc:
-        logger.exception("HL7 message %s from %s could not be applied", _msh(message, 10), interface)
+        logger.exception("HL7 message %s from %s could not be applied", header.control_id, interface)
         raise Refusal(ERROR, "", RETRY_TEXT, hl7_ack.INTERNAL_ERROR) from exc
     return applied
 
@@ -234,7 +270,7 @@ def _application_refusal(exc: ApplicationError, kind: str, *, sequence: int) -> 
                    application_code=exc.code)
 
 
-def _refuse(raw: bytes, peer: str, message: hl7.Message | None, codec: str, refusal: Refusal,
+def _refuse(raw: bytes, peer: str, message: hl7.Message | None, header: Header, codec: str, refusal: Refusal,
             center=None) -> bytes:
     """Answer and keep a message from a sender not (yet) known; nothing else is done with it."""
     ack = hl7_ack.build_ack(message, refusal.ack_code, refusal).encode(codec, "replace")
@@ -242,8 +278,7 @@ def _refuse(raw: bytes, peer: str, message: hl7.Message | None, codec: str, refu
     record = Hl7Message.objects.create(
         interface=None, direction=Hl7Message.Direction.IN, raw=raw, ack=ack, ack_code=refusal.ack_code,
         error=str(refusal)[:500], peer=peer[:100],
-        control_id=_msh(message, 10)[:199] if message is not None else "",
-        message_type=_type(message) if message is not None else "")
+        control_id=header.control_id[:199], message_type=header.type)
     _audit(record, center, [])
     return ack
 
@@ -270,16 +305,3 @@ def _declared_charset(raw: bytes) -> str:
     if len(fields) <= 17:
         return ""
     return fields[17].split(first[5:6] or "~")[0].split(first[4:5] or "^")[0].strip()
-
-
-def _msh(message: hl7.Message | None, field: int, *, component: int = 1) -> str:
-    if message is None:
-        return ""
-    try:
-        return str(message.segment("MSH").extract_field(1, field, 1, component, 1)).strip()
-    except (IndexError, KeyError):
-        return ""
-
-
-def _type(message: hl7.Message | None) -> str:
-    return "^".join(part for part in (_msh(message, 9), _msh(message, 9, component=2)) if part)[:20]

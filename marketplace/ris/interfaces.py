@@ -1,9 +1,14 @@
 """A center registers its RIS as an HL7 v2 interface (issue 23): who it is (MSH-3 application, MSH-4 facility),
-where it may connect from, and where signed reports go back (an MLLP endpoint, optional). Center admins only."""
+where it may connect from, and where signed reports go back (an MLLP endpoint, optional). Center admins only.
+
+The listener finds the sender of each message here (``active_interface``), through one ``InterfaceCache`` per
+connection."""
 
 from __future__ import annotations
 
 import ipaddress
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
@@ -13,6 +18,10 @@ from accounts.policy import Actor
 from core.errors import ApplicationError, NotFound
 from marketplace.ris.selectors import can_manage_ris
 from marketplace.ris_models import Hl7Interface
+
+# How long a connection trusts the interface it resolved: a disabled or changed interface (allowed hosts, center)
+# takes effect on open connections within this time, and a busy connection saves the look-up on every message.
+INTERFACE_RECHECK_SECONDS = 5.0
 
 
 @dataclass
@@ -80,3 +89,34 @@ def interface_save(*, actor: Actor, center, data: InterfaceData, interface: Hl7I
                         "outbound": f"{data.outbound_host}:{data.outbound_port}" if data.outbound_host else "",
                         "active": data.active})
     return target
+
+
+def active_interface(application: str, facility: str) -> Hl7Interface | None:
+    """The active interface registered for MSH-3 ``application`` at MSH-4 ``facility``, with its center."""
+    return (Hl7Interface.objects.select_related("center")
+            .filter(sending_application=application, sending_facility=facility, active=True).first())
+
+
+class InterfaceCache:
+    """One MLLP connection's senders: each resolved interface is reused for ``recheck_seconds``, then read again
+    (a message per look-up cost a query and a fifth of the listener's CPU). An unknown sender is not remembered,
+    so a newly registered interface is found at once. Used by one message at a time (a connection's messages are
+    processed in turn)."""
+
+    def __init__(self, *, recheck_seconds: float = INTERFACE_RECHECK_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.recheck_seconds = recheck_seconds
+        self._clock = clock
+        self._found: dict[tuple[str, str], tuple[Hl7Interface, float]] = {}
+
+    def get(self, application: str, facility: str) -> Hl7Interface | None:
+        key, now = (application, facility), self._clock()
+        found = self._found.get(key)
+        if found is not None and now - found[1] < self.recheck_seconds:
+            return found[0]
+        interface = active_interface(application, facility)
+        if interface is None:
+            self._found.pop(key, None)
+        else:
+            self._found[key] = (interface, now)
+        return interface

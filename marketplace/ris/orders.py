@@ -113,17 +113,24 @@ def ris_order_transition(*, order: RisOrder, to: str, actor: Actor | None, reaso
 
 # --- applying an order message --------------------------------------------------------------------
 
-@transaction.atomic
 def order_apply(*, center: Organization, data: OrderData, source: str, interface: Hl7Interface | None = None,
-                actor=None, receipt_audited: bool = False) -> RisOrder:
+                actor=None, receipt_audited: bool = False, savepoint: bool = True) -> RisOrder:
     """Apply one order message to the center's orders: create (NW), cancel (CA) or amend (XO) it.
 
     ``receipt_audited``: the caller's own audit event records the message and names the orders it created (the
     HL7 listener's ``hl7.message_received``), so a new order's receipt is not recorded a second time.
+    ``savepoint=False``: inside a caller's transaction that a failure rolls back whole (the HL7 listener's, one per
+    message), the savepoint of this one would cost two round trips and save nothing.
 
     Raises ``core.errors.ApplicationError`` naming the field (``fields``: HL7 location such as "ORC-2" or
     the FHIR path) when the message cannot be applied; the listener answers AE with it.
     """
+    with transaction.atomic(savepoint=savepoint):
+        return _order_apply(center, data, source, interface, actor, receipt_audited)
+
+
+def _order_apply(center: Organization, data: OrderData, source: str, interface: Hl7Interface | None, actor,
+                 receipt_audited: bool) -> RisOrder:
     if center.kind != Organization.Kind.IMAGING_CENTER:
         raise ApplicationError("Orders are taken for imaging centers only.", code="not_a_center", status_code=422)
     data = _clean(data, source)
@@ -224,9 +231,14 @@ def _order_change(order: RisOrder, data: OrderData, source: str, actor) -> RisOr
 
 def study_for_accession(center: Organization, accession: str, patient_id: str) -> Study | None:
     """The center's study with this accession number (the patient's own first, then the newest)."""
-    studies = list(Study.objects.filter(organization=center, accession_number=accession, deleted_at__isnull=True)
-                   .order_by("-received_at")[:10])
-    return next((s for s in studies if s.patient_id.strip() == patient_id), studies[0] if studies else None)
+    # Two columns first: a new order usually comes before its images, so the study's many columns are built into
+    # a query and read only when there is one (the listener's hot path).
+    candidates = list(Study.objects.filter(organization=center, accession_number=accession, deleted_at__isnull=True)
+                      .order_by("-received_at").values_list("pk", "patient_id")[:10])
+    if not candidates:
+        return None
+    chosen = next((pk for pk, patient in candidates if patient.strip() == patient_id), candidates[0][0])
+    return Study.objects.get(pk=chosen)
 
 
 @transaction.atomic

@@ -17,12 +17,15 @@ import tracemalloc
 import hl7
 import pytest
 from django.core.management import call_command
+from django.db import connection as db_connection
+from django.test.utils import CaptureQueriesContext
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
 from accounts.models import AuditEvent, Organization
-from marketplace.ris.hl7_in import host_allowed, peer_host
+from marketplace.ris.hl7_in import handle_message, host_allowed, peer_host
 from marketplace.ris.hl7_send import Order, omi_o23, orm_o01, send
+from marketplace.ris.interfaces import INTERFACE_RECHECK_SECONDS, InterfaceCache
 from marketplace.ris.listener import Hl7Listener, frame
 from marketplace.ris_models import Hl7Interface, Hl7Message, RisOrder, RisOrderStatus
 from tests.factories import OrganizationFactory
@@ -419,6 +422,80 @@ def test_an_interface_of_an_organization_that_is_not_a_center_is_answered_ae(lis
     assert msa(ack) == ("AE", "GRP-1")
     assert str(ack.segment("ERR")(5)) == "not_a_center"
     assert not RisOrder.objects.exists()
+
+
+# --- the connection's interface, and what a message costs ------------------------------------------------
+class Clock:
+    """A monotonic clock the test moves on by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def new_order(control_id: str) -> bytes:
+    return orm_o01(Order(control_id=control_id, placer=f"PL-{control_id}", accession=f"A-{control_id}")).encode()
+
+
+def handled(message: bytes, interfaces: InterfaceCache) -> hl7.Message:
+    """One message through the listener's per-message work, on a connection whose senders are ``interfaces``."""
+    return hl7.parse(handle_message(message, "127.0.0.1:40000", interfaces).decode())
+
+
+def _disable(interface):
+    interface.active = False
+
+
+def _move_to_another_network(interface):
+    interface.allowed_hosts = ["10.20.0.0/16"]
+
+
+@pytest.mark.parametrize("change", [_disable, _move_to_another_network])
+def test_a_changed_interface_takes_effect_on_an_open_connection_once_the_recheck_time_has_passed(interface, change):
+    clock = Clock()
+    interfaces = InterfaceCache(clock=clock)
+    assert msa(handled(new_order("C-1"), interfaces)) == ("AA", "C-1")
+
+    change(interface)
+    interface.save()
+    clock.now += INTERFACE_RECHECK_SECONDS - 0.1
+    assert msa(handled(new_order("C-2"), interfaces)) == ("AA", "C-2")  # the interface it found is still trusted
+    clock.now += 0.2
+    ack = handled(new_order("C-3"), interfaces)
+
+    assert msa(ack) == ("AR", "C-3")
+    assert err(ack)[0] == "MSH^1^4"
+    assert list(RisOrder.objects.order_by("id").values_list("placer_order_number", flat=True)) == ["PL-C-1", "PL-C-2"]
+
+
+def test_an_open_connection_reuses_its_interface_and_a_new_connection_sees_a_change_at_once(listener, interface):
+    connection = Connection(listener.port)
+    connection.send(new_order("K-1"))
+    assert msa(connection.ack()) == ("AA", "K-1")
+    interface.active = False
+    interface.save()
+
+    connection.send(new_order("K-2"))  # well within INTERFACE_RECHECK_SECONDS of the look-up for K-1
+    assert msa(connection.ack()) == ("AA", "K-2")
+    connection.close()
+    assert msa(exchange(listener.port, new_order("K-3"))) == ("AR", "K-3")
+
+
+def test_a_new_order_costs_ten_queries_once_the_connection_knows_its_sender(interface):
+    # BEGIN; the order (in a savepoint: a repeated NW is answered, not failed); the study with its accession
+    # number; the message; the audit append (in its savepoint); COMMIT. The first message also looks up the sender.
+    interfaces = InterfaceCache()
+    with CaptureQueriesContext(db_connection) as first:
+        assert msa(handled(new_order("Q-1"), interfaces))[0] == "AA"
+    with CaptureQueriesContext(db_connection) as next_one:
+        assert msa(handled(new_order("Q-2"), interfaces))[0] == "AA"
+
+    listed = "\n".join(query["sql"][:100] for query in next_one.captured_queries)
+    assert len(next_one) == 10, listed
+    assert len(first) == 11
+    assert RisOrder.objects.count() == Hl7Message.objects.count() == 2
 
 
 def _send_ignoring_reset(sock: socket.socket, data: bytes) -> None:
