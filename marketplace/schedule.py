@@ -52,10 +52,13 @@ def windows(hours: Iterable[tuple[int, time, time]], zone: str, around: datetime
 
 
 def availability(hours: list[tuple[int, time, time]], zone: str, time_off: list[tuple[datetime, datetime]],
-                 at: datetime, extra: Iterable[tuple[datetime, datetime]] = ()) -> Availability:
+                 at: datetime, extra: Iterable[tuple[datetime, datetime]] = (),
+                 weekly: list[Window] | None = None) -> Availability:
     """Is the reader on shift at ``at`` (and not on time off)? Else when do they next start?
 
     ``extra``: one-off shifts (UTC) that count as on shift even outside the weekly hours, never during time off.
+    ``weekly``: ``windows(hours, zone, at)`` when the caller already has them (the same for every moment of
+    ``at``'s local day).
     """
     extra = [Window(starts_at, ends_at) for starts_at, ends_at in extra]
     if not hours and not extra:
@@ -69,7 +72,9 @@ def availability(hours: list[tuple[int, time, time]], zone: str, time_off: list[
         return None
 
     on_time_off = off_at(at) is not None
-    for window in sorted([*windows(hours, zone, at), *extra], key=lambda w: w.starts_at):
+    if weekly is None:
+        weekly = windows(hours, zone, at)
+    for window in sorted([*weekly, *extra], key=lambda w: w.starts_at) if extra else weekly:
         if window.ends_at <= at:
             continue
         moment = max(window.starts_at, at)

@@ -43,7 +43,7 @@ from accounts.models import License, Membership, Organization, RadiologistProfil
 from billing.models import Contract
 from marketplace import schedule
 from marketplace.models import Assignment, Audience, CenterSettings, MinimumRate, ReadRequest
-from marketplace.services.matching_pool import parse_hours, pool_for, time_off, weekly_hours
+from marketplace.services.matching_pool import Pool, parse_hours, pool_for, time_off, weekly_hours
 
 # How long a reader needs once on shift: someone off shift now is available when their next shift
 # starts at least this long before the deadline.
@@ -277,15 +277,22 @@ def _conflict_and_audience_reasons(read_request: ReadRequest, radiologist_id: in
 
 
 def _availability(hours: tuple, off, zone: str, read_request: ReadRequest, at: datetime,
-                  seen: dict, extra=()) -> tuple[bool, datetime | None, str | None]:
+                  seen: dict, extra=(), weekly: dict | None = None) -> tuple[bool, datetime | None, str | None]:
     """(on shift now, next shift start if they can still finish in time, else the reason)."""
     # Readers without time off or extra shifts who share a weekly schedule and a zone share the answer: ``seen``
     # keeps it for one call (thousands of readers, a few dozen distinct schedules).
     key = (zone, hours) if not off and not extra else None
     answer = seen.get(key) if key is not None else None
     if answer is None:
-        _ZONES.setdefault(zone, ZoneInfo(zone))
-        answer = _availability_of(schedule.availability(list(hours), zone, off, at, extra), zone, read_request, at)
+        tz = _ZONES.setdefault(zone, ZoneInfo(zone))
+        windows = None
+        if weekly is not None:  # a schedule's windows are the same all its local day: kept with the snapshot
+            day_key = (zone, hours, at.astimezone(tz).date())
+            windows = weekly.get(day_key)
+            if windows is None:
+                windows = weekly[day_key] = schedule.windows(hours, zone, at)
+        answer = _availability_of(schedule.availability(list(hours), zone, off, at, extra, windows), zone,
+                                  read_request, at)
         if key is not None:
             seen[key] = answer
     return answer
@@ -345,6 +352,8 @@ class _Judge:
     off: dict[int, list]
     extra: dict[int, list]
     seen: dict = field(default_factory=dict)  # availability by (zone, hours), for readers with no time off
+    rule: dict[int, tuple[str, ...]] | None = None  # the rule's reasons by reader, when the snapshot keeps them
+    weekly: dict | None = None  # weekly windows by (zone, hours, local day), kept with the snapshot
 
     def candidate(self, radiologist_id: int, counts: tuple[int, int, int], *, name: str, zone: str, capacity: int,
                   is_active: bool, reads: frozenset[str], specialties: frozenset[str], takes: frozenset[str],
@@ -356,8 +365,9 @@ class _Judge:
         candidate = Candidate(
             radiologist_id=radiologist_id, name=name, home_time_zone=zone, read_request=read_request, at=self.at,
             profile=profile, group_name=group_name,
-            reasons=self.question.reasons(radiologist_id, is_active=is_active, modalities=reads,
-                                          subspecialties=specialties, credentials=self.credentials),
+            reasons=list(self.rule[radiologist_id]) if self.rule is not None else self.question.reasons(
+                radiologist_id, is_active=is_active, modalities=reads, subspecialties=specialties,
+                credentials=self.credentials),
             load=load, capacity=capacity, finished=finished, on_time=on_time, reviews=reviews,
             concordant=concordant, preferred=preferred)
         if read_request.priority not in takes:
@@ -369,7 +379,7 @@ class _Judge:
             candidate.reasons.append(f"minimum rate {minimum_rate} cents above quote {read_request.quoted_cents}")
         candidate.on_shift, candidate.available_from, reason = _availability(
             hours, self.off.get(radiologist_id, []), zone, read_request, self.at, self.seen,
-            self.extra.get(radiologist_id, ()))
+            self.extra.get(radiologist_id, ()), self.weekly)
         if reason:
             candidate.reasons.append(reason)
         return candidate
@@ -445,7 +455,8 @@ def _match_pool(read_request: ReadRequest, at: datetime, radiologist_ids: list[i
     credentials = Credentials(licenses=None, insurance=pool.insurance, mqsa=pool.mqsa,
                               privileges=question.privileges(ids))
     caseload = _caseload(ids)
-    judge = _Judge(read_request, at, question, credentials, *pool.time_off_at(at))
+    judge = _Judge(read_request, at, question, credentials, *pool.time_off_at(at),
+                   rule=_rule_reasons(pool, question, credentials), weekly=pool.memo("weekly windows"))
     preferred = lists["center_preferred"] | lists["contract_preferred"] | lists["named_reader"]
     modalities, priority, currency = read_request.modalities, read_request.priority, read_request.currency
     judged = []
@@ -464,6 +475,21 @@ def _match_pool(read_request: ReadRequest, at: datetime, radiologist_ids: list[i
                 blocked=row.id in lists["blocked"],
                 in_direct_group=read_request.direct_group_id in row.groups)))
     return _result(read_request, at, judged)
+
+
+def _rule_reasons(pool: Pool, question: EligibilityQuestion, credentials: Credentials) -> dict | None:
+    """The eligibility rule's reasons for every reader of the pool, kept with the snapshot for each question
+    (modalities, subspecialty): everything the rule reads is in the snapshot, which is of one day. Not when the
+    center requires its own privileges (read for each call)."""
+    if question.needs_privileges:
+        return None
+    kept = pool.memo("rule reasons")
+    key = (tuple(question.modalities), question.subspecialty)
+    if key not in kept:
+        kept[key] = {row.id: tuple(question.reasons(row.id, is_active=True, modalities=row.reads,
+                                                    subspecialties=row.specialties, credentials=credentials))
+                     for row in pool.rows}
+    return kept[key]
 
 
 LISTS = ("center_preferred", "contract_preferred", "blocked", "named_reader", "named_group", "original_group")

@@ -17,7 +17,7 @@ until it commits), and so does SQLite, which has no counter.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import connection
@@ -75,6 +75,12 @@ class Pool:
     mqsa: dict[int, list[MqsaRow]]
     time_off: dict[int, list[tuple[datetime, datetime]]]  # from the day's start to LOOKAHEAD_DAYS after its end
     extra_shifts: dict[int, list[tuple[datetime, datetime]]]
+    # What calls work out from the snapshot alone and keep with it (matching: the rule's reasons by question,
+    # the weekly windows by schedule and day): they go when it does.
+    memos: dict[str, dict] = field(default_factory=dict, compare=False, repr=False)
+
+    def memo(self, name: str) -> dict:
+        return self.memos.setdefault(name, {})
 
     def time_off_at(self, at: datetime) -> tuple[dict[int, list], dict[int, list]]:
         """Time off and extra shifts as ``matching`` reads them at ``at``: ending after it, starting within the

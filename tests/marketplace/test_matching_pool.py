@@ -175,3 +175,27 @@ def test_the_snapshot_is_per_day_so_a_license_ending_today_counts_today_only(wor
     assert readers[1].pk not in {c.radiologist_id for c in tomorrow.candidates}
     assert _agrees(tomorrow, match(request, at=AT + timedelta(days=1)))
     assert _answer(match(request, at=AT, eligible_only=True)) == _answer(today)  # both days kept
+
+
+def test_what_calls_keep_with_the_snapshot_is_kept_per_question(world):
+    """The rule's reasons are kept by modalities and subspecialty: requests of one jurisdiction that differ in
+    one of the two, asked in turn, each get their own answer, the full match's."""
+    _, readers, cast = world
+    RadiologistProfile.objects.filter(pk=readers[2].pk).update(subspecialties=["body"])
+    RadiologistProfile.objects.filter(pk=readers[3].pk).update(modalities=["CT", "MG"])
+
+    def request(modality: str, subspecialty: str = "") -> ReadRequest:
+        return post(cast.technologist, ingest_study(cast.center, modality=modality, patient=8), publish=False,
+                    subspecialty=subspecialty, deadline=AT + timedelta(hours=6))
+
+    ct, ct_neuro, mr_neuro = request("CT"), request("CT", "neuro"), request("MR", "neuro")
+    answers = {}
+    for _ in range(2):
+        for read_request in (ct, ct_neuro, mr_neuro):
+            hot = _hot(read_request)
+            assert _agrees(hot, _full(read_request))
+            answers[read_request.pk] = {c.radiologist_id for c in hot.candidates}
+    assert readers[2].pk in answers[ct.pk]
+    assert readers[2].pk not in answers[ct_neuro.pk]
+    assert readers[3].pk in answers[ct_neuro.pk]
+    assert readers[3].pk not in answers[mr_neuro.pk]
