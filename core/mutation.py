@@ -49,7 +49,12 @@ TESTS_FOR: dict[str, list[str]] = {
                                          "tests/marketplace/test_matching_rows.py",
                                          "tests/marketplace/test_matching_hot_path.py",
                                          "tests/marketplace/test_follow_the_sun.py",
-                                         "tests/marketplace/test_ranking_quality.py"],
+                                         "tests/marketplace/test_ranking_quality.py",
+                                         "tests/marketplace/test_matching_pool.py"],
+    # The hot path's snapshot: its equality to the full match first (quick), then its invalidation (commits).
+    "marketplace/services/matching_pool.py": ["tests/marketplace/test_matching_rows.py",
+                                              "tests/marketplace/test_matching_hot_path.py",
+                                              "tests/marketplace/test_matching_pool.py"],
 }
 
 COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "var", "node_modules", "__pycache__", ".ruff_cache",
