@@ -13,18 +13,19 @@ Rules, each adding a reason a center can read when it fails:
 Ranked: the center's preferred readers (its list, the request's, its contracts') first, then those on shift,
 then one rank score (on-time rate and peer-review quality, weighted 2 to 1), then current load.
 
-Queries are constant in the number of radiologists: the profiles with their annotations (their weekly
-hours and peer-review counts among them), their caseload, one per credential kind the eligibility rule
-needs (not the licenses on the hot path: its narrowing already proved them) and the time off — 4 to 7,
-and the center when the caller did not load it.
+Queries are constant in the number of radiologists. The full match: the profiles with their annotations
+(weekly hours, peer-review counts), their caseload, one per credential kind the rule needs and the time off
+(4 to 7, and the center when the caller did not load it).
 
-Two uses: ``match(..., eligible_only=True)`` is the hot path of posting, the clocks and offers — it
-narrows the pool in SQL to those who could be eligible (active, a license covering today, under
-capacity), reads every radiologist as plain values (no model instance: its candidates carry ids, and
-``load_profiles`` loads the profiles of those a caller acts on) and reports only the eligible; the
-default also explains every reader left out, with the profiles loaded, for the center's "why not"
-page, the API's candidate table and the claim's re-check. A candidate's ``rank_reasons`` are worked
-out only when read.
+Two uses: ``match(..., eligible_only=True)`` is the hot path of posting, the clocks and offers. It reads the
+jurisdiction's pool for the day from ``matching_pool`` (active readers with a license covering the day; a
+per-process snapshot while nothing it reads has changed, and with it the rule's reasons per question and the
+weekly windows), then the request's own parts: its lists (one UNION), the center's privileges when required and
+the caseload — 3 to 4 queries with the snapshot standing, 7 to 8 without. Its candidates carry ids
+(``load_profiles`` loads the profiles of those a caller acts on), it leaves out readers at capacity without a
+reason, and it reports only those. The default explains every reader left out, with the profiles loaded, for
+the center's "why not" page, the API's candidate table and the claim's re-check. A candidate's
+``rank_reasons`` are worked out only when read.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ until it commits), and so does SQLite, which has no counter.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -41,6 +42,7 @@ from marketplace.models import MinimumRate, ReadingHours, TimeOff
 
 KEPT = 64  # snapshots a process keeps (jurisdictions × days), the least recently used dropped first
 _SNAPSHOTS: OrderedDict[tuple, Pool] = OrderedDict()
+_LOCK = threading.Lock()  # gunicorn's gthread workers share a process's snapshots between threads
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,15 +106,18 @@ def pool_for(jurisdiction: str, at: datetime) -> Pool:
     day = at.astimezone(UTC).date()
     version = _version()
     key = (connection.settings_dict["NAME"], jurisdiction, day)
-    pool = _SNAPSHOTS.get(key) if version is not None else None
-    if pool is not None and pool.version == version:
-        _SNAPSHOTS.move_to_end(key)
-        return pool
-    pool = _read(jurisdiction, day, version)
     if version is not None:
-        _SNAPSHOTS[key] = pool
-        while len(_SNAPSHOTS) > KEPT:
-            _SNAPSHOTS.popitem(last=False)
+        with _LOCK:
+            pool = _SNAPSHOTS.get(key)
+            if pool is not None and pool.version == version:
+                _SNAPSHOTS.move_to_end(key)
+                return pool
+    pool = _read(jurisdiction, day, version)  # outside the lock: two threads may both read, the last one kept
+    if version is not None:
+        with _LOCK:
+            _SNAPSHOTS[key] = pool
+            while len(_SNAPSHOTS) > KEPT:
+                _SNAPSHOTS.popitem(last=False)
     return pool
 
 
