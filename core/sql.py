@@ -9,9 +9,10 @@ text, for instance), whatever the backend.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 
-from django.db import DatabaseError, connection
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 from psycopg import pq
 
 Converters = list[tuple[int, list, object]]  # (column index, converter functions, column expression)
@@ -99,3 +100,61 @@ def sent_together() -> Iterator[None]:
         return
     with connection.wrap_database_errors, connection.connection.pipeline():
         yield
+
+
+def quoted(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def insert_rows(objects: list, *, unique: tuple[str, ...] | None = None) -> list:
+    """One multi-row INSERT of new rows of one model (their primary keys set from RETURNING); returns the
+    objects inserted. ``unique``: the columns of a unique constraint; a row that would break it is skipped
+    (ON CONFLICT DO NOTHING) and left out of the result.
+
+    Written here rather than with ``bulk_create``: Django compiles and adapts every value of every row
+    (and on PostgreSQL escapes each into an UNNEST array literal), which cost more CPU than the rest of
+    the indexing (studies.ingest_rows); and ``bulk_create`` sets no primary key when it ignores conflicts.
+    The statement's text is built once per model, size and vendor (the HL7 listener inserts one row at a time)."""
+    if not objects:
+        return []
+    model = type(objects[0])
+    db = connections[DEFAULT_DB_ALIAS]  # the thread's own wrapper, not the proxy, in the loop below
+    if not db.features.can_return_rows_from_bulk_insert:
+        if unique is not None:
+            return []  # the caller creates each row on its own
+        model.objects.bulk_create(objects)
+        return objects
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    unique_fields = [model._meta.get_field(c) for c in unique or ()]
+    size = max(1, db.ops.bulk_batch_size(fields, objects) or len(objects))
+    inserted = []
+    with db.cursor() as cursor:
+        for start in range(0, len(objects), size):
+            chunk = objects[start:start + size]
+            params = []
+            for obj in chunk:
+                params += [f.get_db_prep_save(f.pre_save(obj, True), db) for f in fields]
+            cursor.execute(_insert_sql(db.vendor, model, len(chunk), unique), params)
+            returned = cursor.fetchall()
+            if unique:
+                by_key = {tuple(getattr(obj, f.attname) for f in unique_fields): obj for obj in chunk}
+                chunk = [by_key[tuple(row[1:])] for row in returned]
+            for obj, row in zip(chunk, returned, strict=True):
+                obj.pk = row[0]
+                obj._state.adding = False
+                obj._state.db = db.alias
+                inserted.append(obj)
+    return inserted
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(vendor: str, model, rows: int, unique: tuple[str, ...] | None) -> str:
+    """``insert_rows``' statement for ``rows`` rows (``vendor`` keys the cache: quoting is the backend's)."""
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(quoted(f.column) for f in fields)
+    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    conflict = f" ON CONFLICT ({', '.join(quoted(c) for c in unique)}) DO NOTHING" if unique else ""
+    unique_columns = [model._meta.get_field(c).column for c in unique or ()]
+    returning = ", ".join(quoted(c) for c in (model._meta.pk.column, *unique_columns))
+    return (f"INSERT INTO {quoted(model._meta.db_table)} ({columns}) VALUES "  # noqa: S608 - values bound
+            f"{', '.join([row_sql] * rows)}{conflict} RETURNING {returning}")

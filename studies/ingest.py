@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import Organization
+from core.sql import insert_rows
 from studies import hooks
 from studies.dicom import (
     PART10_PREFIX,
@@ -48,7 +49,6 @@ from studies.ingest_rows import (
     add_counters,
     create_rows,
     existing_uids,
-    insert_rows,
     new_instance,
     remember,
     rows_for,

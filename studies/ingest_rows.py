@@ -3,7 +3,7 @@ created in few statements, each instance's row, and the counters added in one gl
 
 ``Flush`` is what one transaction of a batch learned; ``RowCache`` keeps known rows across a batch's
 transactions. Several statements are hand-written SQL where the ORM's per-value work cost more CPU than the
-rest of indexing (``insert_rows`` says why).
+rest of indexing (``core.sql.insert_rows`` says why).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Organization
-from core.sql import sent_together
+from core.sql import insert_rows, sent_together
 from studies.dicom import ParsedInstance
 from studies.models import Instance, Series, Study
 
@@ -167,51 +167,6 @@ def new_instance(item: Pending, study: Study, series: Series, now) -> Instance:
         storage_key=storage_key(organization, parsed.study_uid, parsed.series_uid, parsed.sop_uid),
         pixel_data_offset=parsed.pixel_data_offset, pixel_data_length=parsed.pixel_data_length,
         dicom_json=parsed.dicom_json, received_at=now, received_via=item.source)
-
-
-def insert_rows(objects: list, *, unique: tuple[str, ...] | None = None) -> list:
-    """One multi-row INSERT of new rows of one model (their primary keys set from RETURNING); returns the
-    objects inserted. ``unique``: the columns of a unique constraint; a row that would break it is skipped
-    (ON CONFLICT DO NOTHING) and left out of the result.
-
-    Written here rather than with ``bulk_create``: Django compiles and adapts every value of every row
-    (and on PostgreSQL escapes each into an UNNEST array literal), which cost more CPU than the rest of
-    the indexing; and ``bulk_create`` sets no primary key when it ignores conflicts."""
-    if not objects:
-        return []
-    model = type(objects[0])
-    if not connection.features.can_return_rows_from_bulk_insert:
-        if unique is not None:
-            return []  # the caller creates each row on its own
-        model.objects.bulk_create(objects)
-        return objects
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    columns = ", ".join(_qn(f.column) for f in fields)
-    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    conflict = f" ON CONFLICT ({', '.join(_qn(c) for c in unique)}) DO NOTHING" if unique else ""
-    unique_fields = [model._meta.get_field(c) for c in unique or ()]
-    returning = ", ".join(_qn(c) for c in (model._meta.pk.column, *(f.column for f in unique_fields)))
-    size = max(1, connection.ops.bulk_batch_size(fields, objects) or len(objects))
-    inserted = []
-    with connection.cursor() as cursor:
-        for start in range(0, len(objects), size):
-            chunk = objects[start:start + size]
-            params = []
-            for obj in chunk:
-                params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
-            sql = (f"INSERT INTO {_qn(model._meta.db_table)} ({columns}) VALUES "  # noqa: S608 - values bound
-                   f"{', '.join([row_sql] * len(chunk))}{conflict} RETURNING {returning}")
-            cursor.execute(sql, params)
-            returned = cursor.fetchall()
-            if unique:
-                by_key = {tuple(getattr(obj, f.attname) for f in unique_fields): obj for obj in chunk}
-                chunk = [by_key[tuple(row[1:])] for row in returned]
-            for obj, row in zip(chunk, returned, strict=True):
-                obj.pk = row[0]
-                obj._state.adding = False
-                obj._state.db = connection.alias
-                inserted.append(obj)
-    return inserted
 
 
 def unknown_rows(pending: list[Pending], flush: Flush, organization_pk: int) -> list[tuple[str, str]]:

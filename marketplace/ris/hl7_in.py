@@ -31,6 +31,7 @@ from django.db import IntegrityError, transaction
 from accounts.audit import audit_record
 from accounts.models import AuditEvent
 from core.errors import ApplicationError
+from core.sql import insert_rows, sent_together
 from marketplace.ris import hl7_ack
 from marketplace.ris.hl7_ack import ACCEPT, ERROR, REJECT, Refusal
 from marketplace.ris.hl7_orm import OMI, ORM, read_orders
@@ -224,8 +225,13 @@ def _keep(record: Hl7Message, raw: bytes, peer: str, message: hl7.Message, heade
     record.message_type, record.raw, record.ack, record.ack_code = header.type, raw, ack, code
     record.error, record.peer = str(refusal or "")[:500], peer[:100]
     record.order, record.read_request_id = first, getattr(first, "read_request_id", None)
-    record.save()
-    _audit(record, interface.center, orders)
+    if record.pk is None:
+        insert_rows([record])  # what save() sends, without the ORM compiling it (the listener's hot path)
+    else:
+        record.save()  # a try to be retried, kept over
+    # The audit append and its savepoint in one round trip (nothing in them is read back).
+    with sent_together():
+        _audit(record, interface.center, orders)
     return ack
 
 

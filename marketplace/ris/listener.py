@@ -19,9 +19,9 @@ Limits, so that no sender can hold the listener:
 - at most ``max_connections`` connections at once (a further one is closed at once) and ``workers`` messages
   processed at once.
 
-One process spends about 4.5 ms of CPU per new order (most of it Django building the order's queries; 10 queries
-once the connection knows its sender, whose interface it keeps for ``INTERFACE_RECHECK_SECONDS``), so it takes at
-most ~220 orders/s; with ``shared_port`` several processes listen on one port and the kernel spreads the
+One process spends about 3 ms of CPU per new order (8 statements in 4 round trips once the connection knows its
+sender, whose interface it keeps for ``INTERFACE_RECHECK_SECONDS``; the rest mostly parsing and the ACK), so it
+takes at most ~330 orders/s; with ``shared_port`` several processes listen on one port and the kernel spreads the
 connections among them (as the DICOM gateway does).
 """
 

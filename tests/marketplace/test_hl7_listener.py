@@ -23,6 +23,7 @@ from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 
 from accounts.models import AuditEvent, Organization
+from core.sql import in_round_trip
 from marketplace.ris.hl7_in import handle_message, host_allowed, peer_host
 from marketplace.ris.hl7_send import Order, omi_o23, orm_o01, send
 from marketplace.ris.interfaces import INTERFACE_RECHECK_SECONDS, InterfaceCache
@@ -483,19 +484,40 @@ def test_an_open_connection_reuses_its_interface_and_a_new_connection_sees_a_cha
     assert msa(exchange(listener.port, new_order("K-3"))) == ("AR", "K-3")
 
 
-def test_a_new_order_costs_ten_queries_once_the_connection_knows_its_sender(interface):
-    # BEGIN; the order (in a savepoint: a repeated NW is answered, not failed); the study with its accession
-    # number; the message; the audit append (in its savepoint); COMMIT. The first message also looks up the sender.
+def test_a_new_order_costs_eight_statements_in_four_round_trips_once_the_connection_knows_its_sender(interface):
+    # BEGIN, the study with its accession number and the order (ON CONFLICT DO NOTHING: a repeated NW is answered,
+    # not failed) in one round trip; the message; the audit append in its savepoint, in one; COMMIT.
     interfaces = InterfaceCache()
     with CaptureQueriesContext(db_connection) as first:
         assert msa(handled(new_order("Q-1"), interfaces))[0] == "AA"
-    with CaptureQueriesContext(db_connection) as next_one:
+    sent: list[tuple[str, bool]] = []
+
+    def record(execute, sql, params, many, context):
+        sent.append((sql.split(" ", 1)[0], in_round_trip()))  # whether it waits for its result alone
+        return execute(sql, params, many, context)
+
+    with CaptureQueriesContext(db_connection) as next_one, db_connection.execute_wrapper(record):
         assert msa(handled(new_order("Q-2"), interfaces))[0] == "AA"
 
     listed = "\n".join(query["sql"][:100] for query in next_one.captured_queries)
-    assert len(next_one) == 10, listed
-    assert len(first) == 11
+    assert len(next_one) == 8, listed
+    assert len(first) == 9
+    # BEGIN goes out with the first statement of its pipeline, COMMIT on its own.
+    assert sent == [("SELECT", True), ("INSERT", True), ("INSERT", False),
+                    ("SAVEPOINT", True), ("SELECT", True), ("RELEASE", True)], listed
     assert RisOrder.objects.count() == Hl7Message.objects.count() == 2
+
+
+def test_a_new_order_repeated_under_another_control_id_is_answered_aa_and_applied_once(listener, interface):
+    first = exchange(listener.port, orm_o01(Order(control_id="RE-1", placer="PL-RE", accession="ACC-RE")))
+    again = exchange(listener.port, orm_o01(Order(control_id="RE-2", placer="PL-RE", accession="ACC-RE")))
+
+    assert (msa(first), msa(again)) == (("AA", "RE-1"), ("AA", "RE-2"))
+    order = RisOrder.objects.get()
+    kept = Hl7Message.objects.order_by("id")
+    assert [(m.control_id, m.order_id, m.ack_code) for m in kept] == [("RE-1", order.pk, "AA"),
+                                                                       ("RE-2", order.pk, "AA")]
+    assert AuditEvent.objects.filter(action="hl7.message_received").count() == 2
 
 
 def _send_ignoring_reset(sock: socket.socket, data: bytes) -> None:
