@@ -6,7 +6,7 @@ uses the snapshot."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from django.db import connection, transaction
@@ -199,3 +199,28 @@ def test_what_calls_keep_with_the_snapshot_is_kept_per_question(world):
     assert readers[2].pk not in answers[ct_neuro.pk]
     assert readers[3].pk in answers[ct_neuro.pk]
     assert readers[3].pk not in answers[mr_neuro.pk]
+
+
+def test_a_process_keeps_the_snapshots_used_last(world, monkeypatch):
+    overread, _, _ = world
+    monkeypatch.setattr(matching_pool, "KEPT", 2)
+    matching_pool._SNAPSHOTS.clear()
+    request = ReadRequest.objects.select_related("center").get(pk=overread.pk)
+    days = [AT + timedelta(days=n) for n in range(3)]
+    for at in (days[0], days[1], days[0], days[2]):  # the first day used again before the third comes
+        match(request, at=at, eligible_only=True)
+    kept = [day for _, _, day in matching_pool._SNAPSHOTS]
+    assert kept == [days[0].astimezone(UTC).date(), days[2].astimezone(UTC).date()]
+
+
+def test_a_direct_request_to_a_group_that_is_no_longer_one_goes_to_nobody(world):
+    """The pool knows a reader's radiology groups only: a member of an organization that stopped being a group
+    is not in it for a direct request to that organization, as the full match says."""
+    _, readers, cast = world
+    direct = post(cast.technologist, ingest_study(cast.center, modality="CT", patient=8), publish=False,
+                  audience="direct", direct_group=cast.group, deadline=AT + timedelta(hours=6))
+    assert readers[0].pk in {c.radiologist_id for c in _hot(direct).candidates}  # Night Hawk's members
+    Organization.objects.filter(pk=cast.group.pk).update(kind=Organization.Kind.IMAGING_CENTER)
+    hot, full = _hot(direct), _full(direct)
+    assert _agrees(hot, full)
+    assert hot.candidates == []
