@@ -14,10 +14,19 @@ import pytest
 
 from accounts.models import FacilityPrivilege, MalpracticeInsurance, MqsaQualification, RadiologistProfile
 from marketplace import schedule
+from marketplace.coverage_models import ExtraShift
 from marketplace.models import Assignment, ReadingHours, ReadRequest, TimeOff
 from marketplace.services.matching import load_profiles, match
 from marketplace.services.requests import center_settings
-from tests.marketplace.helpers import a_monday_ahead, ingest_study, make_radiologist, post, set_rate, signed_read
+from tests.marketplace.helpers import (
+    a_monday_ahead,
+    ingest_study,
+    make_radiologist,
+    post,
+    set_rate,
+    shift_from,
+    signed_read,
+)
 
 CHICAGO = ZoneInfo("America/Chicago")
 AT = a_monday_ahead()  # a Monday morning
@@ -78,6 +87,44 @@ def test_weekly_hours_read_as_text_give_the_availability_of_the_rows(cast, ct_st
                                          else "no reading hours in the coming week"]
     assert on_shift_seen, "nobody on shift: the comparison would prove little"
     assert off_shift_seen, "everyone on shift: the comparison would prove little"
+
+
+@pytest.mark.parametrize("eligible_only", [True, False], ids=["hot-path", "explain"])
+def test_readers_sharing_a_schedule_keep_their_own_time_off_and_extra_shifts(cast, ct_study, eligible_only):
+    """Readers of one zone and one weekly schedule share one availability answer in a call, but not those with
+    time off or extra shifts of their own: each is held to ``schedule.availability`` over their own rows."""
+    on_now = [make_radiologist(hours="none") for _ in range(4)]
+    later = [make_radiologist(hours="none") for _ in range(4)]
+    for profile in on_now:
+        shift_from(profile, AT - timedelta(hours=1), hours=4)
+    for profile in later:
+        shift_from(profile, AT + timedelta(hours=5), hours=2)
+    for profile, hours in ((on_now[1], 2), (on_now[2], 3)):  # time off from now, ending at different hours
+        TimeOff.objects.create(radiologist=profile, starts_at=AT - timedelta(minutes=30),
+                               ends_at=AT + timedelta(hours=hours))
+    for profile, starts in ((later[1], -1), (later[2], 1)):  # an extra shift now, one in an hour
+        ExtraShift.objects.create(radiologist=profile, starts_at=AT + timedelta(hours=starts),
+                                  ends_at=AT + timedelta(hours=starts + 2))
+    rr = post(cast.technologist, ct_study, publish=False, deadline=AT + timedelta(hours=12))
+    result = match(_reread(rr), at=AT, eligible_only=eligible_only)
+    by_id = {c.radiologist_id: c for c in result.candidates + result.excluded}
+    for profile in on_now + later:
+        hours = list(ReadingHours.objects.filter(radiologist=profile).values_list("weekday", "starts", "ends"))
+        off = list(TimeOff.objects.filter(radiologist=profile).values_list("starts_at", "ends_at"))
+        extra = list(ExtraShift.objects.filter(radiologist=profile).values_list("starts_at", "ends_at"))
+        state = schedule.availability(hours, profile.home_time_zone, off, AT, extra)
+        candidate = by_id[profile.pk]
+        assert candidate.on_shift == state.on_shift, profile.pk
+        if not state.on_shift and candidate.eligible:  # next on shift in time for the deadline
+            assert candidate.available_from == state.next_start, profile.pk
+        elif not state.on_shift:
+            label = schedule.local_label(state.next_start, profile.home_time_zone, AT)
+            assert candidate.reasons == [f"on time off until {label}"], profile.pk
+    assert [by_id[p.pk].on_shift for p in on_now] == [True, False, False, True]
+    assert by_id[on_now[1].pk].eligible
+    assert not by_id[on_now[2].pk].eligible
+    assert [by_id[p.pk].on_shift for p in later] == [False, True, False, False]
+    assert by_id[later[2].pk].available_from == AT + timedelta(hours=1)  # the extra shift, before the weekly one
 
 
 def _rich_world(cast, rng: random.Random, size: int) -> None:
