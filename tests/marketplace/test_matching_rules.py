@@ -68,23 +68,25 @@ def test_a_minimum_rate_for_another_modality_does_not_refuse_this_read(cast, ct_
 
 # --- who the request names ---------------------------------------------------------------------------------
 
-def test_a_reader_named_on_another_request_is_not_preferred_on_this_one(cast, ct_study):
+@pytest.mark.parametrize("eligible_only", [False, True], ids=["explain", "hot-path"])
+def test_a_reader_named_on_another_request_is_not_preferred_on_this_one(cast, ct_study, eligible_only):
     named_elsewhere, named_here = make_radiologist(name="Ann Elsewhere"), make_radiologist(name="Zed Here")
     request_for(cast, ct_study, audience="preferred", preferred_radiologists=[named_elsewhere])
     rr = request_for(cast, ct_study, audience="preferred", preferred_radiologists=[named_here])
-    result = match(rr, at=AT)
+    result = match(rr, at=AT, eligible_only=eligible_only)
     assert candidate_of(result, named_here).preferred
     assert not candidate_of(result, named_elsewhere).preferred
     assert [c.radiologist_id for c in result.candidates][0] == named_here.pk
 
 
-def test_a_group_named_on_another_request_is_not_preferred_on_this_one(cast, ct_study):
+@pytest.mark.parametrize("eligible_only", [False, True], ids=["explain", "hot-path"])
+def test_a_group_named_on_another_request_is_not_preferred_on_this_one(cast, ct_study, eligible_only):
     other_group = OrganizationFactory(name="Other Readers", slug="other-readers", kind="radiology_group")
     theirs = make_radiologist(name="Ann Theirs", group=other_group)
     ours = make_radiologist(name="Zed Ours", group=cast.group)
     request_for(cast, ct_study, audience="preferred", preferred_groups=[other_group])
     rr = request_for(cast, ct_study, audience="preferred", preferred_groups=[cast.group])
-    result = match(rr, at=AT)
+    result = match(rr, at=AT, eligible_only=eligible_only)
     assert candidate_of(result, ours).preferred
     assert not candidate_of(result, theirs).preferred
 
@@ -99,22 +101,24 @@ def _contract(cast, reader, **fields) -> Contract:
     return contract
 
 
-def test_an_open_ended_contracts_preferred_reader_is_preferred(cast, ct_study):
+@pytest.mark.parametrize("eligible_only", [False, True], ids=["explain", "hot-path"])
+def test_an_open_ended_contracts_preferred_reader_is_preferred(cast, ct_study, eligible_only):
     rr = request_for(cast, ct_study)
     contracted, other = make_radiologist(name="Zed Contracted"), make_radiologist(name="Ann Other")
     _contract(cast, contracted, ends_on=None)
-    result = match(rr, at=AT)
+    result = match(rr, at=AT, eligible_only=eligible_only)
     assert candidate_of(result, contracted).preferred
     assert not candidate_of(result, other).preferred
 
 
-def test_a_proposed_ended_or_future_contracts_readers_are_not_preferred(cast, ct_study):
+@pytest.mark.parametrize("eligible_only", [False, True], ids=["explain", "hot-path"])
+def test_a_proposed_ended_or_future_contracts_readers_are_not_preferred(cast, ct_study, eligible_only):
     rr = request_for(cast, ct_study)
     proposed, ended, future = make_radiologist(), make_radiologist(), make_radiologist()
     _contract(cast, proposed, status=Contract.Status.PROPOSED)
     _contract(cast, ended, ends_on=date(2021, 1, 1))
     _contract(cast, future, starts_on=timezone.localdate() + timedelta(days=30))  # signed, not in force yet
-    result = match(rr, at=AT)
+    result = match(rr, at=AT, eligible_only=eligible_only)
     assert not candidate_of(result, proposed).preferred
     assert not candidate_of(result, ended).preferred
     assert not candidate_of(result, future).preferred
