@@ -103,6 +103,7 @@ def sent_together() -> Iterator[None]:
 
 
 def quoted(name: str) -> str:
+    """A table or column name quoted for hand-written SQL, as the backend quotes it."""
     return connection.ops.quote_name(name)
 
 

@@ -14,7 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Organization
-from core.sql import insert_rows, sent_together
+from core.sql import insert_rows, quoted, sent_together
 from studies.dicom import ParsedInstance
 from studies.models import Instance, Series, Study
 
@@ -131,7 +131,7 @@ def lookup_rows(organization_pk: int, study_uid: str, series_uid: str) -> tuple[
 
 def rows_from_clause() -> str:
     """A study by UID and its series by UID (parameters: series UID, organization, study UID)."""
-    return (f"FROM {_qn(Study._meta.db_table)} st LEFT OUTER JOIN {_qn(Series._meta.db_table)} se "
+    return (f"FROM {quoted(Study._meta.db_table)} st LEFT OUTER JOIN {quoted(Series._meta.db_table)} se "
             "ON se.study_id = st.id AND se.series_instance_uid = %s "
             "WHERE st.organization_id = %s AND st.study_instance_uid = %s")
 
@@ -147,10 +147,6 @@ def rows_from(organization_pk: int, study_uid: str, series_uid: str, row) -> tup
                                 [int(row[1]), study.pk, series_uid])
         series.study = study
     return study, series
-
-
-def _qn(name: str) -> str:
-    return connection.ops.quote_name(name)
 
 
 def new_instance(item: Pending, study: Study, series: Series, now) -> Instance:
@@ -185,7 +181,7 @@ def existing_uids(organization_pk: int, uids: list[str], flush: Flush, *, wanted
                    ) -> set[str]:
     """Which of these SOP Instance UIDs the organization already holds; in the same query, the studies and
     series of the ``wanted`` (study UID, series UID) pairs that exist, kept in ``flush``."""
-    instance_table = _qn(Instance._meta.db_table)
+    instance_table = quoted(Instance._meta.db_table)
     sql = (f"SELECT 0, sop_instance_uid, NULL, NULL, NULL FROM {instance_table} "  # noqa: S608 - values bound
            f"WHERE organization_id = %s AND sop_instance_uid IN ({', '.join(['%s'] * len(uids))})")
     params: list = [organization_pk, *uids]
@@ -194,7 +190,7 @@ def existing_uids(organization_pk: int, uids: list[str], flush: Flush, *, wanted
         series_uids = list(dict.fromkeys(series for _study, series in wanted))
         series_in, studies_in = ", ".join(["%s"] * len(series_uids)), ", ".join(["%s"] * len(study_uids))
         sql += (" UNION ALL SELECT 1, st.study_instance_uid, st.id, se.series_instance_uid, se.id "  # noqa: S608
-                f"FROM {_qn(Study._meta.db_table)} st LEFT OUTER JOIN {_qn(Series._meta.db_table)} se "
+                f"FROM {quoted(Study._meta.db_table)} st LEFT OUTER JOIN {quoted(Series._meta.db_table)} se "
                 f"ON se.study_id = st.id AND se.series_instance_uid IN ({series_in}) "
                 f"WHERE st.organization_id = %s AND st.study_instance_uid IN ({studies_in})")
         params += [*series_uids, organization_pk, *study_uids]
@@ -257,7 +253,7 @@ def remember(flush: Flush, item: Pending, study: Study, series: Series, series_c
 def add_counters(flush: Flush) -> None:
     """Add the counters of this transaction: increments in SQL, rows in primary-key order (series, then
     studies) so that concurrent batches never deadlock and never lose an update."""
-    series_table, study_table = _qn(Series._meta.db_table), _qn(Study._meta.db_table)
+    series_table, study_table = quoted(Series._meta.db_table), quoted(Study._meta.db_table)
     modalities = {}
     if flush.new_modalities:
         # Read under a lock (FOR NO KEY UPDATE: inserts referencing the study are not blocked).
