@@ -39,7 +39,7 @@ from django.db.models import Count, Exists, F, IntegerField, Max, OuterRef, Q, Q
 from django.utils import timezone
 
 from accounts.credentials.eligibility import Credentials, EligibilityQuestion, as_text, json_values, licensed_on
-from accounts.credentials.vocab import modality_read_by, parse_jurisdiction
+from accounts.credentials.vocab import parse_jurisdiction
 from accounts.models import License, Membership, Organization, RadiologistProfile
 from billing.models import Contract
 from marketplace import schedule
@@ -526,7 +526,3 @@ def _request_lists(read_request: ReadRequest) -> dict[str, frozenset[int]]:
     for index, member in queries[0].union(*queries[1:], all=True):
         lists[LISTS[index]].add(member)
     return {name: frozenset(members) for name, members in lists.items()}
-
-
-def reads_modalities(profile: RadiologistProfile, modalities: list[str]) -> bool:
-    return all(modality_read_by(m, profile.modalities) for m in modalities)
