@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.http import HttpRequest
 
 from accounts.models import AuditEvent, Organization, User
-from core.sql import in_round_trip
+from core.sql import in_round_trip, sent_together
 
 logger = logging.getLogger(__name__)
 
@@ -62,25 +62,9 @@ def audit_record(
     kind by far. Outside a transaction on PostgreSQL it is committed without waiting for the WAL flush
     (docs/decisions/0007), unless ``AUDIT_PHI_READS_DURABLE`` is set; it is committed before the caller goes
     on either way. Every other event, and any event inside a transaction, waits for its flush."""
-    if obj is not None:
-        object_type = object_type or obj._meta.label_lower
-        object_id = object_id or str(getattr(obj, "public_id", None) or obj.pk)
-    if actor is not None and not getattr(actor, "is_authenticated", False):
-        actor = None
-    context = RequestContext.from_request(request)
-    event = AuditEvent(
-        actor=actor,
-        actor_email=actor.email if actor else "",
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        organization_id=organization.pk if organization is not None else organization_id,
-        ip_address=context.ip_address,
-        user_agent=context.user_agent,
-        reason=reason[:500],
-        outcome=outcome,
-        extra=extra or {},
-    )
+    event = _event(action=action, actor=actor, request=request, obj=obj, object_type=object_type, object_id=object_id,
+                   organization=organization, organization_id=organization_id, reason=reason, outcome=outcome,
+                   extra=extra)
     if connection.vendor == "postgresql" and _tail_matches_model():
         if connection.in_atomic_block:  # a failed append must not abort the caller's transaction
             with transaction.atomic():
@@ -96,6 +80,48 @@ def audit_record(
         event.row_hash = event.compute_hash()
         event.save(force_insert=True)
     return event
+
+
+def audit_record_many(records: list[dict]) -> None:
+    """Append several events (each given as ``audit_record``'s keyword arguments) inside the caller's
+    transaction, sent to PostgreSQL together: one round trip for a batch, such as a tier of offers' grants.
+
+    Unlike ``audit_record`` there is no savepoint around each append: a failed append fails the caller's
+    transaction, so the records and the rows they describe commit together or not at all."""
+    if connection.vendor != "postgresql" or not connection.in_atomic_block or not _tail_matches_model():
+        for kwargs in records:
+            audit_record(**kwargs)
+        return
+    events = [_event(**kwargs) for kwargs in records]
+    with sent_together():
+        for event in events:
+            _append_in_database(event, synchronous=True)
+
+
+def _event(*, action: str, actor: User | None = None, request: HttpRequest | None = None, obj=None,
+           object_type: str = "", object_id: str = "", organization: Organization | None = None,
+           organization_id: int | None = None, reason: str = "", outcome: str = AuditEvent.Outcome.SUCCESS,
+           extra: dict | None = None, phi_read: bool = False) -> AuditEvent:
+    """The unsaved event ``audit_record`` appends (``phi_read`` only changes how it is committed)."""
+    if obj is not None:
+        object_type = object_type or obj._meta.label_lower
+        object_id = object_id or str(getattr(obj, "public_id", None) or obj.pk)
+    if actor is not None and not getattr(actor, "is_authenticated", False):
+        actor = None
+    context = RequestContext.from_request(request)
+    return AuditEvent(
+        actor=actor,
+        actor_email=actor.email if actor else "",
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        organization_id=organization.pk if organization is not None else organization_id,
+        ip_address=context.ip_address,
+        user_agent=context.user_agent,
+        reason=reason[:500],
+        outcome=outcome,
+        extra=extra or {},
+    )
 
 
 def _payload_tail(event: AuditEvent) -> str:

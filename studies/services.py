@@ -13,7 +13,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts.audit import audit_record
+from accounts.audit import audit_record, audit_record_many
 from accounts.credentials.vocab import clean_jurisdiction
 from accounts.models import User
 from accounts.policy import Actor
@@ -30,29 +30,43 @@ def study_access_grant_create(*, actor: Actor | None, study: Study, user: User, 
                               hide_reports: bool = False) -> StudyAccessGrant:
     """Give a radiologist ``preview`` or ``full`` access to one study until ``expires_at``.
 
-    The marketplace calls this when it offers (preview) or assigns (full) a case; until then a
-    center admin (or the operator's console, ``actor=None``) does. ``hide_reports``: a blinded peer
-    reviewer, who must not see the study's signed reports (they name their reader).
+    The marketplace calls this when it assigns (full) a case; until then a center admin (or the operator's
+    console, ``actor=None``) does. ``hide_reports``: a blinded peer reviewer, who must not see the study's
+    signed reports (they name their reader).
     """
     if actor is not None:
         if not policy.can_view_own_organization_studies(actor, study.organization_id):
             raise NotFound("Study not found.")
         if not policy.can_manage_studies(actor, study.organization_id):
             raise PermissionDenied("Only an admin of the center can grant access to its studies.")
+    return study_access_grants_create(actor=actor, study=study, users=[user], level=level, reason=reason,
+                                      expires_at=expires_at, request=request, hide_reports=hide_reports)[0]
+
+
+@transaction.atomic
+def study_access_grants_create(*, actor: Actor | None, study: Study, users: list[User], level: str, reason: str,
+                               expires_at: datetime, request: HttpRequest | None = None,
+                               hide_reports: bool = False) -> list[StudyAccessGrant]:
+    """The same grant to several users at once (the marketplace offering a read to a tier of readers): one
+    INSERT and one audit record per grant, sent together. No policy check: callers are operator-level
+    (``actor=None``) or ``study_access_grant_create``, which checks first."""
     if level not in (policy.FULL, policy.PREVIEW):
         raise ApplicationError.for_field("level", "Choose preview or full.")
     if not (reason or "").strip():
         raise ApplicationError.for_field("reason", "Say why this access is granted.")
     if expires_at <= timezone.now():
         raise ApplicationError.for_field("expires_at", "The expiry must be in the future.")
-    grant = StudyAccessGrant.objects.create(user=user, study=study, level=level, reason=reason.strip()[:300],
-                                            expires_at=expires_at, granted_by=actor.user if actor else None,
-                                            hide_reports=hide_reports)
-    audit_record(action="study.access_granted", actor=actor.user if actor else None, request=request,
-                 organization=study.organization, object_type="studies.study", object_id=study.study_instance_uid,
-                 reason=grant.reason, extra={"grantee": user.email, "level": level,
-                                             "expires_at": expires_at.isoformat()})
-    return grant
+    reason = reason.strip()[:300]
+    granted_by = actor.user if actor else None
+    grants = StudyAccessGrant.objects.bulk_create([
+        StudyAccessGrant(user=user, study=study, level=level, reason=reason, expires_at=expires_at,
+                         granted_by=granted_by, hide_reports=hide_reports) for user in users])
+    audit_record_many([
+        dict(action="study.access_granted", actor=granted_by, request=request, organization_id=study.organization_id,
+             object_type="studies.study", object_id=study.study_instance_uid, reason=reason,
+             extra={"grantee": grant.user.email, "level": level, "expires_at": expires_at.isoformat()})
+        for grant in grants])
+    return grants
 
 
 @transaction.atomic
@@ -60,12 +74,28 @@ def study_access_grant_revoke(*, actor: Actor | None, grant: StudyAccessGrant,
                               request: HttpRequest | None = None) -> None:
     if actor is not None and not policy.can_manage_studies(actor, grant.study.organization_id):
         raise NotFound()
-    if grant.revoked_at is None:
-        grant.revoked_at = timezone.now()
-        grant.save(update_fields=["revoked_at", "updated_at"])
-        audit_record(action="study.access_revoked", actor=actor.user if actor else None, request=request,
-                     organization=grant.study.organization, object_type="studies.study",
-                     object_id=grant.study.study_instance_uid, extra={"grantee": grant.user.email})
+    study_access_grants_revoke(actor=actor, grants=[grant], request=request)
+
+
+@transaction.atomic
+def study_access_grants_revoke(*, actor: Actor | None, grants: list[StudyAccessGrant | None],
+                               request: HttpRequest | None = None) -> int:
+    """End several grants at once (a claimed read's other offers): one UPDATE and one audit record per grant
+    ended, sent together; ``None`` and grants already revoked are passed over. Load each grant's study and
+    user with it (``select_related``). No policy check, as for ``study_access_grants_create``."""
+    live = [grant for grant in grants if grant is not None and grant.revoked_at is None]
+    if not live:
+        return 0
+    now = timezone.now()
+    StudyAccessGrant.objects.filter(pk__in=[grant.pk for grant in live]).update(revoked_at=now, updated_at=now)
+    for grant in live:
+        grant.revoked_at = grant.updated_at = now
+    audit_record_many([
+        dict(action="study.access_revoked", actor=actor.user if actor else None, request=request,
+             organization_id=grant.study.organization_id, object_type="studies.study",
+             object_id=grant.study.study_instance_uid, extra={"grantee": grant.user.email})
+        for grant in live])
+    return len(live)
 
 
 def study_access_record(*, actor: Actor, access, fetched: str, request: HttpRequest | None = None,

@@ -38,7 +38,12 @@ from marketplace.services import events, money
 from marketplace.services.matching import Candidate, MatchResult, load_profiles, match
 from marketplace.services.requests import read_request_transition
 from studies.models import StudyAccessGrant
-from studies.services import study_access_grant_create, study_access_grant_revoke
+from studies.services import (
+    study_access_grant_create,
+    study_access_grant_revoke,
+    study_access_grants_create,
+    study_access_grants_revoke,
+)
 
 GRACE = timedelta(days=settings.READ_ACCESS_GRACE_DAYS)
 WIDEN_AT_FRACTION = 0.25  # preferred readers alone until 25 % of the time to deadline (or the center's delay)
@@ -93,11 +98,17 @@ def _offerable(read_request: ReadRequest, result: MatchResult, at: datetime) -> 
     return chosen
 
 
+@transaction.atomic
 def offers_sync(*, read_request: ReadRequest, at: datetime | None = None,
                 result: MatchResult | None = None) -> list[Offer]:
-    """Offer the request to every candidate of its current tier not offered yet. Idempotent."""
+    """Offer the request to every candidate of its current tier not offered yet. Idempotent.
+
+    The request's row is locked first (the lock order of the claim: the request, then its offers), so two
+    sweeps of one request take turns and the second finds the first's offers. The tier's grants and offers
+    are written in one statement each, the grants' audit records sent together."""
     at = at or timezone.now()
-    if read_request.status != Status.OPEN:
+    status = ReadRequest.objects.select_for_update().filter(pk=read_request.pk).values_list("status", flat=True)
+    if status.first() != Status.OPEN:
         return []
     result = result or match(read_request, at=at, eligible_only=True)
     offered = dict(Offer.objects.filter(read_request=read_request).values_list("radiologist_id", "status"))
@@ -105,31 +116,26 @@ def offers_sync(*, read_request: ReadRequest, at: datetime | None = None,
     new = [c for c in offerable if c.radiologist_id not in offered]
     # An offer withdrawn because another reader took the read (who then released it) opens again.
     reopening = [c for c in offerable if offered.get(c.radiologist_id) == Offer.Status.WITHDRAWN]
+    if not new and not reopening:
+        return []
     load_profiles(new + reopening)  # matching's hot path carries ids: profiles only for those offered now
-    created = []
-    for candidate in reopening:
-        grant = study_access_grant_create(
-            actor=None, study=read_request.study, user=candidate.radiologist.user, level="preview",
-            reason=f"Offered read request {read_request.public_id}", expires_at=read_request.deadline,
-            hide_reports=read_request.kind == Kind.PEER_REVIEW)
-        reopened = Offer.objects.filter(read_request=read_request, radiologist=candidate.radiologist,
-                                        status=Offer.Status.WITHDRAWN)
-        if reopened.update(status=Offer.Status.OPEN, grant=grant, tier=read_request.tier, rank=candidate.rank,
-                           responded_at=None, updated_at=timezone.now()):
-            created.append(Offer.objects.get(read_request=read_request, radiologist=candidate.radiologist))
-        else:
-            study_access_grant_revoke(actor=None, grant=grant)
-    for candidate in new:
-        grant = study_access_grant_create(
-            actor=None, study=read_request.study, user=candidate.radiologist.user, level="preview",
-            reason=f"Offered read request {read_request.public_id}", expires_at=read_request.deadline,
-            hide_reports=read_request.kind == Kind.PEER_REVIEW)
-        try:
-            with transaction.atomic():
-                created.append(Offer.objects.create(read_request=read_request, radiologist=candidate.radiologist,
-                                                    tier=read_request.tier, rank=candidate.rank, grant=grant))
-        except IntegrityError:  # offered meanwhile by a concurrent sweep
-            study_access_grant_revoke(actor=None, grant=grant)
+    grants = study_access_grants_create(
+        actor=None, study=read_request.study, users=[c.radiologist.user for c in reopening + new], level="preview",
+        reason=f"Offered read request {read_request.public_id}", expires_at=read_request.deadline,
+        hide_reports=read_request.kind == Kind.PEER_REVIEW)
+    grant_of = {grant.user_id: grant for grant in grants}
+    now = timezone.now()
+    for candidate in reopening:  # rare (a released read): one UPDATE each
+        Offer.objects.filter(read_request=read_request, radiologist=candidate.radiologist,
+                             status=Offer.Status.WITHDRAWN).update(
+            status=Offer.Status.OPEN, grant=grant_of[candidate.radiologist.user_id], tier=read_request.tier,
+            rank=candidate.rank, responded_at=None, updated_at=now)
+    created = Offer.objects.bulk_create([
+        Offer(read_request=read_request, radiologist=c.radiologist, tier=read_request.tier, rank=c.rank,
+              grant=grant_of[c.radiologist.user_id]) for c in new])
+    if reopening:
+        created = list(Offer.objects.filter(read_request=read_request, radiologist_id__in=[
+            c.radiologist_id for c in reopening]).select_related("radiologist__user")) + created
     title = (f"New {read_request.get_priority_display()} read offered: "
              f"{'/'.join(read_request.modalities)} {read_request.body_part}").strip()
     by_zone: dict[str, list] = {}  # each reader reads the deadline in their own zone
@@ -236,32 +242,27 @@ def offer_claim(*, actor: Actor, offer: Offer, request: HttpRequest | None = Non
     return assignment
 
 
-def _end_offers(read_request: ReadRequest, *, status: str, at: datetime) -> int:
-    """Every still-open offer of the request ends (withdrawn or expired) and its preview grant with it."""
-    offers = list(Offer.objects.filter(read_request=read_request, status=Offer.Status.OPEN)
+def _end_offers(read_request: ReadRequest, *, status: str, at: datetime,
+                also_revoke: list[StudyAccessGrant | None] = ()) -> int:
+    """Every still-open offer of the request ends (withdrawn or expired) and its preview grant with it; so do
+    the claimant's own preview (the full grant replaces it) and the grants in ``also_revoke``: one UPDATE of
+    the offers, one of the grants, their audit records sent together."""
+    offers = list(Offer.objects.filter(read_request=read_request, status__in=[Offer.Status.OPEN, Offer.Status.CLAIMED])
                   .select_related("grant__study", "grant__user"))
-    for offer in offers:
-        if offer.grant is not None:
-            study_access_grant_revoke(actor=None, grant=offer.grant)
-    Offer.objects.filter(pk__in=[o.pk for o in offers]).update(status=status, responded_at=at, updated_at=at)
-    # The claimant's own preview ends too: the full grant replaces it.
-    for offer in Offer.objects.filter(read_request=read_request, status=Offer.Status.CLAIMED).select_related(
-            "grant__study", "grant__user"):
-        if offer.grant is not None and offer.grant.revoked_at is None:
-            study_access_grant_revoke(actor=None, grant=offer.grant)
-    return len(offers)
+    still_open = [offer.pk for offer in offers if offer.status == Offer.Status.OPEN]
+    study_access_grants_revoke(actor=None, grants=[offer.grant for offer in offers] + list(also_revoke))
+    Offer.objects.filter(pk__in=still_open).update(status=status, responded_at=at, updated_at=at)
+    return len(still_open)
 
 
 def end_access(read_request: ReadRequest, *, offer_status: str, assignment_status: str) -> None:
     """A request that ended (cancelled, expired): its offers end, its active assignment ends, grants revoked."""
     at = timezone.now()
-    _end_offers(read_request, status=offer_status, at=at)
-    for assignment in Assignment.objects.filter(read_request=read_request, status=Assignment.Status.ACTIVE) \
-            .select_related("grant__study", "grant__user"):
-        if assignment.grant is not None:
-            study_access_grant_revoke(actor=None, grant=assignment.grant)
-        assignment.status, assignment.ended_at = assignment_status, at
-        assignment.save(update_fields=["status", "ended_at", "updated_at"])
+    active = list(Assignment.objects.filter(read_request=read_request, status=Assignment.Status.ACTIVE)
+                  .select_related("grant__study", "grant__user"))
+    _end_offers(read_request, status=offer_status, at=at, also_revoke=[assignment.grant for assignment in active])
+    Assignment.objects.filter(pk__in=[assignment.pk for assignment in active]).update(
+        status=assignment_status, ended_at=at, updated_at=at)
 
 
 @transaction.atomic
