@@ -34,6 +34,8 @@ urlpatterns = [
     path("viewer/", viewer_views.viewer_app, name="viewer_app"),
     path("viewer/<path:route>", viewer_views.viewer_app, name="viewer_app_route"),
     path("app-config.js", viewer_views.viewer_app_config, name="viewer_app_config"),
+    path("viewer-sw.js", viewer_views.viewer_service_worker, name="viewer_service_worker"),
+    path("init-service-worker.js", viewer_views.viewer_init_service_worker, name="viewer_init_service_worker"),
     path("healthz", healthz, name="healthz"),
     path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),

@@ -85,6 +85,8 @@ ROUTES.update({
     "viewer_app": Access.AUTHENTICATED,
     "viewer_app_route": Access.AUTHENTICATED,
     "viewer_app_config": Access.PUBLIC,
+    "viewer_service_worker": Access.PUBLIC,  # names the viewer's public script files, as WhiteNoise serves them
+    "viewer_init_service_worker": Access.PUBLIC,  # an empty script in place of OHIF's
 })
 
 

@@ -9,8 +9,13 @@ Layout (docs/decisions/0004-viewer-layout.md): the prebuilt ``dist/`` of ``@ohif
   checks (``studies.views_viewer``), never as a public file;
 
 minus the shipped ``app-config.js`` (ours is rendered from settings), the AI runtimes under ``ort/``
-(the basic viewer does not load them) and the hosting files of OHIF's own deploys.
+(the basic viewer does not load them), the hosting files of OHIF's own deploys and OHIF's service worker
+with the script that registers it (``sw.js`` loads Workbox from Google's CDN; ``init-service-worker.js``
+unregisters every service worker of the origin, ours included: studies.viewer_views serves an empty one).
 Nothing is edited inside OHIF's files, so an upgrade is a version and integrity change in settings.
+
+ReadRoom's own service worker (``viewer_views.viewer_service_worker``) keeps the content-hashed scripts
+``precached_scripts`` lists, so that the viewer's next opening neither fetches nor compiles them.
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ from django.conf import settings
 NPM_PACKAGE = "@ohif/app"
 ROUTER_BASENAME = "/viewer"
 DIST_PREFIX = "package/dist/"
-SKIPPED_TOP_LEVEL = frozenset({"ort", "app-config.js", "_headers", "_redirects", "serve.json", "netlify.toml"})
+SKIPPED_TOP_LEVEL = frozenset({"ort", "app-config.js", "_headers", "_redirects", "serve.json", "netlify.toml",
+                               "sw.js", "init-service-worker.js"})
+LAYOUT = 2  # what `install` leaves in the folder; an install of an older layout is done again (2: no OHIF SW)
 COMPRESSED_SUFFIXES = (".js", ".css", ".wasm", ".json", ".svg", ".html", ".map", ".txt", ".xml")
 MAX_ENTRY_BYTES = 200 * 1024 * 1024  # the largest file of 3.13 is ~12 MB; a bigger one is not OHIF's
 MAX_TOTAL_BYTES = 1024 * 1024 * 1024
@@ -63,7 +70,7 @@ def installed_stamp(root: Path | None = None) -> dict | None:
 
 def is_installed() -> bool:
     stamp = installed_stamp()
-    return bool(stamp) and stamp.get("integrity") == settings.VIEWER_OHIF_INTEGRITY
+    return bool(stamp) and stamp.get("integrity") == settings.VIEWER_OHIF_INTEGRITY and stamp.get("layout") == LAYOUT
 
 
 def integrity_of(path: Path) -> str:
@@ -194,12 +201,13 @@ def install(*, tarball: Path | None = None, force: bool = False, npm: str = "npm
         say("compressing the viewer's scripts and styles")
         compress_public_files(staging / "public")
         (staging / STAMP).write_text(json.dumps({"package": NPM_PACKAGE, "version": version, "integrity": expected,
-                                                 "files": files, "bytes": size}))
+                                                 "files": files, "bytes": size, "layout": LAYOUT}))
         if root.exists():
             shutil.rmtree(root)
         staging.rename(root)
     _remove_other_versions(root)
     _read_shell.cache_clear()
+    _list_precached.cache_clear()
     return InstallResult(root=root, files=files, bytes=size, already_installed=False)
 
 
@@ -255,3 +263,19 @@ def content_security_policy(shell: Shell) -> str:
         "font-src 'self' data:; media-src 'self' blob:; object-src 'none'; base-uri 'self'; "
         "form-action 'self'; frame-ancestors 'self'"  # the reading workspace frames it (same origin only)
     )
+
+
+def precached_scripts() -> tuple[str, ...]:
+    """The URLs of the installed viewer's content-hashed scripts at the top of ``public/`` (the app bundle,
+    webpack's chunks and workers): public, immutable and the same for everyone, which ReadRoom's service
+    worker keeps. Empty when the viewer is not installed."""
+    return _list_precached(settings.VIEWER_ROOT)
+
+
+@lru_cache(maxsize=4)
+def _list_precached(root: Path) -> tuple[str, ...]:
+    public = root / "public"
+    if not public.is_dir():
+        return ()
+    hashed = re.compile(settings.WHITENOISE_IMMUTABLE_FILE_TEST)  # what WhiteNoise serves as immutable
+    return tuple(sorted(f"/{path.name}" for path in public.glob("*.js") if path.is_file() and hashed.match(path.name)))

@@ -8,6 +8,7 @@ while the viewer is open stops the next request. Access rules: studies.policy.RO
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from django.contrib.auth.decorators import login_required
@@ -97,6 +98,41 @@ def viewer_app_config(request: HttpRequest) -> HttpResponse:
         "data_source": json.dumps(data_source, indent=8),
         "router_basename": json.dumps(viewer.ROUTER_BASENAME),
         "home_url": json.dumps(reverse("study_list")),
+        "service_worker_url": json.dumps(reverse("viewer_service_worker")),
+        "service_worker_scope": json.dumps(SERVICE_WORKER_SCOPE),
     }, content_type="application/javascript; charset=utf-8")
+    body["Cache-Control"] = "no-cache"
+    return body
+
+
+SERVICE_WORKER_SCOPE = f"{viewer.ROUTER_BASENAME}/"
+SERVICE_WORKER_CACHE_PREFIX = "readroom-viewer-"  # its caches: any other of this name is an old version's
+
+
+@require_http_methods(["GET", "HEAD"])
+def viewer_service_worker(request: HttpRequest) -> HttpResponse:
+    """ReadRoom's service worker for the viewer's pages (scope ``/viewer/``): it keeps the installed viewer's
+    content-hashed scripts, fetched when it installs, and nothing else. Chromium compiles a script cached while
+    its service worker installs and keeps the compiled code with it, so the next opening of the viewer neither
+    fetches nor compiles them; without it, the compiled code is kept only from the third opening. Public: it
+    names files WhiteNoise serves to anyone, and the browser fetches it again (no-cache) to look for updates."""
+    scripts = viewer.precached_scripts()  # none while the viewer is not installed: it then keeps nothing
+    digest = hashlib.sha256("\n".join(scripts).encode()).hexdigest()[:12]
+    body = render(request, "studies/viewer/viewer-sw.js", {
+        "cache_name": json.dumps(f"{SERVICE_WORKER_CACHE_PREFIX}{digest}"),
+        "cache_prefix": json.dumps(SERVICE_WORKER_CACHE_PREFIX),
+        "scripts": json.dumps(scripts, indent=2),
+    }, content_type="application/javascript; charset=utf-8")
+    body["Cache-Control"] = "no-cache"
+    body["Service-Worker-Allowed"] = SERVICE_WORKER_SCOPE
+    return body
+
+
+@require_http_methods(["GET", "HEAD"])
+def viewer_init_service_worker(request: HttpRequest) -> HttpResponse:
+    """What OHIF's shell loads as ``/init-service-worker.js``: nothing. Theirs unregisters every service
+    worker of the origin (ours included); ReadRoom registers its own from ``app-config.js``."""
+    body = HttpResponse("/* ReadRoom registers its own service worker for the viewer: /viewer-sw.js */\n",
+                        content_type="text/javascript; charset=utf-8")
     body["Cache-Control"] = "no-cache"
     return body

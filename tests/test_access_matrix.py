@@ -221,6 +221,8 @@ MATRIX = {
     "viewer_app": (None, expect(STUDY_BROWSERS, ok_status=302, anonymous=PAGE)),
     "viewer_app_route": (lambda o: {"route": "viewer"}, expect(STUDY_BROWSERS, ok_status=302, anonymous=PAGE)),
     "viewer_app_config": (None, expect("all", anonymous=200)),
+    "viewer_service_worker": (None, expect("all", anonymous=200)),
+    "viewer_init_service_worker": (None, expect("all", anonymous=200)),
     # DICOMweb: searches answer everyone signed in (each sees only their own studies); a study's
     # resources answer its center's viewing roles and are 404 for everyone else (no grant in the cast)
     "dicomweb_studies": (None, expect("all", anonymous=API)),

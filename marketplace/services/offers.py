@@ -243,7 +243,7 @@ def offer_claim(*, actor: Actor, offer: Offer, request: HttpRequest | None = Non
 
 
 def _end_offers(read_request: ReadRequest, *, status: str, at: datetime,
-                also_revoke: list[StudyAccessGrant | None] = ()) -> int:
+                also_revoke: list[StudyAccessGrant | None] = ()) -> None:
     """Every still-open offer of the request ends (withdrawn or expired) and its preview grant with it; so do
     the claimant's own preview (the full grant replaces it) and the grants in ``also_revoke``: one UPDATE of
     the offers, one of the grants, their audit records sent together."""
@@ -252,7 +252,6 @@ def _end_offers(read_request: ReadRequest, *, status: str, at: datetime,
     still_open = [offer.pk for offer in offers if offer.status == Offer.Status.OPEN]
     study_access_grants_revoke(actor=None, grants=[offer.grant for offer in offers] + list(also_revoke))
     Offer.objects.filter(pk__in=still_open).update(status=status, responded_at=at, updated_at=at)
-    return len(still_open)
 
 
 def end_access(read_request: ReadRequest, *, offer_status: str, assignment_status: str) -> None:

@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts.models import Notification
 from core.errors import ApplicationError, NotFound, PermissionDenied
 from marketplace.models import Assignment, Offer, ReadRequest, Status
+from marketplace.services.matching import match
 from marketplace.services.offers import (
     GRACE,
     assignment_release,
@@ -21,7 +22,7 @@ from marketplace.services.offers import (
     read_request_mark_reported,
 )
 from marketplace.services.requests import center_settings, read_request_cancel
-from tests.marketplace.helpers import actor, make_radiologist, post, shift_from
+from tests.marketplace.helpers import actor, ingest_study, make_radiologist, post, shift_from
 
 
 def offers_by_reader(read_request) -> dict:
@@ -53,7 +54,8 @@ def test_publish_offers_every_eligible_reader_with_a_preview_grant_until_the_dea
         assert offer.grant.level == "preview"
         assert offer.grant.expires_at == read_request.deadline
         assert offer.grant.revoked_at is None
-    assert Notification.objects.filter(user=reader.user, title__startswith="New Routine read offered").exists()
+    notice = Notification.objects.get(user=reader.user, title__startswith="New Routine read offered")
+    assert notice.url == "/worklist/"
 
 
 def test_the_centers_preferred_readers_are_offered_first(cast, ct_study, reader):
@@ -163,8 +165,14 @@ def test_start_moves_to_in_progress_once(cast, ct_study, reader):
 def test_release_reopens_the_request_for_the_others_but_not_the_releaser(cast, ct_study, reader):
     others = [make_radiologist(), make_radiologist()]
     read_request = post(cast.technologist, ct_study)
+    # Another read, offered to the same readers: the first of the others takes it, so the others' order
+    # (by current load) is no longer the one they were first offered this read in.
+    other_read = post(cast.technologist, ingest_study(cast.center, patient=9))
+    claim(others[0], other_read)
+    first_ranks = {o.radiologist_id: o.rank for o in Offer.objects.filter(read_request=read_request)}
     assignment = claim(reader, read_request)
     assignment_start(actor=actor(cast.radiologist), assignment=assignment)
+    released_at = timezone.now()
     assignment_release(actor=actor(cast.radiologist), assignment=assignment, reason="family emergency")
     read_request.refresh_from_db()
     assignment.refresh_from_db()
@@ -179,12 +187,20 @@ def test_release_reopens_the_request_for_the_others_but_not_the_releaser(cast, c
     assert assignment.grant.revoked_at is not None
     offers = offers_by_reader(read_request)
     assert offers[reader.pk].status == "declined"
+    ranks = {c.radiologist_id: c.rank for c in match(read_request, eligible_only=True).candidates}
     for profile in others:
         offer = offers[profile.pk]
         assert offer.status == "open"
+        assert offer.grant.user == profile.user  # each reopened offer with its own reader's new preview
         assert offer.grant.revoked_at is None
         assert offer.grant.level == "preview"
+        assert offer.rank == ranks[profile.pk]  # ranked again
+        assert offer.updated_at >= released_at
     assert Notification.objects.filter(user=cast.center_admin, title__startswith="Read released by").count() == 1
+    assert [ranks[p.pk] for p in others] != [first_ranks[p.pk] for p in others]  # the test means something
+    for profile in others:  # told once of this read again, and not of the other read they were offered
+        assert Notification.objects.filter(user=profile.user, title__startswith="New Routine read offered",
+                                           created_at__gte=released_at).count() == 1
     # The others may claim it now; the releaser may not.
     assert claim(others[0], read_request).status == "active"
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from accounts.audit import audit_verify_chain
 from accounts.models import AuditEvent
 from marketplace.models import Offer, ReadRequest
-from marketplace.services.offers import offer_claim, offers_sync, read_request_widen
+from marketplace.services.offers import assignment_release, offer_claim, offers_sync, read_request_widen
 from marketplace.services.requests import read_request_cancel
 from studies.models import StudyAccessGrant
 from tests.marketplace.helpers import actor, ingest_study, make_radiologist, post
@@ -79,6 +79,9 @@ def test_each_grant_and_each_revoke_has_its_own_audit_record(cast, ct_study, rea
     revoked = AuditEvent.objects.filter(action="study.access_revoked", object_id=ct_study.study_instance_uid)
     # The three others' previews and the winner's own (its full grant replaces it).
     assert sorted(e.extra["grantee"] for e in revoked) == sorted(p.user.email for p in [reader, *others])
+    for offer in Offer.objects.filter(read_request=read_request, status="withdrawn"):
+        assert offer.responded_at is not None
+        assert offer.updated_at == offer.responded_at
     previews = StudyAccessGrant.objects.filter(study=ct_study, level="preview")
     assert previews.count() == 4
     assert not previews.filter(revoked_at__isnull=True).exists()
@@ -94,6 +97,34 @@ def test_a_cancel_revokes_the_assignees_grant_and_the_open_previews_once_each(ca
     revoked = AuditEvent.objects.filter(action="study.access_revoked", object_id=ct_study.study_instance_uid)
     assert sorted(e.extra["grantee"] for e in revoked) == sorted([reader.user.email, other.user.email])
     assert set(Offer.objects.filter(read_request=read_request).values_list("status", flat=True)) == {"withdrawn"}
+
+
+def test_a_request_that_is_no_longer_open_gets_no_offers(cast, ct_study, reader):
+    read_request = post(cast.technologist, ct_study, publish=False)
+    assert offers_sync(read_request=read_request) == []  # a draft
+    read_request = post(cast.technologist, ingest_study(cast.center, patient=31))
+    read_request_cancel(actor=actor(cast.center_admin), read_request=read_request, reason="duplicate order")
+    make_radiologist()  # someone new and eligible: still nothing for a cancelled read
+    assert offers_sync(read_request=ReadRequest.objects.get(pk=read_request.pk)) == []
+    assert Offer.objects.filter(read_request=read_request, status="open").count() == 0
+
+
+def test_a_cancel_after_a_release_ends_the_active_assignment_and_leaves_the_released_one(cast, ct_study, reader):
+    other = make_radiologist()
+    read_request = post(cast.technologist, ct_study)
+    first = offer_claim(actor=actor(cast.radiologist),
+                        offer=Offer.objects.get(read_request=read_request, radiologist=reader))
+    assignment_release(actor=actor(cast.radiologist), assignment=first, reason="called away")
+    second = offer_claim(actor=actor(other.user), offer=Offer.objects.get(read_request=read_request, radiologist=other))
+    read_request_cancel(actor=actor(cast.center_admin), read_request=read_request, reason="patient transferred")
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == "released"
+    assert first.release_reason == "called away"
+    assert second.status == "cancelled"
+    assert second.ended_at is not None
+    assert second.updated_at == second.ended_at
+    assert not StudyAccessGrant.objects.filter(study=ct_study, revoked_at__isnull=True).exists()
 
 
 def test_a_second_sync_of_the_same_tier_writes_nothing(cast, ct_study, reader):

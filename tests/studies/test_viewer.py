@@ -57,6 +57,10 @@ def release_files() -> dict[str, bytes]:
         "package/dist/ort/ort-wasm-simd.wasm": b"\0asm" + b"\0" * 100,
         "package/dist/_redirects": b"/* /index.html 200",
         "package/dist/serve.json": b"{}",
+        "package/dist/1673.bundle.76779c7722e8c6c0.js": b"console.log('chunk');" * 100,
+        "package/dist/google.js": b"console.log('not content-hashed');",
+        "package/dist/sw.js": b"importScripts('https://storage.googleapis.com/workbox-cdn/workbox-sw.js');",
+        "package/dist/init-service-worker.js": b"navigator.serviceWorker.getRegistrations().then(r => r.unregister());",
     }
 
 
@@ -102,10 +106,12 @@ def test_install_puts_the_shell_aside_serves_the_rest_compressed_and_drops_their
     assert not result.already_installed
     assert (root / "index.html").read_bytes() == SHELL  # not under public/: never served as a file
     public = root / "public"
+    # OHIF's service worker and the script that unregisters every other one are left out too.
     assert sorted(p.relative_to(public).as_posix() for p in public.rglob("*") if p.is_file()) == [
-        "0ddf166f7a343eda.wasm", "0ddf166f7a343eda.wasm.gz", "app.bundle.0123456789abcdef.js",
-        "app.bundle.0123456789abcdef.js.gz", "assets/favicon.ico"]
-    assert result.files == 4
+        "0ddf166f7a343eda.wasm", "0ddf166f7a343eda.wasm.gz", "1673.bundle.76779c7722e8c6c0.js",
+        "1673.bundle.76779c7722e8c6c0.js.gz", "app.bundle.0123456789abcdef.js", "app.bundle.0123456789abcdef.js.gz",
+        "assets/favicon.ico", "google.js"]
+    assert result.files == 6
     assert json.loads((root / viewer.STAMP).read_text())["integrity"] == viewer_settings.VIEWER_OHIF_INTEGRITY
     assert viewer.is_installed()
 
@@ -194,7 +200,7 @@ def test_install_command_installs_reports_and_names_what_is_wrong(release, viewe
     out = io.StringIO()
     call_command("install_viewer", tarball=release, stdout=out, stderr=io.StringIO())
     assert "installed in" in out.getvalue()
-    assert "4 files" in out.getvalue()
+    assert "6 files" in out.getvalue()
     out = io.StringIO()
     call_command("install_viewer", tarball=release, stdout=out)
     assert "already installed" in out.getvalue()
@@ -366,6 +372,132 @@ def test_app_config_points_ohif_at_our_dicomweb_with_the_requests_we_answer_and_
     assert evaluated["logo"]["text"] == "ReadRoom"
     assert evaluated["logo"]["props"]["href"] == reverse("study_list")
     assert client.get(config["dataSources"][0]["configuration"]["qidoRoot"] + "/studies").status_code == 401
+
+
+# --- the viewer's service worker -----------------------------------------------------------------------
+
+def run_in_node(script: str) -> dict:
+    node = shutil.which("node")
+    require_or_skip(node is not None, "node (Node.js) is needed to run the viewer's scripts")
+    done = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=30, check=False)  # noqa: S603
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+SERVICE_WORKER_HARNESS = """
+const handlers = {}, puts = [], deleted = [], waits = [];
+const self = {location: new URL('http://readroom.test/viewer-sw.js'), addEventListener: (n, f) => { handlers[n] = f; },
+              skipWaiting: () => Promise.resolve(), clients: {claim: () => Promise.resolve()}};
+const stored = new Map();
+const caches = {
+  open: async (name) => ({
+    addAll: async (urls) => { puts.push([name, urls]); urls.forEach(u => stored.set(u, 'cached ' + u)); },
+    match: async (url) => stored.get(url),
+  }),
+  keys: async () => ['readroom-viewer-old', 'someone-else', 'CURRENT'],
+  delete: async (name) => { deleted.push(name); return true; },
+};
+const fetch = async (request) => 'network ' + request.url;
+SOURCE
+const current = CACHE;
+caches.keys = async () => ['readroom-viewer-0123456789ab', 'someone-else', current];
+async function fetchEvent(url, method) {
+  let answered = null;
+  handlers.fetch({request: {url, method}, respondWith: (p) => { answered = p; }});
+  return answered ? await answered : null;
+}
+(async () => {
+  const routes = [];
+  let installing;
+  handlers.install({waitUntil: (p) => { installing = p; }, addRoutes: async (r) => { routes.push(...r); }});
+  await installing;
+  let activating; handlers.activate({waitUntil: (p) => { activating = p; }}); await activating;
+  const base = 'http://readroom.test';
+  const answers = {
+    script: await fetchEvent(base + '/app.bundle.0123456789abcdef.js', 'GET'),
+    chunk: await fetchEvent(base + '/1673.bundle.76779c7722e8c6c0.js', 'GET'),
+    unhashed: await fetchEvent(base + '/google.js', 'GET'),
+    with_query: await fetchEvent(base + '/app.bundle.0123456789abcdef.js?x=1', 'GET'),
+    other_origin: await fetchEvent('https://cdn.example/app.bundle.0123456789abcdef.js', 'GET'),
+    dicomweb: await fetchEvent(base + '/dicomweb/studies/1.2.3/series', 'GET'),
+    page: await fetchEvent(base + '/viewer/viewer?StudyInstanceUIDs=1.2.3', 'GET'),
+    post: await fetchEvent(base + '/app.bundle.0123456789abcdef.js', 'POST'),
+  };
+  process.stdout.write(JSON.stringify({cache: current, puts, deleted, answers, routes}));
+})();
+"""
+
+
+def test_the_service_worker_keeps_the_content_hashed_scripts_and_answers_nothing_else(installed, client):
+    response = client.get(reverse("viewer_service_worker"))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/javascript; charset=utf-8"
+    assert response["Service-Worker-Allowed"] == "/viewer/"
+    assert response["Cache-Control"] == "no-cache"  # the browser looks for a new version at each opening
+    result = run_in_node(SERVICE_WORKER_HARNESS.replace("SOURCE", response.content.decode()))
+    scripts = ["/1673.bundle.76779c7722e8c6c0.js", "/app.bundle.0123456789abcdef.js"]
+    assert result["puts"] == [[result["cache"], scripts]]  # fetched while it installs: compiled then
+    assert result["cache"].startswith("readroom-viewer-")
+    assert result["deleted"] == ["readroom-viewer-0123456789ab"]  # an older viewer's; not another app's
+    answers = result["answers"]
+    assert answers["script"] == "cached /app.bundle.0123456789abcdef.js"
+    assert answers["chunk"] == "cached /1673.bundle.76779c7722e8c6c0.js"
+    for untouched in ("unhashed", "with_query", "other_origin", "dicomweb", "page", "post"):
+        assert answers[untouched] is None, untouched  # left to the network (and the server's checks)
+    # Where the browser routes before the worker runs, pages and DICOMweb do not even wake it.
+    assert result["routes"] == [{"condition": {"requestMode": "navigate"}, "source": "network"},
+                                {"condition": {"urlPattern": {"pathname": "/dicomweb/*"}}, "source": "network"}]
+
+
+def test_a_new_viewer_version_gets_a_new_cache_and_no_viewer_an_empty_service_worker(installed, client,
+                                                                                       viewer_settings):
+    def cache_of(body: bytes) -> str:
+        return re.search(rb'const CACHE = "([^"]+)"', body).group(1).decode()
+
+    first = cache_of(client.get(reverse("viewer_service_worker")).content)
+    chunk = viewer_settings.VIEWER_ROOT / "public" / "2493.bundle.c4af70e46357151f.js"
+    chunk.write_text("console.log('another release');")
+    viewer._list_precached.cache_clear()
+    assert cache_of(client.get(reverse("viewer_service_worker")).content) != first
+    viewer_settings.VIEWER_ROOT = viewer_settings.VIEWER_DIR / "ohif-missing"
+    body = client.get(reverse("viewer_service_worker")).content.decode()
+    assert "const SCRIPTS = new Set([]);" in body
+
+
+def test_ohifs_own_service_worker_script_is_replaced_by_an_empty_one(installed, client):
+    response = client.get("/init-service-worker.js")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/javascript; charset=utf-8"
+    assert "unregister" not in response.content.decode()
+    assert "serviceWorker" not in response.content.decode()
+
+
+def test_an_install_of_the_earlier_layout_is_done_again(installed, viewer_settings):
+    stamp = viewer_settings.VIEWER_ROOT / viewer.STAMP
+    data = json.loads(stamp.read_text())
+    assert data["layout"] == viewer.LAYOUT
+    del data["layout"]  # as installs before OHIF's service worker was left out
+    stamp.write_text(json.dumps(data))
+    assert not viewer.is_installed()
+    assert viewer.install(tarball=installed).already_installed is False
+    assert not (viewer_settings.VIEWER_ROOT / "public" / "init-service-worker.js").exists()
+
+
+def test_app_config_registers_the_service_worker_for_the_viewer_after_the_page_loaded(client):
+    source = client.get("/app-config.js").content.decode()
+    script = (
+        "const registered = [], order = [];\n"
+        "const window = {isSecureContext: SECURE, addEventListener: (n, f) => { order.push(n); f(); }};\n"
+        "const navigator = {serviceWorker: {register: (url, options) => { registered.push([url, options]); "
+        "return Promise.resolve(); }}};\n"
+        "const setTimeout = (f, ms) => { order.push(ms); f(); };\n"
+        + source + "\nprocess.stdout.write(JSON.stringify({registered, order}));\n"
+    )
+    secure = run_in_node(script.replace("SECURE", "true"))
+    assert secure["registered"] == [["/viewer-sw.js", {"scope": "/viewer/"}]]
+    assert secure["order"][0] == "load"
+    assert secure["order"][1] >= 1000  # not while the first image is being drawn
+    assert run_in_node(script.replace("SECURE", "false"))["registered"] == []  # plain http: no service workers
 
 
 # --- links from the pages ------------------------------------------------------------------------------

@@ -35,3 +35,14 @@ window.config = {
     },
   ],
 };
+
+// ReadRoom's service worker keeps the viewer's scripts, compiled, for its next opening (/viewer-sw.js). It is
+// registered a few seconds after the page has loaded, so that this opening's first image does not wait for it.
+if (typeof navigator !== 'undefined' && 'serviceWorker' in navigator && window.isSecureContext) {
+  window.addEventListener('load', function () {
+    setTimeout(function () {
+      navigator.serviceWorker.register({{ service_worker_url|safe }}, { scope: {{ service_worker_scope|safe }} })
+        .catch(function (error) { console.warn('ReadRoom: the viewer service worker was not registered', error); });
+    }, 3000);
+  });
+}
