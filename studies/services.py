@@ -79,15 +79,16 @@ def study_access_grant_revoke(*, actor: Actor | None, grant: StudyAccessGrant,
 
 @transaction.atomic
 def study_access_grants_revoke(*, actor: Actor | None, grants: list[StudyAccessGrant | None],
-                               request: HttpRequest | None = None) -> int:
+                               request: HttpRequest | None = None) -> None:
     """End several grants at once (a claimed read's other offers): one UPDATE and one audit record per grant
     ended, sent together; ``None`` and grants already revoked are passed over. Load each grant's study and
     user with it (``select_related``). No policy check, as for ``study_access_grants_create``."""
     live = [grant for grant in grants if grant is not None and grant.revoked_at is None]
     if not live:
-        return 0
+        return
     now = timezone.now()
-    StudyAccessGrant.objects.filter(pk__in=[grant.pk for grant in live]).update(revoked_at=now, updated_at=now)
+    StudyAccessGrant.objects.filter(pk__in=[grant.pk for grant in live], revoked_at__isnull=True).update(
+        revoked_at=now, updated_at=now)
     for grant in live:
         grant.revoked_at = grant.updated_at = now
     audit_record_many([
@@ -95,7 +96,6 @@ def study_access_grants_revoke(*, actor: Actor | None, grants: list[StudyAccessG
              organization_id=grant.study.organization_id, object_type="studies.study",
              object_id=grant.study.study_instance_uid, extra={"grantee": grant.user.email})
         for grant in live])
-    return len(live)
 
 
 def study_access_record(*, actor: Actor, access, fetched: str, request: HttpRequest | None = None,
