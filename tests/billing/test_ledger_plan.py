@@ -9,9 +9,9 @@ transactions there, grows them to 2,000 transactions, and reads the next check's
 
 from __future__ import annotations
 
-import psycopg
 import pytest
-from django.db import connection
+
+from tests.plans import explain_from_now, scratch_cursor
 
 TABLES = ("billing_ledgeraccount", "billing_journaltransaction", "billing_posting")
 TRANSACTION = ("INSERT INTO billing_journaltransaction (natural_key, kind, currency, reference, memo, reason, "
@@ -29,32 +29,25 @@ def post_one(cursor, n: int, accounts: tuple[int, int]) -> None:
 
 @pytest.mark.postgres
 def test_the_balance_check_finds_postings_by_index_after_first_checks_on_an_empty_ledger(postgres_only):
-    params = connection.get_connection_params()
     notices: list[str] = []
-    with psycopg.connect(**{k: v for k, v in params.items() if k != "cursor_factory"}) as raw:
-        raw.add_notice_handler(lambda diagnostic: notices.append(diagnostic.message_primary or ""))
-        with raw.transaction(force_rollback=True), raw.cursor() as cursor:
-            for table in TABLES:
-                cursor.execute(f"CREATE TEMPORARY TABLE {table} (LIKE public.{table} INCLUDING ALL) ON COMMIT DROP")
-            for table in ("billing_journaltransaction", "billing_posting"):
-                cursor.execute(f"CREATE CONSTRAINT TRIGGER {table}_balanced AFTER INSERT ON pg_temp.{table} "
-                               "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION readroom_ledger_balanced()")
-            cursor.execute("INSERT INTO billing_ledgeraccount (purpose, currency) VALUES ('a', 'USD'), ('b', 'USD') "
-                           "RETURNING id")
-            accounts = tuple(row[0] for row in cursor.fetchall())
-            cursor.execute("ANALYZE billing_ledgeraccount; ANALYZE billing_journaltransaction; ANALYZE billing_posting")
-            for n in range(8):  # checked on an empty ledger, more than the five calls a plan settles after
-                post_one(cursor, n, accounts)
-            for n in range(8, 2000):
-                post_one(cursor, n, accounts)
-            cursor.execute("LOAD 'auto_explain'")
-            cursor.execute("SET LOCAL auto_explain.log_min_duration = 0")
-            cursor.execute("SET LOCAL auto_explain.log_nested_statements = on")
-            cursor.execute("SET LOCAL auto_explain.log_level = notice")
-            notices.clear()
-            post_one(cursor, 2000, accounts)
-            cursor.execute("SELECT count(*) FROM billing_posting")
-            assert cursor.fetchone() == (4002,)
+    with scratch_cursor(notices) as cursor:
+        for table in TABLES:
+            cursor.execute(f"CREATE TEMPORARY TABLE {table} (LIKE public.{table} INCLUDING ALL) ON COMMIT DROP")
+        for table in ("billing_journaltransaction", "billing_posting"):
+            cursor.execute(f"CREATE CONSTRAINT TRIGGER {table}_balanced AFTER INSERT ON pg_temp.{table} "
+                           "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION readroom_ledger_balanced()")
+        cursor.execute("INSERT INTO billing_ledgeraccount (purpose, currency) VALUES ('a', 'USD'), ('b', 'USD') "
+                       "RETURNING id")
+        accounts = tuple(row[0] for row in cursor.fetchall())
+        cursor.execute("ANALYZE billing_ledgeraccount; ANALYZE billing_journaltransaction; ANALYZE billing_posting")
+        for n in range(8):  # checked on an empty ledger, more than the five calls a plan settles after
+            post_one(cursor, n, accounts)
+        for n in range(8, 2000):
+            post_one(cursor, n, accounts)
+        explain_from_now(cursor, notices)
+        post_one(cursor, 2000, accounts)
+        cursor.execute("SELECT count(*) FROM billing_posting")
+        assert cursor.fetchone() == (4002,)
     postings = [n for n in notices if "FROM billing_posting p JOIN billing_ledgeraccount" in n]
     assert postings, notices
     assert all("Seq Scan on billing_posting" not in plan for plan in postings), postings[-1]
